@@ -1,0 +1,39 @@
+# `make demo` and `make test` each set up everything on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU TensorFlow by default; `make install EXTRAS=gpu,dev` on a CUDA machine.
+EXTRAS ?= cpu,dev
+DEMO_DATA := data/demo
+
+.PHONY: install demo test lint format benchmark clean
+
+$(BIN)/animalcnn: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(BIN)/animalcnn
+
+$(DEMO_DATA)/train: | $(BIN)/animalcnn
+	$(BIN)/animalcnn data synth $(DEMO_DATA) --per-class 200 --test-per-class 40
+
+demo: install $(DEMO_DATA)/train
+	$(BIN)/animalcnn train configs/demo.yaml
+	$(BIN)/animalcnn evaluate $$(ls -d runs/demo-* | tail -n 1)
+	$(BIN)/animalcnn compare runs/demo-*
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check animalcnn tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check animalcnn tests $(wildcard benchmarks)
+
+format: install
+	$(BIN)/ruff format animalcnn tests $(wildcard benchmarks)
+	$(BIN)/ruff check --fix animalcnn tests $(wildcard benchmarks)
+
+clean:
+	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache

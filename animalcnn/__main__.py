@@ -1,0 +1,3 @@
+from animalcnn.cli import main
+
+main()

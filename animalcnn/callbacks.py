@@ -1,0 +1,130 @@
+"""Keras callbacks that keep the run folder current and show progress."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import keras
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from animalcnn.runs import MODEL, RunFolder
+
+
+def current_lr(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """After every epoch: a history row, the best checkpoint (on val_loss) and metrics.json.
+
+    One instance spans all phases, so the best checkpoint is taken across them.
+    """
+
+    def __init__(self, run: RunFolder, n_train: int) -> None:
+        super().__init__()
+        self.run = run
+        self.n_train = n_train
+        self.rows: list[dict[str, Any]] = []
+        self.phase = ""
+        self.best: dict[str, Any] | None = None
+        self.train_seconds = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._lr = current_lr(self.model)
+        self._start = self._test_start = time.perf_counter()
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._test_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        now = time.perf_counter()
+        train_time = max(self._test_start - self._start, 1e-9)
+        self.train_seconds += train_time
+        row = {
+            "epoch": epoch + 1,
+            "phase": self.phase,
+            "loss": logs.get("loss"),
+            "accuracy": logs.get("accuracy"),
+            "val_loss": logs.get("val_loss"),
+            "val_accuracy": logs.get("val_accuracy"),
+            "lr": self._lr,
+            "seconds": round(now - self._start, 3),
+        }
+        self.rows.append(row)
+        self.run.write_history(self.rows)
+        val_loss = row["val_loss"]
+        if (
+            val_loss is not None
+            and math.isfinite(val_loss)
+            and (self.best is None or val_loss < self.best["val_loss"])
+        ):
+            self.best = dict(row)
+            tmp = self.run.file(".model.tmp.keras")
+            self.model.save(tmp)
+            tmp.replace(self.run.file(MODEL))
+        self.run.update_metrics(
+            epochs_run=len(self.rows),
+            best_epoch=self.best["epoch"] if self.best else None,
+            best=self.best,
+            images_per_second=round(self.n_train / train_time, 1),
+        )
+
+
+class ConsoleProgress(keras.callbacks.Callback):
+    """A step bar within each epoch (on a terminal) and one line per epoch."""
+
+    def __init__(self, console: Console, total_epochs: int, steps: int, n_train: int) -> None:
+        super().__init__()
+        self.console = console
+        self.total_epochs = total_epochs
+        self.steps = steps
+        self.n_train = n_train
+        self.phase = ""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = self._test_start = time.perf_counter()
+        self._lr = current_lr(self.model)
+        self._bar = Progress(
+            TextColumn(f"epoch {epoch + 1}/{self.total_epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.console.is_terminal,
+        )
+        self._task = self._bar.add_task("train", total=self.steps, info="")
+        self._bar.start()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        info = f"loss {logs.get('loss', float('nan')):.4f} acc {logs.get('accuracy', 0):.4f}"
+        self._bar.update(self._task, completed=batch + 1, info=info)
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._test_start = time.perf_counter()
+        self._bar.update(self._task, info="validating")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._bar.stop()
+        logs = logs or {}
+        now = time.perf_counter()
+        ips = self.n_train / max(self._test_start - self._start, 1e-9)
+        phase = f"[{self.phase}] " if self.phase else ""
+        self.console.print(
+            f"{phase}epoch {epoch + 1:>3}/{self.total_epochs}  "
+            f"loss {logs.get('loss', float('nan')):.4f}  acc {logs.get('accuracy', 0):.4f}  "
+            f"val_loss {logs.get('val_loss', float('nan')):.4f}  "
+            f"val_acc {logs.get('val_accuracy', 0):.4f}  "
+            f"lr {self._lr:.2e}  {now - self._start:.1f}s  {ips:,.0f} img/s",
+            highlight=False,
+        )
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if getattr(self, "_bar", None) is not None:
+            self._bar.stop()

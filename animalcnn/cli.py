@@ -1,0 +1,237 @@
+"""The `animalcnn` command: a thin layer over the modules that do the work.
+
+TensorFlow is imported only inside the commands that need it (train, summary,
+evaluate), so `--help`, config errors and `compare` answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="Reproducible CNN image-classification experiments from YAML configs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config field: dotted.key=value (repeatable)."),
+]
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a UserError as one line and exit with its code, without a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from animalcnn.console import err_console
+        from animalcnn.errors import UserError
+
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[red]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _load(config: Path, overrides: list[str] | None, runs_dir: Path | None = None):
+    from animalcnn.config import load_config
+
+    extra = [f"output.runs_dir={runs_dir}"] if runs_dir is not None else []
+    return load_config(config, [*(overrides or []), *extra])
+
+
+@app.command()
+@user_errors
+def train(
+    configs: Annotated[list[Path], typer.Argument(help="Config files, trained in turn.")],
+    overrides: Overrides = None,
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where run folders go (default: output.runs_dir).")
+    ] = None,
+) -> None:
+    """Train each config into a new run folder; a failed one does not stop the rest."""
+    from animalcnn.console import console, err_console
+    from animalcnn.errors import UserError
+
+    # Validate every config before the first (long) training starts.
+    loaded = []
+    for path in configs:
+        try:
+            loaded.append((path, _load(path, overrides, runs_dir)))
+        except UserError as exc:
+            if len(configs) == 1:
+                raise
+            err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            loaded.append((path, exc))
+
+    import keras
+
+    from animalcnn.trainer import TrainingFailed
+    from animalcnn.trainer import train as train_one
+
+    results: list[tuple[str, str]] = []
+    for path, cfg in loaded:
+        if isinstance(cfg, UserError):
+            results.append((str(path), "config error"))
+            continue
+        keras.backend.clear_session()
+        try:
+            run = train_one(cfg)
+        except TrainingFailed as exc:
+            err_console.print(f"[red]{exc.status}:[/] {exc}", highlight=False, soft_wrap=True)
+            results.append((str(path), f"{exc.status}: {exc.run.path}"))
+            if exc.status == "interrupted":
+                break
+            continue
+        except UserError as exc:
+            if len(configs) == 1:
+                raise
+            err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            results.append((str(path), "error"))
+            continue
+        best = run.metrics().get("best") or {}
+        acc = best.get("val_accuracy")
+        console.print(
+            f"[green]completed[/] {run.path}"
+            + (f"  best val_accuracy {acc:.4f} (epoch {best['epoch']})" if acc else ""),
+            highlight=False,
+        )
+        results.append((str(path), f"completed: {run.path}"))
+    failed = [r for r in results if not r[1].startswith("completed")]
+    if len(configs) > 1:
+        for path, outcome in results:
+            console.print(f"{path}: {outcome}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def summary(
+    config: Path,
+    overrides: Overrides = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+    classes: Annotated[
+        int | None,
+        typer.Option(help="Number of classes (default: class folders in data.dir, else 5)."),
+    ] = None,
+) -> None:
+    """Build the model and show its layers and parameter counts (no training, no data)."""
+    cfg = _load(config, overrides)
+    from animalcnn.data import class_names
+    from animalcnn.errors import DataError
+
+    if classes is None:
+        try:
+            classes = len(class_names(cfg.data.dir / cfg.data.train_split))
+        except DataError:
+            classes = 5
+    from animalcnn.models import build_model
+    from animalcnn.strategies import parameter_counts, phases, set_trainable
+    from animalcnn.trainer import summary_text
+
+    model = build_model(cfg, classes)
+    set_trainable(model, phases(cfg)[-1], cfg)
+    counts = parameter_counts(model)
+    if as_json:
+        print(json.dumps({**counts, "arch": cfg.model.arch, "classes": classes}))
+        return
+    from animalcnn.console import console
+
+    console.print(summary_text(model), highlight=False, markup=False)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders.")],
+    data: Annotated[
+        Path | None, typer.Option(help="Another dataset root or labelled split folder.")
+    ] = None,
+) -> None:
+    """Score each run's best checkpoint on its test split; writes evaluation.json."""
+    from animalcnn.console import console
+    from animalcnn.evaluation import evaluate as evaluate_run
+    from animalcnn.reports import evaluation_tables
+    from animalcnn.runs import RunFolder
+
+    for path in runs:
+        run = RunFolder.open(path)
+        result = evaluate_run(run, data)
+        for table in evaluation_tables(result, run.name):
+            console.print(table)
+
+
+@app.command()
+@user_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders.")],
+    csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV.")] = None,
+) -> None:
+    """Runs side by side: parameters, epochs, validation and test accuracy, gap, time."""
+    from animalcnn.console import console
+    from animalcnn.reports import collect, compare_table
+
+    df = collect([p for p in runs if p.is_dir() or not p.exists()])
+    console.print(compare_table(df))
+    if csv is not None:
+        from animalcnn.runs import atomic_write
+
+        atomic_write(csv, df.to_csv(index=False))
+        console.print(f"wrote {csv}")
+
+
+@app.command()
+def models() -> None:
+    """List the registered architectures."""
+    from rich.table import Table
+
+    from animalcnn.console import console
+    from animalcnn.models import registry
+
+    table = Table("arch", "kind", "min size", "description", header_style="bold")
+    for name in registry.names():
+        a = registry.get(name)
+        kind = "pretrained" if a.pretrained else "custom"
+        table.add_row(name, kind, str(a.min_size), a.description)
+    console.print(table)
+
+
+@data_app.command("synth")
+@user_errors
+def data_synth(
+    root: Annotated[Path, typer.Argument(help="Folder to create.")],
+    per_class: Annotated[int, typer.Option(min=2, help="Training images per class.")] = 60,
+    test_per_class: Annotated[int, typer.Option(min=1, help="Test images per class.")] = 20,
+    size: Annotated[int, typer.Option(min=16, help="Image side in pixels.")] = 64,
+    seed: int = 0,
+) -> None:
+    """Write a small synthetic 5-class dataset in the Animals layout (train/, val/, inf/)."""
+    from animalcnn.console import console
+    from animalcnn.errors import DataError
+    from animalcnn.synthetic import make_dataset
+
+    if (root / "train").exists():
+        raise DataError(f"{root}: already holds a train/ folder; choose a new folder")
+    make_dataset(root, per_class, test_per_class, size=size, seed=seed)
+    console.print(f"wrote {root}: train/, val/ and inf/ with 5 classes")
+
+
+def main() -> None:
+    app(prog_name="animalcnn")

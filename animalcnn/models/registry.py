@@ -1,0 +1,78 @@
+"""Architectures registered by name, so that a config's `model.arch` picks a builder.
+
+The registry itself never imports Keras: config validation (and `--help`) stay fast,
+and each builder imports Keras when it is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import keras
+
+    from animalcnn.models.common import ModelSpec
+
+
+class NoParams(BaseModel):
+    """For architectures without options of their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered builder with the schema of its `model.params` and its limits."""
+
+    name: str
+    build: Callable[[ModelSpec, Any], keras.Model]
+    params: type[BaseModel]
+    min_size: int
+    pretrained: bool
+    description: str
+
+
+_REGISTRY: dict[str, Architecture] = {}
+
+
+def register(
+    name: str,
+    *,
+    params: type[BaseModel] = NoParams,
+    min_size: int = 8,
+    pretrained: bool = False,
+) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
+    """Register `fn(spec, params) -> keras.Model` under `name`."""
+
+    def decorator(fn: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        if name in _REGISTRY:
+            raise ValueError(f"architecture {name!r} is registered twice")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = Architecture(
+            name, fn, params, min_size, pretrained, doc[0] if doc else ""
+        )
+        return fn
+
+    return decorator
+
+
+def _load_builtins() -> None:
+    # Importing the modules runs their @register decorators; they import Keras lazily.
+    from animalcnn.models import custom, pretrained  # noqa: F401
+
+
+def get(name: str) -> Architecture:
+    """The architecture called `name`; KeyError names the known ones."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)

@@ -1,0 +1,70 @@
+"""tf.data input pipelines over decoded images.
+
+Images stay uint8 until a batch is formed (a quarter of a float32 copy), and
+batches are gathered by index: from one in-memory tensor, from a memory-mapped
+cache file, or by decoding the files (data.cache: none). The training order of
+epoch `e` is a shuffle seeded by (seed, e), so a resumed run sees the same
+batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from animalcnn.data import Images
+
+
+def steps_per_epoch(images: Images, batch_size: int) -> int:
+    return math.ceil(len(images) / batch_size)
+
+
+def _batch_loader(images: Images):
+    """A function from a batch of indices to (float32 images, int32 labels)."""
+    labels = tf.constant(images.labels)
+    shape = (images.size, images.size, 3)
+    if images.array is not None and not isinstance(images.array, np.memmap):
+        table = tf.constant(images.array)
+        rows = tf.constant(images.rows)
+
+        def fetch(idx):
+            return tf.gather(table, tf.gather(rows, idx))
+    else:
+
+        def fetch(idx):
+            batch = tf.numpy_function(images.batch, [idx], tf.uint8, stateful=False)
+            return tf.ensure_shape(batch, (None, *shape))
+
+    def load(idx):
+        return tf.cast(fetch(idx), tf.float32), tf.gather(labels, idx)
+
+    return load
+
+
+def training_dataset(
+    images: Images, batch_size: int, seed: int, first_epoch: int, last_epoch: int
+) -> tf.data.Dataset:
+    """Batches for epochs [first_epoch, last_epoch), each epoch shuffled by its own seed.
+
+    Pass `steps_per_epoch` to `fit`: the stream runs on across epochs.
+    """
+    n = len(images)
+
+    def epoch_order(epoch):
+        epoch_seed = tf.cast(seed, tf.int64) * 100_003 + epoch
+        return tf.data.Dataset.range(n).shuffle(n, seed=epoch_seed).batch(batch_size)
+
+    indices = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(epoch_order)
+    return indices.map(_batch_loader(images), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
+    )
+
+
+def eval_dataset(images: Images, batch_size: int) -> tf.data.Dataset:
+    """Batches in file order, for validation, evaluation and prediction."""
+    indices = tf.data.Dataset.range(len(images)).batch(batch_size)
+    return indices.map(_batch_loader(images), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
+    )

@@ -1,0 +1,111 @@
+"""Tables people read: one run's evaluation, and runs side by side (no TensorFlow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+
+from animalcnn.errors import RunFolderError
+from animalcnn.runs import EVALUATION, RunFolder
+
+COMPARE_COLUMNS = [
+    "run", "name", "arch", "strategy", "status", "params_total", "params_trainable",
+    "epochs", "best_epoch", "best_val_accuracy", "train_accuracy", "test_accuracy",
+    "gap", "time_s", "images_per_s",
+]  # fmt: skip
+
+
+def run_row(path: Path) -> dict[str, Any]:
+    """One comparison row; a folder that is not a readable run gets a row saying why."""
+    row: dict[str, Any] = dict.fromkeys(COMPARE_COLUMNS)
+    row["run"] = path.name
+    try:
+        run = RunFolder.open(path)
+        m = run.metrics()
+    except RunFolderError as exc:
+        row["status"] = f"damaged: {str(exc).split(': ', 1)[-1]}"
+        return row
+    best = m.get("best") or {}
+    params = m.get("params") or {}
+    row.update(
+        name=m.get("name"),
+        arch=m.get("arch"),
+        strategy=m.get("strategy"),
+        status=m.get("status"),
+        params_total=params.get("total"),
+        params_trainable=params.get("trainable"),
+        epochs=m.get("epochs_run"),
+        best_epoch=m.get("best_epoch"),
+        best_val_accuracy=best.get("val_accuracy"),
+        train_accuracy=best.get("accuracy"),
+        time_s=m.get("wall_time_s"),
+        images_per_s=m.get("images_per_second"),
+    )
+    if run.file(EVALUATION).exists():
+        try:
+            ev = run.read_json(EVALUATION)
+        except RunFolderError:
+            ev = {}
+        row["test_accuracy"] = ev.get("accuracy")
+        if row["test_accuracy"] is not None and row["train_accuracy"] is not None:
+            row["gap"] = row["train_accuracy"] - row["test_accuracy"]
+    return row
+
+
+def collect(paths: list[Path]) -> pd.DataFrame:
+    return pd.DataFrame([run_row(p) for p in paths], columns=COMPARE_COLUMNS)
+
+
+def _fmt(value: Any, kind: str = "") -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if kind == "pct":
+        return f"{100 * value:.2f}%"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "float":
+        return f"{value:,.1f}"
+    return str(value)
+
+
+def compare_table(df: pd.DataFrame) -> Table:
+    table = Table(title="runs", header_style="bold")
+    spec = [
+        ("run", "run", ""), ("arch", "arch", ""), ("strategy", "strategy", ""),
+        ("status", "status", ""), ("params", "params_total", "int"),
+        ("trainable", "params_trainable", "int"), ("epochs", "epochs", "int"),
+        ("best val acc", "best_val_accuracy", "pct"), ("train acc", "train_accuracy", "pct"),
+        ("test acc", "test_accuracy", "pct"), ("gap", "gap", "pct"),
+        ("time s", "time_s", "float"), ("img/s", "images_per_s", "float"),
+    ]  # fmt: skip
+    for title, _, kind in spec:
+        table.add_column(title, justify="right" if kind else "left")
+    for _, r in df.iterrows():
+        table.add_row(*(_fmt(r[col], kind) for _, col, kind in spec))
+    return table
+
+
+def evaluation_tables(result: dict[str, Any], title: str) -> list[Table]:
+    """Per-class scores and the confusion matrix of one evaluation."""
+    classes = result["classes"]
+    scores = Table(
+        title=f"{title}: accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}, "
+        f"{result['images']:,} images",
+        header_style="bold",
+    )
+    for col in ("class", "precision", "recall", "f1", "support"):
+        scores.add_column(col, justify="left" if col == "class" else "right")
+    for name in classes:
+        s = result["per_class"][name]
+        scores.add_row(name, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}",
+                       str(s["support"]))  # fmt: skip
+    confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for name in classes:
+        confusion.add_column(name, justify="right")
+    for name, row in zip(classes, result["confusion_matrix"], strict=True):
+        confusion.add_row(name, *(str(v) for v in row))
+    return [scores, confusion]

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny generated image folders and one trained run per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from animalcnn.synthetic import make_dataset
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """5 classes, 16 training and 4 test images each, 32x32, formats mixed."""
+    return make_dataset(tmp_path_factory.mktemp("data") / "shapes", 16, 4, unlabeled=6, size=32)
+
+
+def write_config(path: Path, data_dir: Path, runs_dir: Path, **sections: dict) -> Path:
+    """A tiny, fast config (simple network, 32x32, 2 epochs), with sections overridden."""
+    cfg = {
+        "name": path.stem,
+        "seed": 7,
+        "data": {"dir": str(data_dir), "img_size": 32, "batch_size": 16},
+        "model": {"arch": "simple", "params": {"activation": "relu"}},
+        "training": {"epochs": 2, "learning_rate": 0.003},
+        "output": {"runs_dir": str(runs_dir), "tensorboard": False},
+    }
+    for key, value in sections.items():
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process; returns (exit code, stdout, stderr)."""
+    from animalcnn.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        result = runner.invoke(app, [str(a) for a in args])
+        return result.exit_code, result.stdout, result.stderr
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, dataset: Path) -> Path:
+    """One completed run of the tiny config, shared by the tests that only read it."""
+    from animalcnn.cli import app
+
+    tmp = tmp_path_factory.mktemp("trained")
+    config = write_config(tmp / "tiny.yaml", dataset, tmp / "runs")
+    result = CliRunner().invoke(app, ["train", str(config)])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    (run,) = (tmp / "runs").iterdir()
+    return run
