@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,8 +87,11 @@ def _callbacks(phase: Phase, cfg: ExperimentConfig, run: RunFolder) -> list:
     return callbacks
 
 
-def train(cfg: ExperimentConfig) -> RunFolder:
-    """Train `cfg` into a new run folder and return it; raises TrainingFailed if it stops."""
+def train(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunFolder:
+    """Train `cfg` into a new run folder and return it; raises TrainingFailed if it stops.
+
+    `callbacks` are added to every phase's `fit` (from a notebook, say).
+    """
     rt = runtime.configure(cfg)
     console.print(
         f"[bold]{cfg.name}[/]: {cfg.model.arch} on {rt.device}; "
@@ -126,7 +130,7 @@ def train(cfg: ExperimentConfig) -> RunFolder:
         f"images, {len(classes)} classes, {counts['trainable']:,} trainable parameters)",
         highlight=False,
     )
-    status, reason = _fit(model, plan, cfg, rt, data, run)
+    status, reason = _fit(model, plan, cfg, rt, data, run, list(callbacks))
     if status != "completed":
         raise TrainingFailed(run, status, reason)
     return run
@@ -139,6 +143,7 @@ def _fit(
     rt: runtime.Runtime,
     data: TrainingData,
     run: RunFolder,
+    extra: list[keras.callbacks.Callback],
 ) -> tuple[str, str]:
     """Run the phases; record and return how the run ended."""
     batch = cfg.data.batch_size
@@ -167,7 +172,7 @@ def _fit(
                 validation_data=val_ds,
                 initial_epoch=first,
                 epochs=last,
-                callbacks=[recorder, progress, *_callbacks(phase, cfg, run)],
+                callbacks=[recorder, progress, *_callbacks(phase, cfg, run), *extra],
                 shuffle=False,  # the dataset shuffles each epoch by its own seed
                 verbose=0,
             )

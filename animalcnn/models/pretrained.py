@@ -1,9 +1,9 @@
 """ImageNet backbones from `keras.applications` under a small classification head.
 
-The backbone is one nested layer named `backbone`, always called with
-`training=False`, so its BatchNormalization statistics never move, also once
-unfrozen for fine-tuning (the Keras transfer-learning recipe). Which layers
-train is the transfer strategy's business (`animalcnn.strategies`).
+The backbone is one nested layer named `backbone`, always run in inference mode,
+so its BatchNormalization statistics never move, also once unfrozen for
+fine-tuning (the Keras transfer-learning recipe). Which layers train is the
+transfer strategy's business (`animalcnn.strategies`).
 """
 
 from __future__ import annotations
@@ -64,6 +64,19 @@ def load_backbone(app: str, spec: ModelSpec) -> keras.Model:
         ) from None
 
 
+def pin_inference_mode(model: keras.Model) -> None:
+    """Make the backbone keep the `training=False` it was called with.
+
+    Keras 3's functional models pass the outer `training` flag to every layer that
+    takes one, overriding the `training=False` recorded for the nested backbone
+    (keras-team/keras#20285), so an unfrozen backbone's BatchNormalization would
+    train. A layer without `training` among its call-context arguments keeps the
+    recorded value. Not saved with the model: call again after loading it to train.
+    """
+    backbone = model.get_layer(BACKBONE_LAYER)
+    backbone._call_context_args = set(backbone._call_context_args) - {"training"}
+
+
 def _backbone_builder(app: str, scale: Scale):
     def build(spec: ModelSpec, p: HeadParams) -> keras.Model:
         import keras
@@ -79,7 +92,9 @@ def _backbone_builder(app: str, scale: Scale):
             x = layers.Dense(p.dense, activation="relu", name="dense")(x)
         if p.dropout:
             x = layers.Dropout(p.dropout, name="dropout")(x)
-        return keras.Model(inputs, spec.classifier(x), name=app.lower())
+        model = keras.Model(inputs, spec.classifier(x), name=app.lower())
+        pin_inference_mode(model)
+        return model
 
     build.__doc__ = f"keras.applications.{app} (ImageNet) with a dense head."
     return build
