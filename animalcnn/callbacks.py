@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import keras
@@ -72,6 +75,45 @@ class RunRecorder(keras.callbacks.Callback):
             best=self.best,
             images_per_second=round(self.n_train / train_time, 1),
         )
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Turns SIGINT / SIGTERM into a stop at the next batch boundary.
+
+    The run then ends with the state of its last completed epoch, never half-way
+    through saving it; a second signal stops at once.
+    """
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+        self.requested: str | None = None
+
+    def request(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        self.console.print(f"\n{self.requested}: stopping (again to stop at once)")
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Route the signals here for the duration (main thread only; else a no-op)."""
+        try:
+            previous = {s: signal.signal(s, self.request) for s in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:
+            yield
+            return
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _check(self, *args: Any, **kwargs: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    on_epoch_begin = on_train_batch_end = on_test_batch_end = _check
 
 
 class ConsoleProgress(keras.callbacks.Callback):

@@ -59,25 +59,38 @@ def _load(config: Path, overrides: list[str] | None, runs_dir: Path | None = Non
 @app.command()
 @user_errors
 def train(
-    configs: Annotated[list[Path], typer.Argument(help="Config files, trained in turn.")],
+    configs: Annotated[
+        list[Path] | None, typer.Argument(help="Config files, trained in turn.")
+    ] = None,
     overrides: Overrides = None,
     runs_dir: Annotated[
         Path | None, typer.Option(help="Where run folders go (default: output.runs_dir).")
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue an interrupted run folder from its last completed epoch."),
     ] = None,
 ) -> None:
     """Train each config into a new run folder; a failed one does not stop the rest."""
     from animalcnn.console import console, err_console
     from animalcnn.errors import UserError
 
+    if resume is not None:
+        if configs or overrides or runs_dir:
+            raise UserError("--resume takes a run folder alone: its config is in the folder")
+        _resume(resume)
+        return
+    if not configs:
+        raise UserError("train: give one or more config files, or --resume RUN")
     # Validate every config before the first (long) training starts.
-    loaded = []
+    loaded: list[tuple[Path, Any]] = []
     for path in configs:
         try:
             loaded.append((path, _load(path, overrides, runs_dir)))
         except UserError as exc:
             if len(configs) == 1:
                 raise
-            err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/] {exc}", highlight=False)
             loaded.append((path, exc))
 
     import keras
@@ -94,7 +107,7 @@ def train(
         try:
             run = train_one(cfg)
         except TrainingFailed as exc:
-            err_console.print(f"[red]{exc.status}:[/] {exc}", highlight=False, soft_wrap=True)
+            _report_failure(exc)
             results.append((str(path), f"{exc.status}: {exc.run.path}"))
             if exc.status == "interrupted":
                 break
@@ -102,23 +115,51 @@ def train(
         except UserError as exc:
             if len(configs) == 1:
                 raise
-            err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/] {exc}", highlight=False)
             results.append((str(path), "error"))
             continue
-        best = run.metrics().get("best") or {}
-        acc = best.get("val_accuracy")
-        console.print(
-            f"[green]completed[/] {run.path}"
-            + (f"  best val_accuracy {acc:.4f} (epoch {best['epoch']})" if acc else ""),
-            highlight=False,
-        )
+        _report_success(run)
         results.append((str(path), f"completed: {run.path}"))
     failed = [r for r in results if not r[1].startswith("completed")]
     if len(configs) > 1:
         for path, outcome in results:
             console.print(f"{path}: {outcome}", highlight=False)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(130 if "interrupted" in failed[-1][1] else 1)
+
+
+def _resume(path: Path) -> None:
+    from animalcnn.runs import RunFolder
+    from animalcnn.trainer import TrainingFailed, resume
+
+    try:
+        run = resume(RunFolder.open(path))
+    except TrainingFailed as exc:
+        _report_failure(exc)
+        raise typer.Exit(130 if exc.status == "interrupted" else 1) from None
+    _report_success(run)
+
+
+def _report_failure(exc: Any) -> None:
+    from animalcnn.console import err_console
+
+    hint = f"; continue with: animalcnn train --resume {exc.run.path}"
+    err_console.print(
+        f"[red]{exc.status}:[/] {exc}" + (hint if exc.status == "interrupted" else ""),
+        highlight=False,
+    )
+
+
+def _report_success(run: Any) -> None:
+    from animalcnn.console import console
+
+    best = run.metrics().get("best") or {}
+    acc = best.get("val_accuracy")
+    console.print(
+        f"[green]completed[/] {run.path}"
+        + (f"  best val_accuracy {acc:.4f} (epoch {best['epoch']})" if acc is not None else ""),
+        highlight=False,
+    )
 
 
 @app.command()
@@ -231,6 +272,29 @@ def data_synth(
         raise DataError(f"{root}: already holds a train/ folder; choose a new folder")
     make_dataset(root, per_class, test_per_class, size=size, seed=seed)
     console.print(f"wrote {root}: train/, val/ and inf/ with 5 classes")
+
+
+@data_app.command("check")
+@user_errors
+def data_check(
+    root: Annotated[Path, typer.Argument(help="Dataset folder (holding train/, val/, ...).")],
+) -> None:
+    """Count images per split and class; list every file that is broken or suspicious.
+
+    Exits 1 when a file would be left out of training (it does not decode)."""
+    from animalcnn.checks import check
+    from animalcnn.console import console, err_console
+    from animalcnn.reports import check_table
+
+    report = check(root.expanduser())
+    console.print(check_table(report))
+    for problem in report.problems:
+        colour = "red" if problem.error else "yellow"
+        err_console.print(f"[{colour}]{problem}[/]", highlight=False)
+    errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
+    console.print(f"{errors} error(s), {warnings} warning(s)")
+    if errors:
+        raise typer.Exit(1)
 
 
 def main() -> None:

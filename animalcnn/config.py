@@ -107,6 +107,11 @@ class TrainingConfig(Section):
     lr_min_delta: float = Field(1e-5, ge=0)
     min_lr: float = Field(0.0, ge=0)
     val_patience: int = Field(10, ge=1, description="EarlyStopping patience on val_loss.")
+    resume_checkpoints: bool = Field(
+        True,
+        description="Save the full training state after every epoch, so that an interrupted "
+        "run can be resumed (train --resume); costs a model save per epoch.",
+    )
     deterministic: bool = Field(
         True, description="Deterministic ops: identical reruns, at some cost in GPU speed."
     )

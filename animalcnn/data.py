@@ -179,6 +179,8 @@ def load_image(path: Path, size: int) -> np.ndarray:
 def try_load(path: Path, size: int) -> np.ndarray | str:
     """The image, or the reason it cannot be decoded."""
     try:
+        if path.stat().st_size == 0:
+            return "empty file"
         return load_image(path, size)
     except UnidentifiedImageError:
         return "not an image (cannot identify the format)"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from rich.table import Table
 
 from animalcnn.errors import RunFolderError
 from animalcnn.runs import EVALUATION, RunFolder
+
+if TYPE_CHECKING:
+    from animalcnn.checks import Report as CheckReport
 
 COMPARE_COLUMNS = [
     "run", "name", "arch", "strategy", "status", "params_total", "params_trainable",
@@ -109,3 +112,15 @@ def evaluation_tables(result: dict[str, Any], title: str) -> list[Table]:
     for name, row in zip(classes, result["confusion_matrix"], strict=True):
         confusion.add_row(name, *(str(v) for v in row))
     return [scores, confusion]
+
+
+def check_table(report: CheckReport) -> Table:
+    """`data check`'s per split and class summary."""
+    table = Table(title="dataset", header_style="bold")
+    for col in ("split", "class", "images", "formats", "smallest", "largest"):
+        table.add_column(col, justify="right" if col == "images" else "left")
+    for s in report.classes:
+        formats = ", ".join(f"{f} {n}" for f, n in s.formats.most_common())
+        sizes = [f"{wh[0]}x{wh[1]}" if wh else "-" for wh in (s.min_size, s.max_size)]
+        table.add_row(s.split, s.name, f"{s.images:,}", formats or "-", *sizes)
+    return table

@@ -16,13 +16,22 @@ from datetime import datetime
 import keras
 import numpy as np
 
-from animalcnn import pipeline, runtime
-from animalcnn.callbacks import ConsoleProgress, RunRecorder
+from animalcnn import checkpoint, pipeline, runtime
+from animalcnn.callbacks import ConsoleProgress, RunRecorder, StopOnSignal
+from animalcnn.checkpoint import (
+    LAST_MODEL,
+    STATE,
+    RestoreCounters,
+    ResumeCheckpoint,
+    ResumeState,
+    restore_rng_state,
+)
 from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, err_console, progress_bar
 from animalcnn.data import Dataset, Images, decode, discover
-from animalcnn.errors import DataError
+from animalcnn.errors import DataError, RunFolderError
 from animalcnn.models import build_model
+from animalcnn.models.pretrained import pin_inference_mode
 from animalcnn.runs import CONFIG, METRICS, SUMMARY, RunFolder
 from animalcnn.strategies import Phase, parameter_counts, phases, set_trainable
 
@@ -69,19 +78,31 @@ def summary_text(model: keras.Model) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _callbacks(phase: Phase, cfg: ExperimentConfig, run: RunFolder) -> list:
+def _callbacks(
+    phase: Phase,
+    cfg: ExperimentConfig,
+    run: RunFolder,
+    recorder: RunRecorder,
+    index: int,
+    phase_start: int,
+    phase_end: int,
+) -> list[keras.callbacks.Callback]:
+    """The phase's EarlyStopping, ReduceLROnPlateau and NaN guard, then the resume
+    checkpoint (after them: it saves what they decided) and TensorBoard."""
     t = cfg.training
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=phase.val_patience),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
-            factor=t.lr_factor,
-            patience=phase.lr_patience,
-            min_delta=t.lr_min_delta,
-            min_lr=t.min_lr,
-        ),
-        keras.callbacks.TerminateOnNaN(),
-    ]
+    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=phase.val_patience)
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss",
+        factor=t.lr_factor,
+        patience=phase.lr_patience,
+        min_delta=t.lr_min_delta,
+        min_lr=t.min_lr,
+    )
+    callbacks = [stopping, plateau, keras.callbacks.TerminateOnNaN()]
+    if t.resume_checkpoints:
+        callbacks.append(
+            ResumeCheckpoint(run, recorder, stopping, plateau, index, phase_start, phase_end)
+        )
     if cfg.output.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.file("tensorboard"))))
     return callbacks
@@ -92,12 +113,7 @@ def train(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
 
     `callbacks` are added to every phase's `fit` (from a notebook, say).
     """
-    rt = runtime.configure(cfg)
-    console.print(
-        f"[bold]{cfg.name}[/]: {cfg.model.arch} on {rt.device}; "
-        f"mixed precision {'on' if rt.mixed_precision else 'off'}, "
-        f"XLA {'on' if rt.jit_compile else 'off'}"
-    )
+    rt = _start(cfg)
     data = load_training_data(cfg)
     classes = data.dataset.classes
     model = build_model(cfg, len(classes))
@@ -130,9 +146,53 @@ def train(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
         f"images, {len(classes)} classes, {counts['trainable']:,} trainable parameters)",
         highlight=False,
     )
-    status, reason = _fit(model, plan, cfg, rt, data, run, list(callbacks))
+    return _finish(run, *_fit(model, plan, cfg, rt, data, run, list(callbacks), None))
+
+
+def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunFolder:
+    """Continue an interrupted run from its last completed epoch, in the same folder."""
+    metrics = run.metrics()
+    status = metrics.get("status")
+    if status == "completed":
+        raise RunFolderError(f"{run.path}: already completed; nothing to resume")
+    state = ResumeState.load(run)
+    if state is None:
+        raise RunFolderError(
+            f"{run.path}: no resume state ({LAST_MODEL}, {STATE}); it was trained with "
+            "training.resume_checkpoints: false or stopped before its first epoch ended"
+        )
+    cfg = run.config()
+    rt = _start(cfg)
+    data = load_training_data(cfg)
+    if data.dataset.classes != metrics.get("classes"):
+        raise DataError(f"{cfg.data.dir}: its classes are not the run's {metrics.get('classes')}")
+    model = keras.saving.load_model(run.file(LAST_MODEL))
+    if cfg.transfer is not None:
+        pin_inference_mode(model)
+    restore_rng_state(model, state.rng)
+    console.print(
+        f"resuming {run.path} after epoch {len(state.rows)} "
+        f"(phase {phases(cfg)[min(state.phase, len(phases(cfg)) - 1)].name})",
+        highlight=False,
+    )
+    run.update_metrics(status="running", reason=None, resumed=len(state.rows))
+    return _finish(run, *_fit(model, phases(cfg), cfg, rt, data, run, list(callbacks), state))
+
+
+def _start(cfg: ExperimentConfig) -> runtime.Runtime:
+    rt = runtime.configure(cfg)
+    console.print(
+        f"[bold]{cfg.name}[/]: {cfg.model.arch} on {rt.device}; "
+        f"mixed precision {'on' if rt.mixed_precision else 'off'}, "
+        f"XLA {'on' if rt.jit_compile else 'off'}"
+    )
+    return rt
+
+
+def _finish(run: RunFolder, status: str, reason: str) -> RunFolder:
     if status != "completed":
         raise TrainingFailed(run, status, reason)
+    checkpoint.remove(run)
     return run
 
 
@@ -144,57 +204,82 @@ def _fit(
     data: TrainingData,
     run: RunFolder,
     extra: list[keras.callbacks.Callback],
+    state: ResumeState | None,
 ) -> tuple[str, str]:
-    """Run the phases; record and return how the run ended."""
+    """Run the phases (from `state` when resuming); record and return how the run ended."""
     batch = cfg.data.batch_size
     steps = pipeline.steps_per_epoch(data.train, batch)
     val_ds = pipeline.eval_dataset(data.val, batch)
     recorder = RunRecorder(run, len(data.train))
     progress = ConsoleProgress(console, sum(p.epochs for p in plan), steps, len(data.train))
+    first_phase, phase_start = 0, 0
+    if state is not None:
+        recorder.rows, recorder.best = state.rows, state.best
+        recorder.train_seconds = state.train_seconds
+        first_phase, phase_start = state.phase, state.phase_start
     start = time.perf_counter()
     status, reason = "completed", ""
-    try:
-        for phase in plan:
-            set_trainable(model, phase, cfg)
-            model.compile(
-                optimizer=keras.optimizers.Adam(phase.learning_rate),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-                jit_compile=rt.jit_compile,
-            )
-            recorder.phase = phase.name
-            progress.phase = phase.name if len(plan) > 1 else ""
-            first = len(recorder.rows)
-            last = first + phase.epochs
-            model.fit(
-                pipeline.training_dataset(data.train, batch, cfg.seed, first, last),
-                steps_per_epoch=steps,
-                validation_data=val_ds,
-                initial_epoch=first,
-                epochs=last,
-                callbacks=[recorder, progress, *_callbacks(phase, cfg, run), *extra],
-                shuffle=False,  # the dataset shuffles each epoch by its own seed
-                verbose=0,
-            )
-            bad = [r["epoch"] for r in recorder.rows if not np.isfinite(r["loss"] or np.nan)]
-            if bad:
-                status, reason = "failed", f"loss became NaN or infinite at epoch {bad[0]}"
-                break
-    except KeyboardInterrupt:
-        status, reason = "interrupted", "stopped by the user"
-    except Exception as exc:
-        run.write_text("error.log", traceback.format_exc())
-        status, reason = "failed", f"{type(exc).__name__}: {exc} (see error.log)"
-    wall = time.perf_counter() - start
+    stopper = StopOnSignal(console)
+    with stopper.installed():
+        try:
+            for index in range(first_phase, len(plan)):
+                phase = plan[index]
+                carry_on = state is not None and index == state.phase and state.mid_phase
+                if not carry_on:
+                    set_trainable(model, phase, cfg)
+                model.compile(
+                    optimizer=model.optimizer
+                    if carry_on
+                    else keras.optimizers.Adam(phase.learning_rate),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"],
+                    jit_compile=rt.jit_compile,
+                )
+                recorder.phase = phase.name
+                progress.phase = phase.name if len(plan) > 1 else ""
+                first = len(recorder.rows)
+                last = phase_start + phase.epochs
+                callbacks = _callbacks(phase, cfg, run, recorder, index, phase_start, last)
+                if carry_on:
+                    callbacks.append(RestoreCounters(state, _counter_callbacks(callbacks)))
+                model.fit(
+                    pipeline.training_dataset(data.train, batch, cfg.seed, first, last),
+                    steps_per_epoch=steps,
+                    validation_data=val_ds,
+                    initial_epoch=first,
+                    epochs=last,
+                    callbacks=[stopper, recorder, progress, *callbacks, *extra],
+                    shuffle=False,  # the dataset shuffles each epoch by its own seed
+                    verbose=0,
+                )
+                phase_start = len(recorder.rows)
+                bad = [r["epoch"] for r in recorder.rows if not np.isfinite(r["loss"] or np.nan)]
+                if bad:
+                    status, reason = "failed", f"loss became NaN or infinite at epoch {bad[0]}"
+                    break
+        except KeyboardInterrupt:
+            status, reason = "interrupted", f"stopped after epoch {len(recorder.rows)}"
+        except Exception as exc:
+            run.write_text("error.log", traceback.format_exc())
+            status, reason = "failed", f"{type(exc).__name__}: {exc} (see error.log)"
     epochs_seen = len(recorder.rows)
+    previous = (run.metrics().get("wall_time_s") or 0.0) if state is not None else 0.0
     run.update_metrics(
         status=status,
         reason=reason or None,
         finished=datetime.now().isoformat(timespec="seconds"),
-        wall_time_s=round(wall, 2),
+        wall_time_s=round(previous + time.perf_counter() - start, 2),
         epochs_run=epochs_seen,
         images_per_second=round(len(data.train) * epochs_seen / recorder.train_seconds, 1)
         if recorder.train_seconds
         else None,
     )
     return status, reason
+
+
+def _counter_callbacks(callbacks: list) -> dict[str, keras.callbacks.Callback]:
+    by_type = {type(c): c for c in callbacks}
+    return {
+        "early_stopping": by_type[keras.callbacks.EarlyStopping],
+        "plateau": by_type[keras.callbacks.ReduceLROnPlateau],
+    }

@@ -1,0 +1,135 @@
+"""What an interrupted run resumes from, saved after every completed epoch.
+
+`last.keras` holds the weights and the optimizer (its moments, step count and
+learning rate); `state.json` holds the rest a resumed run needs to continue as
+if never stopped: the phase, the history so far, the best checkpoint's row, the
+EarlyStopping and ReduceLROnPlateau counters, and the random-number states of
+dropout and augmentation layers (Keras does not save those with the model).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from animalcnn.runs import RunFolder
+
+LAST_MODEL = "last.keras"
+STATE = "state.json"
+
+# The callback attributes that carry a counter across epochs.
+EARLY_STOPPING_STATE = ("wait", "best", "best_epoch")
+PLATEAU_STATE = ("wait", "best", "cooldown_counter")
+
+
+@dataclass
+class ResumeState:
+    phase: int  # index of the phase to continue (or start)
+    phase_start: int  # epochs completed when that phase began
+    rows: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    train_seconds: float
+    early_stopping: dict[str, Any] = field(default_factory=dict)
+    plateau: dict[str, Any] = field(default_factory=dict)
+    rng: list[list[int]] = field(default_factory=list)
+
+    @property
+    def mid_phase(self) -> bool:
+        """True when the phase was under way, so its optimizer and counters carry over."""
+        return len(self.rows) > self.phase_start
+
+    def save(self, run: RunFolder) -> None:
+        run.write_json(STATE, asdict(self))
+
+    @classmethod
+    def load(cls, run: RunFolder) -> ResumeState | None:
+        path = run.file(STATE)
+        if not path.exists() or not run.file(LAST_MODEL).exists():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+
+def _rng_variables(model: keras.Model) -> list:
+    """The seed-generator states: the variables that are not weights, in layer order
+    (their names are numbered by creation order, so they differ after loading)."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def rng_state(model: keras.Model) -> list[list[int]]:
+    return [np.asarray(v).tolist() for v in _rng_variables(model)]
+
+
+def restore_rng_state(model: keras.Model, state: list[list[int]]) -> None:
+    variables = _rng_variables(model)
+    if len(variables) != len(state):
+        raise ValueError(f"{len(state)} saved random states for {len(variables)} generators")
+    for v, value in zip(variables, state, strict=True):
+        v.assign(np.asarray(value, dtype=v.dtype))
+
+
+def _counters(callback: keras.callbacks.Callback, names: tuple[str, ...]) -> dict[str, Any]:
+    return {n: float(getattr(callback, n)) for n in names}
+
+
+class ResumeCheckpoint(keras.callbacks.Callback):
+    """Saves `last.keras` and `state.json` at the end of every epoch.
+
+    It must come after EarlyStopping and ReduceLROnPlateau in the callback list, so
+    that it saves what they decided at that epoch's end.
+    """
+
+    def __init__(
+        self,
+        run: RunFolder,
+        recorder: Any,
+        early_stopping: keras.callbacks.EarlyStopping,
+        plateau: keras.callbacks.ReduceLROnPlateau,
+        phase: int,
+        phase_start: int,
+        phase_end: int,
+    ) -> None:
+        super().__init__()
+        self.run, self.recorder = run, recorder
+        self.early_stopping, self.plateau = early_stopping, plateau
+        self.phase, self.phase_start, self.phase_end = phase, phase_start, phase_end
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        tmp = self.run.file(".last.tmp.keras")
+        self.model.save(tmp)
+        tmp.replace(self.run.file(LAST_MODEL))
+        done = self.model.stop_training or epoch + 1 >= self.phase_end
+        ResumeState(
+            phase=self.phase + 1 if done else self.phase,
+            phase_start=epoch + 1 if done else self.phase_start,
+            rows=self.recorder.rows,
+            best=self.recorder.best,
+            train_seconds=self.recorder.train_seconds,
+            early_stopping=_counters(self.early_stopping, EARLY_STOPPING_STATE),
+            plateau=_counters(self.plateau, PLATEAU_STATE),
+            rng=rng_state(self.model),
+        ).save(self.run)
+
+
+class RestoreCounters(keras.callbacks.Callback):
+    """Puts the saved counters back after EarlyStopping and ReduceLROnPlateau reset them
+    in `on_train_begin` (so it must come after them in the callback list)."""
+
+    def __init__(self, state: ResumeState, callbacks: dict[str, keras.callbacks.Callback]):
+        super().__init__()
+        self.state, self.callbacks = state, callbacks
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        for key, callback in self.callbacks.items():
+            for name, value in getattr(self.state, key).items():
+                setattr(callback, name, int(value) if name != "best" else value)
+
+
+def remove(run: RunFolder) -> None:
+    """Drop the resume files of a finished run (the optimizer state can be large)."""
+    for name in (LAST_MODEL, STATE):
+        run.file(name).unlink(missing_ok=True)
