@@ -45,6 +45,10 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/]")
             raise typer.Exit(130) from None
+        except OSError as exc:  # permissions, a full disk: the file and the reason
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"[red]error:[/] {where}{exc.strerror or exc}", highlight=False)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -224,16 +228,52 @@ def evaluate(
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders.")],
     csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write an offline HTML report, and its figures as PNG beside it."),
+    ] = None,
 ) -> None:
     """Runs side by side: parameters, epochs, validation and test accuracy, gap, time."""
     from animalcnn.console import console
     from animalcnn.reports import collect, compare_table
+    from animalcnn.runs import RunFolder, atomic_write
 
-    df = collect([p for p in runs if p.is_dir() or not p.exists()])
+    folders = [p for p in runs if p.is_dir() or not p.exists()]
+    df = collect(folders)
     console.print(compare_table(df))
     if csv is not None:
-        from animalcnn.runs import atomic_write
+        atomic_write(csv, df.drop(columns="label").to_csv(index=False))
+        console.print(f"wrote {csv}")
+    if report is not None:
+        from animalcnn.figures import comparison_figures
+        from animalcnn.report import write_report
 
+        histories = {
+            label: RunFolder(path).history()
+            for label, path, status in zip(df["label"], folders, df["status"], strict=True)
+            if not str(status).startswith("damaged")
+        }
+        write_report(df, histories, report)
+        pngs = comparison_figures(df, report.with_suffix(""))
+        console.print(f"wrote {report} and {', '.join(p.name for p in pngs)}")
+
+
+@app.command()
+@user_errors
+def predict(
+    run: Annotated[Path, typer.Argument(help="A trained run folder.")],
+    paths: Annotated[list[Path], typer.Argument(help="Image files and folders.")],
+    csv: Annotated[Path | None, typer.Option(help="Write one row per image as CSV.")] = None,
+) -> None:
+    """Label images with a run's best checkpoint: class, confidence, class probabilities."""
+    from animalcnn.console import console
+    from animalcnn.prediction import predict as predict_images
+    from animalcnn.prediction import prediction_table
+    from animalcnn.runs import RunFolder, atomic_write
+
+    df = predict_images(RunFolder.open(run), paths)
+    console.print(prediction_table(df))
+    if csv is not None:
         atomic_write(csv, df.to_csv(index=False))
         console.print(f"wrote {csv}")
 

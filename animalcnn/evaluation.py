@@ -13,7 +13,8 @@ from animalcnn import pipeline
 from animalcnn.console import err_console, progress_bar
 from animalcnn.data import decode, read_split
 from animalcnn.errors import RunFolderError
-from animalcnn.runs import EVALUATION, MODEL, RunFolder
+from animalcnn.figures import confusion_figure
+from animalcnn.runs import CONFUSION_PNG, EVALUATION, MODEL, RunFolder
 from animalcnn.scoring import score
 
 
@@ -55,4 +56,5 @@ def evaluate(run: RunFolder, data: Path | None = None) -> dict[str, Any]:
         skipped_files=[str(b) for b in images.bad],
     )
     run.write_json(EVALUATION, result)
+    confusion_figure(result, run.name, run.file(CONFUSION_PNG))
     return result

@@ -59,7 +59,11 @@ def run_row(path: Path) -> dict[str, Any]:
 
 
 def collect(paths: list[Path]) -> pd.DataFrame:
-    return pd.DataFrame([run_row(p) for p in paths], columns=COMPARE_COLUMNS)
+    """One row per folder; `label` is the run's name, or its folder name where names repeat."""
+    df = pd.DataFrame([run_row(p) for p in paths], columns=COMPARE_COLUMNS)
+    names = df["name"].fillna(df["run"])
+    df.insert(1, "label", names.where(~names.duplicated(keep=False), df["run"]))
+    return df
 
 
 def _fmt(value: Any, kind: str = "") -> str:

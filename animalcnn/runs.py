@@ -27,6 +27,8 @@ HISTORY = "history.csv"
 MODEL = "model.keras"
 SUMMARY = "summary.txt"
 EVALUATION = "evaluation.json"
+HISTORY_PNG = "history.png"
+CONFUSION_PNG = "confusion.png"
 HISTORY_COLUMNS = [
     "epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"
 ]  # fmt: skip
@@ -35,6 +37,7 @@ HISTORY_COLUMNS = [
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write via a temporary file and a rename, so no reader sees half a file."""
     mode = "wb" if isinstance(data, bytes) else "w"
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as f:

@@ -30,9 +30,10 @@ from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, err_console, progress_bar
 from animalcnn.data import Dataset, Images, decode, discover
 from animalcnn.errors import DataError, RunFolderError
+from animalcnn.figures import history_figure
 from animalcnn.models import build_model
 from animalcnn.models.pretrained import pin_inference_mode
-from animalcnn.runs import CONFIG, METRICS, SUMMARY, RunFolder
+from animalcnn.runs import CONFIG, HISTORY_PNG, METRICS, SUMMARY, RunFolder
 from animalcnn.strategies import Phase, parameter_counts, phases, set_trainable
 
 
@@ -263,6 +264,8 @@ def _fit(
             run.write_text("error.log", traceback.format_exc())
             status, reason = "failed", f"{type(exc).__name__}: {exc} (see error.log)"
     epochs_seen = len(recorder.rows)
+    if epochs_seen:
+        history_figure(run.history(), run.name, run.file(HISTORY_PNG))
     previous = (run.metrics().get("wall_time_s") or 0.0) if state is not None else 0.0
     run.update_metrics(
         status=status,

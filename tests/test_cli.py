@@ -90,10 +90,12 @@ def _imports_tensorflow(*argv: str) -> tuple[bool, str]:
 
 
 @pytest.mark.parametrize(
-    "argv", [("--help",), ("compare", "RUN"), ("train", "missing.yaml"), ("models",)]
+    "argv",
+    [("--help",), ("compare", "RUN", "--report", "REPORT"), ("train", "missing.yaml"), ("models",)],
 )
-def test_reading_commands_do_not_import_tensorflow(trained_run: Path, argv):
-    argv = tuple(str(trained_run) if a == "RUN" else a for a in argv)
+def test_reading_commands_do_not_import_tensorflow(trained_run: Path, tmp_path: Path, argv):
+    paths = {"RUN": str(trained_run), "REPORT": str(tmp_path / "r.html")}
+    argv = tuple(paths.get(a, a) for a in argv)
     imported, output = _imports_tensorflow(*argv)
     assert not imported, output
 

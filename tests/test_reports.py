@@ -1,0 +1,141 @@
+"""Figures, the offline HTML report (checked in a real headless browser), predict."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from .conftest import write_config
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def assert_real_figure(path: Path, min_size: tuple[int, int] = (400, 250)) -> None:
+    """A PNG of a reasonable size with more than a blank canvas in it."""
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.width >= min_size[0] and img.height >= min_size[1]
+        pixels = np.asarray(img.convert("L"))
+    assert pixels.std() > 10 and len(np.unique(pixels)) > 20
+
+
+@pytest.fixture(scope="module")
+def two_runs(trained_run: Path, dataset: Path, tmp_path_factory) -> list[Path]:
+    """The shared run and a second one with a learning-rate drop, both evaluated."""
+    from typer.testing import CliRunner
+
+    from animalcnn.cli import app
+
+    tmp = tmp_path_factory.mktemp("second")
+    config = write_config(
+        tmp / "other.yaml", dataset, tmp / "runs",
+        training={"epochs": 3, "learning_rate": 0.5, "lr_patience": 0},
+    )  # fmt: skip
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", str(config)]).exit_code == 0
+    (other,) = (tmp / "runs").iterdir()
+    for run in (trained_run, other):
+        assert runner.invoke(app, ["evaluate", str(run)]).exit_code == 0
+    return [trained_run, other]
+
+
+def test_each_run_has_its_curves_and_confusion_matrix(two_runs: list[Path]):
+    for run in two_runs:
+        assert_real_figure(run / "history.png")
+        assert_real_figure(run / "confusion.png")
+
+
+def test_learning_rate_drops_and_phases_are_found():
+    from animalcnn.figures import lr_drops, phase_starts
+
+    history = pd.DataFrame(
+        {"epoch": [1, 2, 3, 4, 5], "phase": ["head", "head", "head", "finetune", "finetune"],
+         "lr": [1e-3, 1e-3, 2e-4, 1e-5, 2e-6]}
+    )  # fmt: skip
+    assert lr_drops(history) == [3, 5]
+    assert phase_starts(history) == [(4, "finetune")]
+
+
+def test_compare_writes_report_csv_and_pngs(cli, two_runs: list[Path], tmp_path: Path):
+    report, csv = tmp_path / "report.html", tmp_path / "table.csv"
+    code, out, err = cli("compare", *two_runs, "--report", report, "--csv", csv)
+    assert code == 0, err
+    page = report.read_text()
+    for run in two_runs:
+        name = json.loads((run / "metrics.json").read_text())["name"]
+        assert f"{name}: training curves" in page
+    assert not re.search(r"<script[^>]+src=", page), "the report must not load scripts"
+    assert "Plotly" in page and len(page) > 1_000_000  # plotly.js inlined once
+    assert len(pd.read_csv(csv)) == 2
+    for figure in ("accuracy_vs_params", "gap", "test_accuracy"):
+        assert_real_figure(tmp_path / f"report_{figure}.png", (300, 200))
+
+
+def test_report_draws_in_a_headless_browser(cli, two_runs: list[Path], tmp_path: Path):
+    browser = next((b for b in BROWSERS if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
+    report = tmp_path / "report.html"
+    assert cli("compare", *two_runs, "--report", report)[0] == 0
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000",
+         "--dump-dom", report.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    charts = 3 + len(two_runs)
+    assert dom.count('class="main-svg"') >= charts  # plotly drew every chart
+    assert dom.count('class="scatterlayer') >= charts - 2 and "Test accuracy" in dom
+
+
+def test_predict_labels_every_image_and_reports_unreadable_ones(
+    cli, trained_run: Path, dataset: Path, tmp_path: Path
+):
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("<html>")
+    csv = tmp_path / "pred.csv"
+    code, out, err = cli("predict", trained_run, dataset / "inf", broken, "--csv", csv)
+    assert code == 0, err
+    df = pd.read_csv(csv)
+    assert len(df) == 6 + 1 and "1 unreadable" in out
+    classes = ["circle", "cross", "square", "stripes", "triangle"]
+    assert list(df.columns) == [
+        "file",
+        "predicted",
+        "confidence",
+        *(f"p_{c}" for c in classes),
+        "error",
+    ]
+    good = df[df["error"].isna()]
+    probs = good[[f"p_{c}" for c in classes]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert (good["confidence"] == probs.max(axis=1)).all()
+    assert set(good["predicted"]) <= set(classes)
+    bad = df[df["file"] == str(broken)].iloc[0]
+    assert bad["error"].startswith("not an image") and pd.isna(bad["predicted"])
+
+
+def test_predict_rejects_missing_paths_and_non_runs(cli, trained_run: Path, tmp_path: Path):
+    code, _, err = cli("predict", trained_run, tmp_path / "nothing.jpg")
+    assert code == 2 and "nothing.jpg: no such file or folder" in err
+    code, _, err = cli("predict", tmp_path, tmp_path)
+    assert code == 2 and "not a run folder" in err
+
+
+def test_tensorboard_logs_when_enabled(cli, dataset: Path, tmp_path: Path):
+    config = write_config(
+        tmp_path / "tb.yaml", dataset, tmp_path / "runs",
+        training={"epochs": 1}, output={"tensorboard": True},
+    )  # fmt: skip
+    assert cli("train", config)[0] == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    for split in ("train", "validation"):
+        assert list((run / "tensorboard" / split).glob("events.out.tfevents.*"))
