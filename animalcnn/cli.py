@@ -235,23 +235,26 @@ def compare(
 ) -> None:
     """Runs side by side: parameters, epochs, validation and test accuracy, gap, time."""
     from animalcnn.console import console
-    from animalcnn.reports import collect, compare_table
-    from animalcnn.runs import RunFolder, atomic_write
+    from animalcnn.reports import collect, compare_table, write_csv
+    from animalcnn.runs import RunFolder
 
     folders = [p for p in runs if p.is_dir() or not p.exists()]
-    df = collect(folders)
-    console.print(compare_table(df))
+    rows = collect(folders)
+    console.print(compare_table(rows))
     if csv is not None:
-        atomic_write(csv, df.drop(columns="label").to_csv(index=False))
+        write_csv(rows, csv)
         console.print(f"wrote {csv}")
     if report is not None:
+        import pandas as pd
+
         from animalcnn.figures import comparison_figures
         from animalcnn.report import write_report
 
+        df = pd.DataFrame(rows)
         histories = {
-            label: RunFolder(path).history()
-            for label, path, status in zip(df["label"], folders, df["status"], strict=True)
-            if not str(status).startswith("damaged")
+            row["label"]: RunFolder(path).history()
+            for row, path in zip(rows, folders, strict=True)
+            if not str(row["status"]).startswith("damaged")
         }
         write_report(df, histories, report)
         pngs = comparison_figures(df, report.with_suffix(""))

@@ -14,12 +14,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from animalcnn.errors import ConfigError
 from animalcnn.models import registry
 
-Switch = Literal["auto", "on", "off"]
+
+def _on_off(value: Any) -> Any:
+    # YAML 1.1 reads on/off (and yes/no) as booleans.
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
 
 
 class Section(BaseModel):
@@ -116,7 +130,20 @@ class TrainingConfig(Section):
         True, description="Deterministic ops: identical reruns, at some cost in GPU speed."
     )
     mixed_precision: Switch = Field("auto", description="mixed_float16 compute; auto = on a GPU.")
-    jit_compile: Switch = Field("auto", description="XLA compilation; auto = on a GPU.")
+    jit_compile: Switch = Field(
+        "auto",
+        description="XLA compilation; auto = on a GPU when deterministic is false "
+        "(Keras turns XLA off under op determinism).",
+    )
+
+    @model_validator(mode="after")
+    def _xla_needs_nondeterminism(self) -> TrainingConfig:
+        if self.jit_compile == "on" and self.deterministic:
+            raise ValueError(
+                "jit_compile: on needs training.deterministic: false "
+                "(Keras turns XLA off under op determinism)"
+            )
+        return self
 
 
 class PhaseConfig(Section):
@@ -142,6 +169,20 @@ class TransferConfig(Section):
     finetune: PhaseConfig = Field(default_factory=PhaseConfig)
 
 
+class DistributeConfig(Section):
+    strategy: Literal["auto", "none", "mirrored", "multi_worker"] = Field(
+        "auto",
+        description="auto: mirrored over this machine's GPUs when it has several, else none; "
+        "multi_worker: across machines, from the TF_CONFIG environment variable.",
+    )
+    devices: list[str] | None = Field(
+        None, description="mirrored: the devices to use, e.g. ['/gpu:0', '/gpu:1'] (default: all)."
+    )
+    virtual_cpus: int = Field(
+        0, ge=0, description="Split the CPU into this many logical devices (try a strategy on CPU)."
+    )
+
+
 class OutputConfig(Section):
     runs_dir: Path = Field(Path("runs"), description="Where run folders are created.")
     tensorboard: bool = Field(True, description="Write TensorBoard logs into the run folder.")
@@ -154,6 +195,7 @@ class ExperimentConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     transfer: TransferConfig | None = Field(None, description="Only for pretrained architectures.")
+    distribute: DistributeConfig = Field(default_factory=DistributeConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     def to_yaml(self) -> str:

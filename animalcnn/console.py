@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -16,11 +16,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from animalcnn.data import Progress as Advance
-
 # Logs and pipes get wide tables instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else 200
 console = Console(soft_wrap=True, width=_WIDTH)
+Advance = Callable[[int], None]
 err_console = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 
 

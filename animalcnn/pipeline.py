@@ -17,6 +17,13 @@ import tensorflow as tf
 from animalcnn.data import Images
 
 
+def _options() -> tf.data.Options:
+    # Batches are formed from indices before loading: across workers, shard the batches.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
 def steps_per_epoch(images: Images, batch_size: int) -> int:
     return math.ceil(len(images) / batch_size)
 
@@ -57,14 +64,12 @@ def training_dataset(
         return tf.data.Dataset.range(n).shuffle(n, seed=epoch_seed).batch(batch_size)
 
     indices = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(epoch_order)
-    return indices.map(_batch_loader(images), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE
-    )
+    loaded = indices.map(_batch_loader(images), num_parallel_calls=tf.data.AUTOTUNE)
+    return loaded.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
 def eval_dataset(images: Images, batch_size: int) -> tf.data.Dataset:
     """Batches in file order, for validation, evaluation and prediction."""
     indices = tf.data.Dataset.range(len(images)).batch(batch_size)
-    return indices.map(_batch_loader(images), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE
-    )
+    loaded = indices.map(_batch_loader(images), num_parallel_calls=tf.data.AUTOTUNE)
+    return loaded.prefetch(tf.data.AUTOTUNE).with_options(_options())

@@ -1,15 +1,19 @@
-"""Tables people read: one run's evaluation, and runs side by side (no TensorFlow)."""
+"""Tables people read: one run's evaluation, and runs side by side.
+
+Plain rows, no pandas or TensorFlow: `compare` answers at once."""
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.table import Table
 
 from animalcnn.errors import RunFolderError
-from animalcnn.runs import EVALUATION, RunFolder
+from animalcnn.runs import EVALUATION, RunFolder, atomic_write
 
 if TYPE_CHECKING:
     from animalcnn.checks import Report as CheckReport
@@ -58,16 +62,25 @@ def run_row(path: Path) -> dict[str, Any]:
     return row
 
 
-def collect(paths: list[Path]) -> pd.DataFrame:
+def collect(paths: list[Path]) -> list[dict[str, Any]]:
     """One row per folder; `label` is the run's name, or its folder name where names repeat."""
-    df = pd.DataFrame([run_row(p) for p in paths], columns=COMPARE_COLUMNS)
-    names = df["name"].fillna(df["run"])
-    df.insert(1, "label", names.where(~names.duplicated(keep=False), df["run"]))
-    return df
+    rows = [run_row(p) for p in paths]
+    names = [r["name"] or r["run"] for r in rows]
+    for row, name in zip(rows, names, strict=True):
+        row["label"] = name if names.count(name) == 1 else row["run"]
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COMPARE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, out.getvalue())
 
 
 def _fmt(value: Any, kind: str = "") -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if kind == "pct":
         return f"{100 * value:.2f}%"
@@ -78,7 +91,7 @@ def _fmt(value: Any, kind: str = "") -> str:
     return str(value)
 
 
-def compare_table(df: pd.DataFrame) -> Table:
+def compare_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="runs", header_style="bold")
     spec = [
         ("run", "run", ""), ("arch", "arch", ""), ("strategy", "strategy", ""),
@@ -90,7 +103,7 @@ def compare_table(df: pd.DataFrame) -> Table:
     ]  # fmt: skip
     for title, _, kind in spec:
         table.add_column(title, justify="right" if kind else "left")
-    for _, r in df.iterrows():
+    for r in rows:
         table.add_row(*(_fmt(r[col], kind) for _, col, kind in spec))
     return table
 

@@ -14,12 +14,14 @@ import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from animalcnn.config import ExperimentConfig, validate_config
 from animalcnn.errors import ConfigError, RunFolderError
+
+if TYPE_CHECKING:  # both imported on use: reading metrics stays fast (compare)
+    import pandas as pd
+
+    from animalcnn.config import ExperimentConfig
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
@@ -111,6 +113,8 @@ class RunFolder:
     def config(self) -> ExperimentConfig:
         import yaml
 
+        from animalcnn.config import validate_config
+
         path = self.path / CONFIG
         try:
             return validate_config(yaml.safe_load(path.read_text()) or {}, str(path))
@@ -120,12 +124,16 @@ class RunFolder:
             raise RunFolderError(str(exc)) from None
 
     def history(self) -> pd.DataFrame:
+        import pandas as pd
+
         path = self.path / HISTORY
         if not path.exists():
             return pd.DataFrame(columns=HISTORY_COLUMNS)
         return pd.read_csv(path)
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
+        import pandas as pd
+
         self.write_text(HISTORY, pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
 
 

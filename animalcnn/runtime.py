@@ -1,12 +1,18 @@
-"""Process-wide TensorFlow settings for a run: device, seeds, determinism, precision."""
+"""Process-wide TensorFlow settings for a run: devices, distribution, seeds, precision."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from animalcnn.config import ExperimentConfig, Switch
+from animalcnn.config import ExperimentConfig
+from animalcnn.errors import ConfigError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 @dataclass(frozen=True)
@@ -14,14 +20,48 @@ class Runtime:
     device: str
     mixed_precision: bool
     jit_compile: bool
+    strategy: tf.distribute.Strategy
+    replicas: int
+    chief: bool  # writes the run folder (every worker trains, one reports)
 
 
-def _resolve(switch: Switch, has_gpu: bool) -> bool:
+def _resolve(switch: str, has_gpu: bool) -> bool:
     return has_gpu if switch == "auto" else switch == "on"
 
 
+def is_chief(tf_config: str | None) -> bool:
+    """Whether this process is the chief of a multi-worker cluster (or alone)."""
+    if not tf_config:
+        return True
+    task = json.loads(tf_config).get("task", {})
+    cluster = json.loads(tf_config).get("cluster", {})
+    if "chief" in cluster:
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and task.get("index", 0) == 0
+
+
+def _strategy(cfg: ExperimentConfig, gpus: list) -> tf.distribute.Strategy:
+    import tensorflow as tf
+
+    d = cfg.distribute
+    if d.strategy == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ConfigError(
+                "distribute.strategy: multi_worker needs the TF_CONFIG environment variable "
+                "(the cluster's addresses and this worker's task)"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    mirrored = d.strategy == "mirrored" or (d.strategy == "auto" and len(gpus) > 1)
+    if mirrored:
+        devices = d.devices
+        if devices is None and d.virtual_cpus and not gpus:
+            devices = [dev.name for dev in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
 def configure(cfg: ExperimentConfig) -> Runtime:
-    """Apply the config's seed and precision settings; call before building the model."""
+    """Apply the config's device, seed and precision settings; call before building the model."""
     import keras
     import tensorflow as tf
 
@@ -29,15 +69,39 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     for gpu in gpus:
         with contextlib.suppress(RuntimeError):  # already initialised in this process
             tf.config.experimental.set_memory_growth(gpu, True)
+    if cfg.distribute.virtual_cpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        logical = [tf.config.LogicalDeviceConfiguration()] * cfg.distribute.virtual_cpus
+        try:
+            tf.config.set_logical_device_configuration(cpu, logical)
+        except RuntimeError:
+            raise ConfigError(
+                "distribute.virtual_cpus: TensorFlow already started in this process; "
+                "run this config in a process of its own"
+            ) from None
     keras.utils.set_random_seed(cfg.seed)
     if cfg.training.deterministic:
         tf.config.experimental.enable_op_determinism()
+    else:
+        # Process-wide: undo an earlier config's setting (`train a.yaml b.yaml`).
+        # TensorFlow has no public switch back.
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
     mixed = _resolve(cfg.training.mixed_precision, bool(gpus))
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    strategy = _strategy(cfg, gpus)
     if gpus:
         details = [tf.config.experimental.get_device_details(g) for g in gpus]
         names = [d.get("device_name", g.name) for d, g in zip(details, gpus, strict=True)]
         device = f"GPU: {', '.join(names)}"
     else:
         device = f"CPU ({os.cpu_count()} cores)"
-    return Runtime(device, mixed, _resolve(cfg.training.jit_compile, bool(gpus)))
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1:
+        device += f"; {type(strategy).__name__} over {replicas} replicas"
+    chief = (
+        is_chief(os.environ.get("TF_CONFIG")) if cfg.distribute.strategy == "multi_worker" else True
+    )
+    jit = _resolve(cfg.training.jit_compile, bool(gpus)) and not cfg.training.deterministic
+    return Runtime(device, mixed, jit, strategy, replicas, chief)

@@ -7,11 +7,13 @@ leaves nothing behind; once it exists, `metrics.json` always says how it ended.
 
 from __future__ import annotations
 
+import tempfile
 import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -117,12 +119,15 @@ def train(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
     rt = _start(cfg)
     data = load_training_data(cfg)
     classes = data.dataset.classes
-    model = build_model(cfg, len(classes))
+    with rt.strategy.scope():
+        model = build_model(cfg, len(classes))
     plan = phases(cfg)
     set_trainable(model, plan[-1], cfg)  # counts as training ends (fine-tune: unfrozen)
     counts = parameter_counts(model)
 
-    run = RunFolder.create(cfg.output.runs_dir, cfg.name)
+    # In a multi-worker cluster every worker trains; only the chief keeps its run folder.
+    runs_dir = cfg.output.runs_dir if rt.chief else Path(tempfile.mkdtemp(prefix="animalcnn-"))
+    run = RunFolder.create(runs_dir, cfg.name)
     run.write_text(CONFIG, cfg.to_yaml())
     run.write_text(SUMMARY, summary_text(model))
     run.write_json(
@@ -136,6 +141,7 @@ def train(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
             "device": rt.device,
             "mixed_precision": rt.mixed_precision,
             "jit_compile": rt.jit_compile,
+            "replicas": rt.replicas,
             "classes": classes,
             "images": {"train": len(data.train), "val": len(data.val)},
             "skipped_files": [str(b) for b in data.train.bad + data.val.bad],
@@ -167,7 +173,8 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
     data = load_training_data(cfg)
     if data.dataset.classes != metrics.get("classes"):
         raise DataError(f"{cfg.data.dir}: its classes are not the run's {metrics.get('classes')}")
-    model = keras.saving.load_model(run.file(LAST_MODEL))
+    with rt.strategy.scope():
+        model = keras.saving.load_model(run.file(LAST_MODEL))
     if cfg.transfer is not None:
         pin_inference_mode(model)
     restore_rng_state(model, state.rng)
@@ -228,14 +235,15 @@ def _fit(
                 carry_on = state is not None and index == state.phase and state.mid_phase
                 if not carry_on:
                     set_trainable(model, phase, cfg)
-                model.compile(
-                    optimizer=model.optimizer
-                    if carry_on
-                    else keras.optimizers.Adam(phase.learning_rate),
-                    loss="sparse_categorical_crossentropy",
-                    metrics=["accuracy"],
-                    jit_compile=rt.jit_compile,
-                )
+                with rt.strategy.scope():
+                    model.compile(
+                        optimizer=model.optimizer
+                        if carry_on
+                        else keras.optimizers.Adam(phase.learning_rate),
+                        loss="sparse_categorical_crossentropy",
+                        metrics=["accuracy"],
+                        jit_compile=rt.jit_compile,
+                    )
                 recorder.phase = phase.name
                 progress.phase = phase.name if len(plan) > 1 else ""
                 first = len(recorder.rows)
