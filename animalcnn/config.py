@@ -316,10 +316,11 @@ def validate_config(data: dict[str, Any], source: str) -> ExperimentConfig:
             f"{source}: {_format_errors(err, arch.params, 'model.params.')}"
         ) from None
     cfg.model.params = params.model_dump(mode="json")
-    if cfg.data.img_size < arch.min_size:
+    smallest = arch.smallest_input(params)
+    if cfg.data.img_size < smallest:
         raise ConfigError(
             f"{source}: data.img_size: {cfg.data.img_size} is too small for "
-            f"{arch.name}, which needs at least {arch.min_size}"
+            f"{arch.name} with these params, which needs at least {smallest}"
         )
     if cfg.transfer is not None and not arch.pretrained:
         raise ConfigError(

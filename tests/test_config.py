@@ -75,7 +75,8 @@ def test_resolved_config_round_trips(tmp_path):
         ("training: {learning_rate: 0}\n", None, "training.learning_rate: input should be greater"),
         ("model: {arch: vgg}\n", None, "model.arch: unknown architecture 'vgg'; known: "),
         ("model: {arch: mid, params: {widht: 3}}\n", None, "model.params.widht: unknown field"),
-        ("model: {arch: inception}\ndata: {img_size: 32}\n", None, "too small for inception"),
+        ("model: {arch: inception}\ndata: {img_size: 45}\n", None, "needs at least 46"),
+        ("model: {arch: mid}\ndata: {img_size: 35}\n", None, "needs at least 36"),
         ("model: {arch: mid}\ntransfer: {strategy: partial}\n", None, "transfer: only valid"),
         (
             "model: {augmentation: [{type: blur}]}\n",
@@ -101,6 +102,14 @@ def test_yaml_syntax_error_gives_the_line(tmp_path):
 
 def test_missing_config_file(tmp_path):
     assert error_of(tmp_path / "nope.yaml") == f"{tmp_path / 'nope.yaml'}: config file not found"
+
+
+def test_smallest_input_follows_the_params(tmp_path):
+    path = write(tmp_path, "model: {arch: mid, params: {filters: [8, 16]}}\ndata: {img_size: 16}\n")
+    assert load_config(path).data.img_size == 16
+    assert "needs at least 16" in error_of(path, ["data.img_size=15"])
+    path = write(tmp_path, "model: {arch: inception, params: {blocks: 5}}\n")
+    assert "needs at least 202" in error_of(path)  # 100 holds 4 blocks, not 5
 
 
 def test_every_option_has_a_default():

@@ -49,7 +49,15 @@ class MidParams(Params):
     dropout: float = Field(0.25, ge=0, lt=1, description="After the first block.")
 
 
-@register("mid", params=MidParams, min_size=36)
+def _mid_min_size(p: MidParams) -> int:
+    # Each block takes 4 pixels (two valid 3x3 convs) and halves; one must remain.
+    side = 1
+    for _ in p.filters:
+        side = 2 * side + 4
+    return side
+
+
+@register("mid", params=MidParams, min_size=_mid_min_size)
 def mid(spec: ModelSpec, p: MidParams) -> keras.Model:
     """Blocks of two relu conv3x3 and a max-pool, then a dense layer."""
     import keras
@@ -136,7 +144,15 @@ def _inception_block(x: keras.KerasTensor, f: tuple[int, int, int, int], name: s
     return layers.Concatenate(name=f"{name}_concat")([a, b, c, d])
 
 
-@register("inception", params=InceptionParams, min_size=48)
+def _inception_min_size(p: InceptionParams) -> int:
+    # Each block's 7x7 valid conv takes 6 pixels; all but the last block then halve.
+    side = 7
+    for _ in range(p.blocks - 1):
+        side = 2 * side + 6
+    return side
+
+
+@register("inception", params=InceptionParams, min_size=_inception_min_size)
 def inception(spec: ModelSpec, p: InceptionParams) -> keras.Model:
     """Inception blocks, each followed by BN, a 7x7 valid conv and a max-pool."""
     import keras

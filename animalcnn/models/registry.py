@@ -31,9 +31,13 @@ class Architecture:
     name: str
     build: Callable[[ModelSpec, Any], keras.Model]
     params: type[BaseModel]
-    min_size: int
+    min_size: int | Callable[[Any], int]  # or a function of the params
     pretrained: bool
     description: str
+
+    def smallest_input(self, params: BaseModel) -> int:
+        """The smallest image side this architecture accepts with these params."""
+        return self.min_size(params) if callable(self.min_size) else self.min_size
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -43,7 +47,7 @@ def register(
     name: str,
     *,
     params: type[BaseModel] = NoParams,
-    min_size: int = 8,
+    min_size: int | Callable[[Any], int] = 8,
     pretrained: bool = False,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
     """Register `fn(spec, params) -> keras.Model` under `name`."""
