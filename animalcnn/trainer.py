@@ -178,13 +178,14 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
     if cfg.transfer is not None:
         pin_inference_mode(model)
     restore_rng_state(model, state.rng)
+    plan = phases(cfg)
     console.print(
         f"resuming {run.path} after epoch {len(state.rows)} "
-        f"(phase {phases(cfg)[min(state.phase, len(phases(cfg)) - 1)].name})",
+        f"(phase {plan[min(state.phase, len(plan) - 1)].name})",
         highlight=False,
     )
     run.update_metrics(status="running", reason=None, resumed=len(state.rows))
-    return _finish(run, *_fit(model, phases(cfg), cfg, rt, data, run, list(callbacks), state))
+    return _finish(run, *_fit(model, plan, cfg, rt, data, run, list(callbacks), state))
 
 
 def _start(cfg: ExperimentConfig) -> runtime.Runtime:

@@ -151,3 +151,23 @@ def test_summary_json_counts_without_data(cli):
     code, out, err = cli("summary", CONFIGS / "mid.yaml", "--json")
     assert code == 0, err
     assert json.loads(out)["total"] == 1_614_885
+
+
+def test_evaluate_on_another_split_folder(cli, trained_run: Path, dataset: Path):
+    code, out, err = cli("evaluate", trained_run, "--data", dataset / "train")
+    assert code == 0, err
+    ev = json.loads((trained_run / "evaluation.json").read_text())
+    assert ev["data"] == str(dataset / "train") and ev["images"] == 80
+    code, _, _ = cli("evaluate", trained_run)  # back to the run's own test split
+    assert json.loads((trained_run / "evaluation.json").read_text())["images"] == 20
+
+
+def test_summary_table_and_models_list(cli):
+    from .conftest import CONFIGS
+
+    code, out, _ = cli("summary", CONFIGS / "simple.yaml")
+    assert code == 0 and "conv1 (Conv2D)" in out and "726,277" in out
+    code, out, _ = cli("models")
+    assert code == 0
+    for arch in ("simple", "mid", "resnet", "inception", "resnet50v2", "efficientnetb0"):
+        assert f"│ {arch} " in out
