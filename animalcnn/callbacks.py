@@ -34,6 +34,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.phase = ""
         self.best: dict[str, Any] | None = None
         self.train_seconds = 0.0
+        self.images_per_second = 0.0  # of the last epoch's training part
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._lr = current_lr(self.model)
@@ -47,6 +48,7 @@ class RunRecorder(keras.callbacks.Callback):
         now = time.perf_counter()
         train_time = max(self._test_start - self._start, 1e-9)
         self.train_seconds += train_time
+        self.images_per_second = self.n_train / train_time
         row = {
             "epoch": epoch + 1,
             "phase": self.phase,
@@ -73,7 +75,7 @@ class RunRecorder(keras.callbacks.Callback):
             epochs_run=len(self.rows),
             best_epoch=self.best["epoch"] if self.best else None,
             best=self.best,
-            images_per_second=round(self.n_train / train_time, 1),
+            images_per_second=round(self.images_per_second, 1),
         )
 
 
@@ -117,19 +119,25 @@ class StopOnSignal(keras.callbacks.Callback):
 
 
 class ConsoleProgress(keras.callbacks.Callback):
-    """A step bar within each epoch (on a terminal) and one line per epoch."""
+    """A step bar within each epoch (on a terminal) and one line per epoch: the row the
+    recorder wrote (so it must come after the recorder in the callback list)."""
 
-    def __init__(self, console: Console, total_epochs: int, steps: int, n_train: int) -> None:
+    def __init__(
+        self,
+        console: Console,
+        total_epochs: int,
+        steps: int,
+        recorder: RunRecorder,
+        show_phase: bool = False,
+    ) -> None:
         super().__init__()
         self.console = console
         self.total_epochs = total_epochs
         self.steps = steps
-        self.n_train = n_train
-        self.phase = ""
+        self.recorder = recorder
+        self.show_phase = show_phase
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = self._test_start = time.perf_counter()
-        self._lr = current_lr(self.model)
         self._bar = Progress(
             TextColumn(f"epoch {epoch + 1}/{self.total_epochs}"),
             BarColumn(),
@@ -149,22 +157,20 @@ class ConsoleProgress(keras.callbacks.Callback):
         self._bar.update(self._task, completed=batch + 1, info=info)
 
     def on_test_begin(self, logs: dict | None = None) -> None:
-        self._test_start = time.perf_counter()
         self._bar.update(self._task, info="validating")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._bar.stop()
-        logs = logs or {}
-        now = time.perf_counter()
-        ips = self.n_train / max(self._test_start - self._start, 1e-9)
-        phase = f"[{self.phase}] " if self.phase else ""
+        r = self.recorder.rows[-1]
+        nan = float("nan")
+        phase = f"[{r['phase']}] " if self.show_phase else ""
         self.console.print(
-            f"{phase}epoch {epoch + 1:>3}/{self.total_epochs}  "
-            f"loss {logs.get('loss', float('nan')):.4f}  acc {logs.get('accuracy', 0):.4f}  "
-            f"val_loss {logs.get('val_loss', float('nan')):.4f}  "
-            f"val_acc {logs.get('val_accuracy', 0):.4f}  "
-            f"lr {self._lr:.2e}  {now - self._start:.1f}s  {ips:,.0f} img/s",
+            f"{phase}epoch {r['epoch']:>3}/{self.total_epochs}  "
+            f"loss {r['loss'] or nan:.4f}  acc {r['accuracy'] or 0:.4f}  "
+            f"val_loss {r['val_loss'] or nan:.4f}  val_acc {r['val_accuracy'] or 0:.4f}  "
+            f"lr {r['lr']:.2e}  {r['seconds']:.1f}s  {self.recorder.images_per_second:,.0f} img/s",
             highlight=False,
+            markup=False,  # "[head]" is a phase name, not a style
         )
 
     def on_train_end(self, logs: dict | None = None) -> None:

@@ -29,6 +29,13 @@ Overrides = Annotated[
 ]
 
 
+def print_error(message: object) -> None:
+    """The one-line form every user error takes."""
+    from animalcnn.console import err_console
+
+    err_console.print(f"[red]error:[/] {message}", highlight=False)
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Print a UserError as one line and exit with its code, without a traceback."""
 
@@ -40,14 +47,14 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            print_error(exc)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/]")
             raise typer.Exit(130) from None
         except OSError as exc:  # permissions, a full disk: the file and the reason
             where = f"{exc.filename}: " if exc.filename else ""
-            err_console.print(f"[red]error:[/] {where}{exc.strerror or exc}", highlight=False)
+            print_error(f"{where}{exc.strerror or exc}")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -76,7 +83,7 @@ def train(
     ] = None,
 ) -> None:
     """Train each config into a new run folder; a failed one does not stop the rest."""
-    from animalcnn.console import console, err_console
+    from animalcnn.console import console
     from animalcnn.errors import UserError
 
     if resume is not None:
@@ -94,7 +101,7 @@ def train(
         except UserError as exc:
             if len(configs) == 1:
                 raise
-            err_console.print(f"[red]error:[/] {exc}", highlight=False)
+            print_error(exc)
             loaded.append((path, exc))
 
     import keras
@@ -119,7 +126,7 @@ def train(
         except UserError as exc:
             if len(configs) == 1:
                 raise
-            err_console.print(f"[red]error:[/] {exc}", highlight=False)
+            print_error(exc)
             results.append((str(path), "error"))
             continue
         _report_success(run)

@@ -33,8 +33,8 @@ def is_chief(tf_config: str | None) -> bool:
     """Whether this process is the chief of a multi-worker cluster (or alone)."""
     if not tf_config:
         return True
-    task = json.loads(tf_config).get("task", {})
-    cluster = json.loads(tf_config).get("cluster", {})
+    spec = json.loads(tf_config)
+    task, cluster = spec.get("task", {}), spec.get("cluster", {})
     if "chief" in cluster:
         return task.get("type") == "chief"
     return task.get("type", "worker") == "worker" and task.get("index", 0) == 0

@@ -220,7 +220,8 @@ def _fit(
     steps = pipeline.steps_per_epoch(data.train, batch)
     val_ds = pipeline.eval_dataset(data.val, batch)
     recorder = RunRecorder(run, len(data.train))
-    progress = ConsoleProgress(console, sum(p.epochs for p in plan), steps, len(data.train))
+    total = sum(p.epochs for p in plan)
+    progress = ConsoleProgress(console, total, steps, recorder, show_phase=len(plan) > 1)
     first_phase, phase_start = 0, 0
     if state is not None:
         recorder.rows, recorder.best = state.rows, state.best
@@ -246,7 +247,6 @@ def _fit(
                         jit_compile=rt.jit_compile,
                     )
                 recorder.phase = phase.name
-                progress.phase = phase.name if len(plan) > 1 else ""
                 first = len(recorder.rows)
                 last = phase_start + phase.epochs
                 callbacks = _callbacks(phase, cfg, run, recorder, index, phase_start, last)

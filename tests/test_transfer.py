@@ -123,7 +123,7 @@ def test_transfer_leaves_the_backbone_untouched(tmp_path: Path, dataset: Path):
     assert np.allclose(reloaded.predict(watch.batch, verbose=0), watch.predictions, atol=1e-6)
 
 
-def test_finetune_moves_the_backbone_only_in_phase_two(tmp_path: Path, dataset: Path):
+def test_finetune_moves_the_backbone_only_in_phase_two(tmp_path: Path, dataset: Path, capsys):
     run, watch = _train(tmp_path, dataset, "finetune")
     head, full = watch.phases
     assert _same(head["begin"]["kernels"], head["end"]["kernels"])
@@ -132,6 +132,8 @@ def test_finetune_moves_the_backbone_only_in_phase_two(tmp_path: Path, dataset: 
         assert _same(phase["begin"]["bn_stats"], phase["end"]["bn_stats"])
     history = pd.read_csv(run.file("history.csv"))
     assert history["phase"].tolist() == ["head", "finetune"]
+    out = capsys.readouterr().out
+    assert "[head] epoch   1/2" in out and "[finetune] epoch   2/2" in out
     assert history["epoch"].tolist() == [1, 2]
     assert history["lr"].tolist() == pytest.approx([0.003, 0.01])
 
