@@ -106,6 +106,7 @@ def train(
 
     import keras
 
+    from animalcnn.runtime import keeps_run_folder
     from animalcnn.trainer import TrainingFailed
     from animalcnn.trainer import train as train_one
 
@@ -118,7 +119,7 @@ def train(
         try:
             run = train_one(cfg)
         except TrainingFailed as exc:
-            _report_failure(exc)
+            _report_failure(exc, cfg)
             results.append((str(path), f"{exc.status}: {exc.run.path}"))
             if exc.status == "interrupted":
                 break
@@ -129,8 +130,9 @@ def train(
             print_error(exc)
             results.append((str(path), "error"))
             continue
-        _report_success(run)
-        results.append((str(path), f"completed: {run.path}"))
+        _report_success(run, cfg)
+        kept = run.path if keeps_run_folder(cfg) else "this worker's share"
+        results.append((str(path), f"completed: {kept}"))
     failed = [r for r in results if not r[1].startswith("completed")]
     if len(configs) > 1:
         for path, outcome in results:
@@ -143,27 +145,35 @@ def _resume(path: Path) -> None:
     from animalcnn.runs import RunFolder
     from animalcnn.trainer import TrainingFailed, resume
 
+    folder = RunFolder.open(path)
     try:
-        run = resume(RunFolder.open(path))
+        run = resume(folder)
     except TrainingFailed as exc:
-        _report_failure(exc)
+        _report_failure(exc, folder.config())
         raise typer.Exit(130 if exc.status == "interrupted" else 1) from None
-    _report_success(run)
+    _report_success(run, folder.config())
 
 
-def _report_failure(exc: Any) -> None:
+def _report_failure(exc: Any, cfg: Any) -> None:
     from animalcnn.console import err_console
+    from animalcnn.runtime import keeps_run_folder
 
-    hint = f"; continue with: animalcnn train --resume {exc.run.path}"
+    run = exc.run.path if keeps_run_folder(cfg) else "<the chief's run folder>"
+    every = ", on every worker" if cfg.distribute.strategy == "multi_worker" else ""
+    hint = f"; continue with: animalcnn train --resume {run}{every}"
     err_console.print(
         f"[red]{exc.status}:[/] {exc}" + (hint if exc.status == "interrupted" else ""),
         highlight=False,
     )
 
 
-def _report_success(run: Any) -> None:
+def _report_success(run: Any, cfg: Any) -> None:
     from animalcnn.console import console
+    from animalcnn.runtime import keeps_run_folder
 
+    if not keeps_run_folder(cfg):
+        console.print("[green]completed[/] this worker's share; the chief keeps the run folder")
+        return
     best = run.metrics().get("best") or {}
     acc = best.get("val_accuracy")
     console.print(

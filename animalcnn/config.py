@@ -173,7 +173,8 @@ class DistributeConfig(Section):
     strategy: Literal["auto", "none", "mirrored", "multi_worker"] = Field(
         "auto",
         description="auto: mirrored over this machine's GPUs when it has several, else none; "
-        "multi_worker: across machines, from the TF_CONFIG environment variable.",
+        "multi_worker: across machines, from the TF_CONFIG environment variable (every "
+        "worker runs the same command; the chief writes the run folder).",
     )
     devices: list[str] | None = Field(
         None, description="mirrored: the devices to use, e.g. ['/gpu:0', '/gpu:1'] (default: all)."

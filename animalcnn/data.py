@@ -22,6 +22,8 @@ from animalcnn.config import DataConfig
 from animalcnn.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+# TensorFlow uses host memory in place only at this alignment (Eigen's); else it copies.
+TENSOR_ALIGNMENT = 64
 
 
 @dataclass
@@ -211,6 +213,15 @@ def _decode_into(
     return failures
 
 
+def aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """A zeroed uint8 array starting on a TENSOR_ALIGNMENT boundary, so the in-memory
+    cache can become a tensor without a second copy (see `pipeline`)."""
+    n = int(np.prod(shape))
+    buffer = np.zeros(n + TENSOR_ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % TENSOR_ALIGNMENT
+    return buffer[start : start + n].reshape(shape)
+
+
 def _cache_key(paths: Iterable[Path], size: int) -> str:
     h = hashlib.sha256(str(size).encode())
     for p in paths:
@@ -245,7 +256,7 @@ def decode(split: Split, cfg: DataConfig, progress: Progress | None = None) -> I
             meta.write_text(json.dumps({"failures": failures}))
         array = np.load(npy, mmap_mode="r")
     else:
-        array = np.zeros((n, size, size, 3), np.uint8) if cfg.cache == "memory" else None
+        array = aligned_zeros((n, size, size, 3)) if cfg.cache == "memory" else None
         failures = _decode_into(array, split.paths, size, progress)
     keep = np.ones(n, dtype=bool)
     keep[[i for i, _ in failures]] = False

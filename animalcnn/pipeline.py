@@ -14,7 +14,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from animalcnn.data import Images
+from animalcnn.data import TENSOR_ALIGNMENT, Images
 
 
 def _options() -> tf.data.Options:
@@ -28,12 +28,20 @@ def steps_per_epoch(images: Images, batch_size: int) -> int:
     return math.ceil(len(images) / batch_size)
 
 
+def _as_tensor(array: np.ndarray) -> tf.Tensor:
+    """The array as a tensor, sharing its memory (DLPack) where TensorFlow can use it as
+    is: `tf.constant` would hold the cache twice, and three times while copying."""
+    if array.size and array.flags.c_contiguous and array.ctypes.data % TENSOR_ALIGNMENT == 0:
+        return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+    return tf.constant(array)
+
+
 def _batch_loader(images: Images):
     """A function from a batch of indices to (float32 images, int32 labels)."""
     labels = tf.constant(images.labels)
     shape = (images.size, images.size, 3)
     if images.array is not None and not isinstance(images.array, np.memmap):
-        table = tf.constant(images.array)
+        table = _as_tensor(images.array)
         rows = tf.constant(images.rows)
 
         def fetch(idx):

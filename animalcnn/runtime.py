@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -40,6 +41,20 @@ def is_chief(tf_config: str | None) -> bool:
     return task.get("type", "worker") == "worker" and task.get("index", 0) == 0
 
 
+def keeps_run_folder(cfg: ExperimentConfig) -> bool:
+    """Whether this process writes the run folder: all but a multi-worker run's non-chiefs."""
+    return cfg.distribute.strategy != "multi_worker" or is_chief(os.environ.get("TF_CONFIG"))
+
+
+@functools.cache
+def _multi_worker_strategy() -> tf.distribute.Strategy:
+    """One per process: a second one's collectives collide with the first's
+    (`train a.yaml b.yaml` on every worker)."""
+    import tensorflow as tf
+
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
 def _strategy(cfg: ExperimentConfig, gpus: list) -> tf.distribute.Strategy:
     import tensorflow as tf
 
@@ -50,7 +65,7 @@ def _strategy(cfg: ExperimentConfig, gpus: list) -> tf.distribute.Strategy:
                 "distribute.strategy: multi_worker needs the TF_CONFIG environment variable "
                 "(the cluster's addresses and this worker's task)"
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     mirrored = d.strategy == "mirrored" or (d.strategy == "auto" and len(gpus) > 1)
     if mirrored:
         devices = d.devices
@@ -100,8 +115,5 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     replicas = strategy.num_replicas_in_sync
     if replicas > 1:
         device += f"; {type(strategy).__name__} over {replicas} replicas"
-    chief = (
-        is_chief(os.environ.get("TF_CONFIG")) if cfg.distribute.strategy == "multi_worker" else True
-    )
     jit = _resolve(cfg.training.jit_compile, bool(gpus)) and not cfg.training.deterministic
-    return Runtime(device, mixed, jit, strategy, replicas, chief)
+    return Runtime(device, mixed, jit, strategy, replicas, keeps_run_folder(cfg))

@@ -7,6 +7,7 @@ leaves nothing behind; once it exists, `metrics.json` always says how it ended.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import traceback
@@ -18,7 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from animalcnn import checkpoint, pipeline, runtime
+from animalcnn import checkpoint, multiworker, pipeline, runtime
 from animalcnn.callbacks import ConsoleProgress, RunRecorder, StopOnSignal
 from animalcnn.checkpoint import (
     LAST_MODEL,
@@ -126,7 +127,7 @@ def train(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
     counts = parameter_counts(model)
 
     # In a multi-worker cluster every worker trains; only the chief keeps its run folder.
-    runs_dir = cfg.output.runs_dir if rt.chief else Path(tempfile.mkdtemp(prefix="animalcnn-"))
+    runs_dir = cfg.output.runs_dir if rt.chief else _worker_scratch()
     run = RunFolder.create(runs_dir, cfg.name)
     run.write_text(CONFIG, cfg.to_yaml())
     run.write_text(SUMMARY, summary_text(model))
@@ -148,12 +149,13 @@ def train(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
             "params": counts,
         },
     )
+    where = "run folder" if rt.chief else "worker's scratch copy (the chief keeps the run folder)"
     console.print(
-        f"run folder: {run.path}  ({len(data.train):,} training, {len(data.val):,} validation "
+        f"{where}: {run.path}  ({len(data.train):,} training, {len(data.val):,} validation "
         f"images, {len(classes)} classes, {counts['trainable']:,} trainable parameters)",
         highlight=False,
     )
-    return _finish(run, *_fit(model, plan, cfg, rt, data, run, list(callbacks), None))
+    return _finish(run, rt, *_fit(model, plan, cfg, rt, data, run, list(callbacks), None))
 
 
 def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunFolder:
@@ -170,6 +172,8 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
         )
     cfg = run.config()
     rt = _start(cfg)
+    if not rt.chief:  # the chief alone writes the run folder: this worker resumes a copy
+        run = RunFolder(Path(shutil.copytree(run.path, _worker_scratch() / run.name)))
     data = load_training_data(cfg)
     if data.dataset.classes != metrics.get("classes"):
         raise DataError(f"{cfg.data.dir}: its classes are not the run's {metrics.get('classes')}")
@@ -185,7 +189,7 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
         highlight=False,
     )
     run.update_metrics(status="running", reason=None, resumed=len(state.rows))
-    return _finish(run, *_fit(model, plan, cfg, rt, data, run, list(callbacks), state))
+    return _finish(run, rt, *_fit(model, plan, cfg, rt, data, run, list(callbacks), state))
 
 
 def _start(cfg: ExperimentConfig) -> runtime.Runtime:
@@ -198,10 +202,18 @@ def _start(cfg: ExperimentConfig) -> runtime.Runtime:
     return rt
 
 
-def _finish(run: RunFolder, status: str, reason: str) -> RunFolder:
+def _worker_scratch() -> Path:
+    """Where a non-chief worker writes what the chief writes to the run folder."""
+    return Path(tempfile.mkdtemp(prefix="animalcnn-worker-"))
+
+
+def _finish(run: RunFolder, rt: runtime.Runtime, status: str, reason: str) -> RunFolder:
+    """Raise if the run stopped; else drop its resume state (and a worker's scratch copy)."""
     if status != "completed":
         raise TrainingFailed(run, status, reason)
     checkpoint.remove(run)
+    if not rt.chief:
+        shutil.rmtree(run.path.parent)
     return run
 
 
@@ -246,6 +258,7 @@ def _fit(
                         metrics=["accuracy"],
                         jit_compile=rt.jit_compile,
                     )
+                multiworker.adapt(model, rt.strategy)
                 recorder.phase = phase.name
                 first = len(recorder.rows)
                 last = phase_start + phase.epochs
@@ -271,7 +284,7 @@ def _fit(
             status, reason = "interrupted", f"stopped after epoch {len(recorder.rows)}"
         except Exception as exc:
             run.write_text("error.log", traceback.format_exc())
-            status, reason = "failed", f"{type(exc).__name__}: {exc} (see error.log)"
+            status, reason = "failed", f"{type(exc).__name__}: {_gist(exc)} (see error.log)"
     epochs_seen = len(recorder.rows)
     if epochs_seen:
         history_figure(run.history(), run.name, run.file(HISTORY_PNG))
@@ -287,6 +300,14 @@ def _fit(
         else None,
     )
     return status, reason
+
+
+def _gist(exc: Exception) -> str:
+    """The line of an error message that says what went wrong: TensorFlow's messages
+    open with "Graph execution error:" and the stack of the failing op."""
+    noise = ("Graph execution error:", "Detected at node", "File ")
+    lines = (line.strip() for line in str(exc).splitlines())
+    return next((line for line in lines if line and not line.startswith(noise)), "")
 
 
 def _counter_callbacks(callbacks: list) -> dict[str, keras.callbacks.Callback]:

@@ -167,6 +167,10 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], help="config override KEY=VALUE (repeatable)"
     )
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=METHODS,
+        help="methods to time (in-memory, the reference, always runs)",
+    )  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -189,10 +193,11 @@ def main() -> None:
           "vs in-memory (best / median) | peak RSS MiB |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
-        epochs: dict[str, list[float]] = {m: [] for m in METHODS}
+        methods = [m for m in METHODS if m in args.methods or m == "in-memory"]
+        epochs: dict[str, list[float]] = {m: [] for m in methods}
         runs: dict[str, dict] = {}
         for repeat in range(args.repeats):  # alternate the order: the machine's speed drifts
-            for m in METHODS if repeat % 2 == 0 else METHODS[::-1]:
+            for m in methods if repeat % 2 == 0 else methods[::-1]:
                 runs[m] = _spawn(m, args, size)
                 epochs[m] += runs[m]["seconds"][1:]  # steady state: after the first epoch
         best = {m: min(e) for m, e in epochs.items()}

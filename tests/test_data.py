@@ -101,3 +101,18 @@ def test_test_split_must_have_the_training_classes(dataset: Path, tmp_path: Path
     (root / "val/circle").rename(root / "val/lion")
     with pytest.raises(DataError, match=r"missing \['circle'\], extra \['lion'\]"):
         discover(DataConfig(dir=root), 0)
+
+
+def test_the_memory_cache_is_held_once(dataset: Path):
+    """The tensor the pipeline gathers batches from is the decoded array itself."""
+    from animalcnn import pipeline
+
+    cfg = DataConfig(dir=dataset, img_size=32)
+    images = decode(discover(cfg, seed=0).train, cfg)
+    table = pipeline._as_tensor(images.array)
+    images.array[0, 0, 0] = (1, 2, 3)
+    assert table[0, 0, 0].numpy().tolist() == [1, 2, 3]  # same memory, no copy
+
+    unaligned = np.ones(32 * 32 * 3 + 1, np.uint8)[1:].reshape(32, 32, 3)  # copied instead
+    np.testing.assert_array_equal(pipeline._as_tensor(unaligned).numpy(), unaligned)
+    assert pipeline._as_tensor(np.zeros((0, 32, 32, 3), np.uint8)).shape == (0, 32, 32, 3)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -119,3 +124,122 @@ WITH_CHIEF = {"chief": ["c:1"], "worker": ["a:1"]}
 )
 def test_only_the_chief_keeps_the_run_folder(tf_config, chief):
     assert is_chief(tf_config) is chief
+
+
+# Two workers over loopback, each a process of its own. The simple network has no
+# random layers, so splitting each global batch across workers must train as one
+# process does, up to the order of float sums; lr_patience 1 makes the plateau
+# counter part of what resumes.
+MW_EPOCHS = 6
+
+
+def _mw_config(tmp_path: Path, dataset: Path, strategy: str) -> Path:
+    return write_config(
+        tmp_path / f"{strategy}.yaml", dataset, tmp_path / strategy,
+        training={"epochs": MW_EPOCHS, "lr_patience": 1, "val_patience": 50},
+        distribute={"strategy": strategy},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, dataset: Path) -> pd.DataFrame:
+    from typer.testing import CliRunner
+
+    from animalcnn.cli import app
+
+    tmp = tmp_path_factory.mktemp("one")
+    result = CliRunner().invoke(app, ["train", str(_mw_config(tmp, dataset, "none"))])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return pd.read_csv(_run_folder(tmp / "none") / "history.csv").drop(columns="seconds")
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _workers(args: list[str], scratch: Path, interrupt_when: Path | None = None) -> list[tuple]:
+    """Run `animalcnn ARGS` as worker 0 and 1 of a loopback cluster; (code, out, err) each.
+
+    With `interrupt_when`, send SIGINT to the chief (worker 0) once a file matching
+    that glob exists.
+    """
+    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(scratch),
+               "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        command = [sys.executable, "-m", "animalcnn", *args]
+        pipe = subprocess.PIPE
+        procs.append(subprocess.Popen(command, stdout=pipe, stderr=pipe, text=True, env=env))
+    if interrupt_when is not None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not glob.glob(str(interrupt_when)):
+            if any(proc.poll() is not None for proc in procs):
+                break
+            time.sleep(0.02)
+        procs[0].send_signal(signal.SIGINT)
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        results.append((proc.returncode, out, err))
+    return results
+
+
+def _assert_trains_like_one_process(run: Path, one_process: pd.DataFrame) -> None:
+    history = pd.read_csv(run / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(history, one_process, check_exact=False, rtol=5e-3)
+
+
+def test_two_workers_train_as_one_process_does(dataset: Path, tmp_path: Path, one_process):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    config = _mw_config(tmp_path, dataset, "multi_worker")
+    # Twice in one process: the second config must reuse the cluster, not collide with it.
+    (c0, out0, err0), (c1, out1, err1) = _workers(["train", str(config), str(config)], scratch)
+    assert c0 == 0 and c1 == 0, err0 + err1
+    for out in (out0, out1):
+        assert out.count("CollectiveAllReduceStrategy over 2 replicas") == 2
+    assert out1.count("this worker's share; the chief keeps the run folder") == 2
+    runs = sorted((tmp_path / "multi_worker").iterdir())  # the chief's, and only those
+    assert len(runs) == 2
+    for run in runs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["replicas"] == 2
+        _assert_trains_like_one_process(run, one_process)
+    assert not list(scratch.iterdir()), "worker 1's scratch copies are removed"
+
+
+def test_interrupting_the_chief_stops_the_cluster_and_both_resume(
+    dataset: Path, tmp_path: Path, one_process
+):
+    config = _mw_config(tmp_path, dataset, "multi_worker")
+    runs = tmp_path / "multi_worker"
+    chief, worker = _workers(["train", str(config)], tmp_path, interrupt_when=runs / "*/state.json")
+    assert chief[0] == 130, chief[2]
+    assert f"train --resume {runs}" in chief[2] and "on every worker" in chief[2]
+    # The other worker loses its peer mid-step: it fails, saying so in one line.
+    assert worker[0] == 1 and "Traceback" not in worker[2]
+    (failure,) = [line for line in worker[2].splitlines() if line.startswith("failed:")]
+    assert re.fullmatch(r"failed: .+: failed: \w+: .{8,} \(see error\.log\)", failure), failure
+    assert "Graph execution error" not in failure
+    run = _run_folder(runs)
+    cut = len(json.loads((run / "state.json").read_text())["rows"])
+    assert 1 <= cut < MW_EPOCHS
+    assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (c0, out0, err0), (c1, out1, err1) = _workers(["train", "--resume", str(run)], scratch)
+    assert c0 == 0 and c1 == 0, err0 + err1
+    assert f"after epoch {cut}" in out0 and f"after epoch {cut}" in out1
+    assert "this worker's share" in out1
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+    _assert_trains_like_one_process(run, one_process)
+    assert not list(scratch.iterdir())
