@@ -13,8 +13,9 @@ cluster (MirroredStrategy on one machine is unaffected):
    reduce averages across workers back to a scalar.
 
 Both fixes replace methods on the model instance (nothing is saved with it),
-so they are undone by loading the model again. They use `_symbolic_build`, a
-private Keras method; the two-worker test guards them.
+so they are undone by loading the model again. They override and call private
+Keras methods (`_maybe_symbolic_build`, `_symbolic_build`): the two-worker tests
+in tests/test_scale.py guard them across Keras upgrades.
 """
 
 from __future__ import annotations
