@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from animalcnn.config import DataConfig
 from animalcnn.errors import DataError
+from animalcnn.runs import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 # TensorFlow uses host memory in place only at this alignment (Eigen's); else it copies.
@@ -247,13 +249,19 @@ def decode(split: Split, cfg: DataConfig, progress: Progress | None = None) -> I
             if progress is not None:
                 progress(n)
         else:
-            tmp = base.with_suffix(".tmp.npy")
-            out = np.lib.format.open_memmap(tmp, "w+", np.uint8, (n, size, size, 3))
-            failures = _decode_into(out, split.paths, size, progress)
-            out.flush()
-            del out
-            os.replace(tmp, npy)
-            meta.write_text(json.dumps({"failures": failures}))
+            # Runs sharing the cache (in parallel, or workers of one cluster) each write
+            # their own file; the rename is atomic and the contents are the same.
+            fd, tmp = tempfile.mkstemp(prefix=f"{base.name}.", suffix=".tmp.npy", dir=base.parent)
+            os.close(fd)
+            try:
+                out = np.lib.format.open_memmap(tmp, "w+", np.uint8, (n, size, size, 3))
+                failures = _decode_into(out, split.paths, size, progress)
+                out.flush()
+                del out
+                atomic_write(meta, json.dumps({"failures": failures}))  # before the array
+                os.replace(tmp, npy)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
         array = np.load(npy, mmap_mode="r")
     else:
         array = aligned_zeros((n, size, size, 3)) if cfg.cache == "memory" else None

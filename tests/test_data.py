@@ -85,6 +85,20 @@ def test_disk_cache_is_reused_and_matches_memory(dataset: Path, tmp_path: Path):
     assert none.array is None and np.array_equal(none.batch(idx), memory.batch(idx))
 
 
+def test_runs_decoding_into_one_disk_cache_at_once_do_not_clash(dataset: Path, tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, split = read_split(dataset / "train")
+    cfg = DataConfig(dir=dataset, img_size=24, cache="disk", cache_dir=tmp_path / "cache")
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: decode(split, cfg), range(3)))
+    memory = decode(split, DataConfig(dir=dataset, img_size=24))
+    idx = np.arange(len(memory))
+    for images in results:
+        assert np.array_equal(images.batch(idx), memory.batch(idx))
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".json", ".npy"]
+
+
 def test_missing_and_empty_folders_are_one_line_errors(dataset: Path, tmp_path: Path):
     with pytest.raises(DataError, match="data.dir: .*nowhere: folder not found"):
         discover(DataConfig(dir=tmp_path / "nowhere"), 0)
