@@ -29,13 +29,9 @@ if TYPE_CHECKING:
     import keras
 
 
-def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-
-
 def adapt(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
     """Let `model.fit` and `model.evaluate` run under a multi-worker `strategy`."""
-    if not is_multi_worker(strategy):
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
 
     def local(value):
