@@ -68,9 +68,7 @@ class RunRecorder(keras.callbacks.Callback):
             and (self.best is None or val_loss < self.best["val_loss"])
         ):
             self.best = dict(row)
-            tmp = self.run.file(".model.tmp.keras")
-            self.model.save(tmp)
-            tmp.replace(self.run.file(MODEL))
+            self.run.save_model(MODEL, self.model)
         self.run.update_metrics(
             epochs_run=len(self.rows),
             best_epoch=self.best["epoch"] if self.best else None,
@@ -161,13 +159,12 @@ class ConsoleProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._bar.stop()
-        r = self.recorder.rows[-1]
-        nan = float("nan")
+        r = {k: float("nan") if v is None else v for k, v in self.recorder.rows[-1].items()}
         phase = f"[{r['phase']}] " if self.show_phase else ""
         self.console.print(
             f"{phase}epoch {r['epoch']:>3}/{self.total_epochs}  "
-            f"loss {r['loss'] or nan:.4f}  acc {r['accuracy'] or 0:.4f}  "
-            f"val_loss {r['val_loss'] or nan:.4f}  val_acc {r['val_accuracy'] or 0:.4f}  "
+            f"loss {r['loss']:.4f}  acc {r['accuracy']:.4f}  "
+            f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}  "
             f"lr {r['lr']:.2e}  {r['seconds']:.1f}s  {self.recorder.images_per_second:,.0f} img/s",
             highlight=False,
             markup=False,  # "[head]" is a phase name, not a style

@@ -99,9 +99,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.phase, self.phase_start, self.phase_end = phase, phase_start, phase_end
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        tmp = self.run.file(".last.tmp.keras")
-        self.model.save(tmp)
-        tmp.replace(self.run.file(LAST_MODEL))
+        self.run.save_model(LAST_MODEL, self.model)
         done = self.model.stop_training or epoch + 1 >= self.phase_end
         ResumeState(
             phase=self.phase + 1 if done else self.phase,

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from animalcnn.errors import ConfigError, RunFolderError
 
-if TYPE_CHECKING:  # both imported on use: reading metrics stays fast (compare)
+if TYPE_CHECKING:  # imported on use: reading metrics stays fast (compare)
+    import keras
     import pandas as pd
 
     from animalcnn.config import ExperimentConfig
@@ -86,6 +87,12 @@ class RunFolder:
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.path / name, text)
+
+    def save_model(self, name: str, model: keras.Model) -> None:
+        """Save via a temporary file and a rename: a reader never loads half a model."""
+        tmp = self.path / f".{name}.tmp.keras"  # Keras wants the suffix
+        model.save(tmp)
+        tmp.replace(self.path / name)
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         atomic_write(self.path / name, json.dumps(data, indent=2, default=_jsonable) + "\n")

@@ -276,7 +276,11 @@ def _fit(
                     verbose=0,
                 )
                 phase_start = len(recorder.rows)
-                bad = [r["epoch"] for r in recorder.rows if not np.isfinite(r["loss"] or np.nan)]
+                bad = [
+                    r["epoch"]
+                    for r in recorder.rows
+                    if r["loss"] is None or not np.isfinite(r["loss"])
+                ]
                 if bad:
                     status, reason = "failed", f"loss became NaN or infinite at epoch {bad[0]}"
                     break
