@@ -3,6 +3,8 @@
 import os
 
 # TensorFlow's C++ logs drown the progress output; its real errors surface as exceptions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# ANIMALCNN_VERBOSE=1 (or --verbose) keeps them.
+if os.environ.get("ANIMALCNN_VERBOSE", "") in ("", "0"):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"

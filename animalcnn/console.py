@@ -1,12 +1,17 @@
-"""The terminal: one console for output, one for errors, and progress for long steps."""
+"""The terminal: one console for output, one for errors, progress for long steps, and
+TensorFlow's start-up noise kept off both unless asked for."""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,6 +26,14 @@ _WIDTH = None if sys.stdout.isatty() else 200
 console = Console(soft_wrap=True, width=_WIDTH)
 Advance = Callable[[int], None]
 err_console = Console(stderr=True, soft_wrap=True, width=_WIDTH)
+
+# Set to 1 (or pass --verbose) to see TensorFlow's own start-up log lines.
+VERBOSE_ENV = "ANIMALCNN_VERBOSE"
+
+
+def print_error(message: object) -> None:
+    """The one-line form every user error takes (the message printed as text, not markup)."""
+    err_console.print(f"[red]error:[/] {escape(str(message))}", highlight=False)
 
 
 @contextmanager
@@ -39,4 +52,53 @@ def progress_bar(label: str, total: int) -> Iterator[Advance]:
         yield lambda n: bar.advance(task, n)
     elapsed = bar.tasks[0].finished_time or bar.tasks[0].elapsed or 0.0
     rate = f", {total / elapsed:,.0f}/s" if elapsed > 0 else ""
-    console.print(f"{label}: {total:,} in {elapsed:.1f}s{rate}", highlight=False)
+    console.print(f"{label}: {total:,} in {elapsed:.1f}s{rate}", highlight=False, markup=False)
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow with its start-up log lines held back.
+
+    TensorFlow writes them (twice, from two of its libraries) straight to the process's
+    standard error before any Python setting applies, so they are caught at the file
+    descriptor. With ANIMALCNN_VERBOSE=1 (or --verbose) each distinct message is shown
+    once; if the import fails, everything it wrote is shown.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    imported = False
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+
+            imported = True
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().decode(errors="replace").splitlines()
+            if not imported or verbose():
+                shown = lines if not imported else unique_log_lines(lines)
+                print("\n".join(shown), file=sys.stderr)
+
+
+# TensorFlow's log prefix: severity, date, time, thread, source line.
+_LOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]+\] ")
+
+
+def unique_log_lines(lines: list[str]) -> list[str]:
+    """Each distinct message once (two of TensorFlow's libraries log the same one)."""
+    seen: set[str] = set()
+    kept = []
+    for line in lines:
+        message = _LOG_PREFIX.sub("", line)
+        if message.strip() and message not in seen:
+            seen.add(message)
+            kept.append(line)
+    return kept
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")

@@ -80,23 +80,24 @@ def measure(method: str, args: argparse.Namespace, size: int) -> dict:
     if method == "animalcnn":
         import pandas as pd
 
-        from animalcnn.trainer import train
+        from animalcnn.training.session import start
 
-        run = train(cfg)
+        run = start(cfg)
         history = pd.read_csv(run.file("history.csv"))
         metrics = run.metrics()
         return {"seconds": history["seconds"].tolist(), "n_train": metrics["images"]["train"]}
 
     import keras
 
-    from animalcnn import runtime
     from animalcnn.models import build_model
+    from animalcnn.training import runtime
 
     runtime.configure(cfg)
     timer = EpochTimer()
     compile_args = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
     if method == "in-memory":
-        from animalcnn.data import decode, discover
+        from animalcnn.data.decoding import decode
+        from animalcnn.data.discovery import discover
 
         ds = discover(cfg.data, cfg.seed)
         train_images, val_images = decode(ds.train, cfg.data), decode(ds.val, cfg.data)
@@ -179,7 +180,7 @@ def main() -> None:
         _child(args)
         return
     if args.data is None:
-        from animalcnn.synthetic import make_dataset
+        from animalcnn.data.synthetic import make_dataset
 
         args.data = Path(tempfile.mkdtemp(prefix="bench-data-")) / "shapes"
         per_class = args.images // 5

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from animalcnn.synthetic import make_dataset
+from animalcnn.data.synthetic import make_dataset
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +53,30 @@ def cli():
         return result.exit_code, result.stdout, result.stderr
 
     return invoke
+
+
+def assert_histories_close(
+    a: pd.DataFrame, b: pd.DataFrame, n_train: int, n_val: int, samples: int = 2
+) -> None:
+    """Two histories of one config trained in different processes or process layouts.
+
+    Float sums may run in another order there (other CPU kernels, a reduction split
+    across workers), so losses agree to float32 reduction noise and accuracies within
+    `samples` images of the split they count; epochs, phases and learning rates agree.
+    Compare a run with itself on one machine exactly instead.
+    """
+    assert a[["epoch", "phase"]].equals(b[["epoch", "phase"]])
+    np.testing.assert_allclose(a["lr"], b["lr"], rtol=1e-6)
+    for column in ("loss", "val_loss"):
+        np.testing.assert_allclose(a[column], b[column], rtol=5e-3, atol=1e-4, err_msg=column)
+    for column, n in (("accuracy", n_train), ("val_accuracy", n_val)):
+        np.testing.assert_allclose(a[column], b[column], atol=samples / n + 1e-6, err_msg=column)
+
+
+@pytest.fixture
+def run_copy(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of the shared run, for tests that write into a run folder (evaluate)."""
+    return Path(shutil.copytree(trained_run, tmp_path / trained_run.name))
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from animalcnn.runs import HISTORY_COLUMNS
+from animalcnn.run_folder import HISTORY_COLUMNS
 
 from .conftest import write_config
 
@@ -42,7 +46,7 @@ def test_run_folder_holds_everything(trained_run: Path):
 def test_saved_model_reloads_and_takes_raw_pixels(trained_run: Path, dataset: Path):
     import keras
 
-    from animalcnn.data import load_image
+    from animalcnn.data.decoding import load_image
 
     model = keras.saving.load_model(trained_run / "model.keras", compile=False)
     image = load_image(next((dataset / "val/circle").iterdir()), 32)
@@ -51,10 +55,10 @@ def test_saved_model_reloads_and_takes_raw_pixels(trained_run: Path, dataset: Pa
     assert model.get_layer("rescale").scale == pytest.approx(1 / 255)
 
 
-def test_evaluate_writes_scores(cli, trained_run: Path):
-    code, out, err = cli("evaluate", trained_run)
+def test_evaluate_writes_scores(cli, run_copy: Path):
+    code, out, err = cli("evaluate", run_copy)
     assert code == 0, err
-    ev = json.loads((trained_run / "evaluation.json").read_text())
+    ev = json.loads((run_copy / "evaluation.json").read_text())
     assert ev["classes"] == ["circle", "cross", "square", "stripes", "triangle"]
     matrix = np.array(ev["confusion_matrix"])
     assert matrix.shape == (5, 5) and matrix.sum(axis=1).tolist() == [4] * 5
@@ -63,20 +67,43 @@ def test_evaluate_writes_scores(cli, trained_run: Path):
     assert "confusion matrix" in out and "precision" in out
 
 
-def test_compare_table_and_csv(cli, trained_run: Path, tmp_path: Path):
+def test_compare_table_and_csv(cli, run_copy: Path, tmp_path: Path):
+    assert cli("evaluate", run_copy)[0] == 0
     damaged = tmp_path / "not-a-run"
     damaged.mkdir()
     csv = tmp_path / "cmp.csv"
-    code, out, err = cli("compare", trained_run, damaged, "--csv", csv)
+    code, out, err = cli("compare", run_copy, damaged, "--csv", csv)
     assert code == 0, err
-    assert trained_run.name in out and "damaged" in out
+    assert run_copy.name in out and "damaged" in out
     df = pd.read_csv(csv)
-    row = df[df["run"] == trained_run.name].iloc[0]
+    row = df[df["run"] == run_copy.name].iloc[0]
     assert row["arch"] == "simple" and row["params_trainable"] == 73477
     assert row["status"] == "completed" and row["epochs"] == 2
-    if not pd.isna(row["test_accuracy"]):
-        assert row["gap"] == pytest.approx(row["train_accuracy"] - row["test_accuracy"])
+    assert 0 <= row["test_accuracy"] <= 1
+    assert row["gap"] == pytest.approx(row["train_accuracy"] - row["test_accuracy"])
     assert df[df["run"] == "not-a-run"].iloc[0]["status"].startswith("damaged")
+
+
+def test_compare_fits_100_columns_and_keeps_the_key_figures(trained_run: Path, tmp_path: Path):
+    from rich.console import Console
+
+    from animalcnn.reporting.tables import COMPARE_SPEC, collect, compare_table
+
+    rows = collect([trained_run, tmp_path / "a-folder-with-a-long-name-that-is-not-a-run"])
+
+    def render(width: int | None) -> str:
+        console = Console(width=width or 300, record=True, file=io.StringIO())
+        console.print(compare_table(rows, width))
+        return console.export_text()
+
+    narrow = render(100)
+    assert max(len(line) for line in narrow.splitlines()) <= 100
+    for header in ("run", "status", "best val acc", "test acc"):
+        assert header in narrow
+    assert "columns left out to fit; --csv has them all" in narrow
+    assert "completed" in narrow and "damaged" in narrow
+    wide = render(None)
+    assert all(title in wide for title, *_ in COMPARE_SPEC) and "left out" not in wide
 
 
 def _imports_tensorflow(*argv: str) -> tuple[bool, str]:
@@ -116,9 +143,13 @@ def test_missing_data_folder_exits_2_before_any_run_folder(cli, tmp_path: Path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_evaluate_and_compare_reject_non_runs(cli, tmp_path: Path):
+def test_evaluate_rejects_non_runs_and_compare_lists_them_damaged(cli, tmp_path: Path):
     code, _, err = cli("evaluate", tmp_path)
     assert code == 2 and f"{tmp_path}: not a run folder" in err
+    code, out, _ = cli("compare", tmp_path, "--csv", tmp_path / "c.csv")
+    assert code == 0 and "damaged" in out
+    status = pd.read_csv(tmp_path / "c.csv")["status"].iloc[0]
+    assert status == "damaged: not a run folder (no metrics.json or config.yaml)"
 
 
 def test_several_configs_one_failing_does_not_stop_the_rest(cli, tmp_path: Path, dataset):
@@ -153,13 +184,13 @@ def test_summary_json_counts_without_data(cli):
     assert json.loads(out)["total"] == 1_614_885
 
 
-def test_evaluate_on_another_split_folder(cli, trained_run: Path, dataset: Path):
-    code, out, err = cli("evaluate", trained_run, "--data", dataset / "train")
+def test_evaluate_on_another_split_folder(cli, run_copy: Path, dataset: Path):
+    code, out, err = cli("evaluate", run_copy, "--data", dataset / "train")
     assert code == 0, err
-    ev = json.loads((trained_run / "evaluation.json").read_text())
+    ev = json.loads((run_copy / "evaluation.json").read_text())
     assert ev["data"] == str(dataset / "train") and ev["images"] == 80
-    code, _, _ = cli("evaluate", trained_run)  # back to the run's own test split
-    assert json.loads((trained_run / "evaluation.json").read_text())["images"] == 20
+    code, _, _ = cli("evaluate", run_copy)  # back to the run's own test split
+    assert json.loads((run_copy / "evaluation.json").read_text())["images"] == 20
 
 
 def test_summary_table_and_models_list(cli):
@@ -169,5 +200,130 @@ def test_summary_table_and_models_list(cli):
     assert code == 0 and "conv1 (Conv2D)" in out and "726,277" in out
     code, out, _ = cli("models")
     assert code == 0
-    for arch in ("simple", "mid", "resnet", "inception", "resnet50v2", "efficientnetb0"):
-        assert f"│ {arch} " in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 2}
+    # minimum image sizes as numbers, with the default params
+    for arch, size in (("simple", 8), ("mid", 36), ("inception", 46), ("xception", 71)):
+        assert re.search(rf"│\s+{size} │", rows[arch]), rows[arch]
+    assert "pretrained" in rows["resnet50v2"] and "custom" in rows["resnet"]
+    assert "filters=[32, 64, 128], dense=128, dropout=0.25" in rows["mid"]
+    assert "pooling='flatten', dense=1000, dropout=0.0" in rows["efficientnetb0"]
+    assert "factor=0.1" in rows["rotation"] and "mode='horizontal'" in rows["flip"]
+    assert "function" not in out and "<" not in out
+
+
+def _animalcnn(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """The installed command in a process of its own, output to pipes (not a terminal),
+    in a user's environment (without the log level this test process set)."""
+    base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(
+        [sys.executable, "-m", "animalcnn", *args], capture_output=True, text=True,
+        env={**base, **env}, timeout=300,
+    )  # fmt: skip
+
+
+COMMANDS = ["train", "summary", "config", "models", "evaluate", "compare", "predict",
+            "data synth", "data check"]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_short_help_with_examples_and_readable_labels(cli, command: str):
+    code, out, _ = cli(*command.split(), "-h")
+    assert code == 0 and "Usage: " in out
+    examples = out.split("Examples:")[-1]
+    assert "Examples:" in out and f"animalcnn {command}" in examples
+    assert "list[" not in out and "<bool>" not in out and "Path]" not in out
+
+
+def test_version_help_and_completion():
+    from animalcnn import __version__
+
+    done = _animalcnn("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"animalcnn {__version__}"
+    done = _animalcnn("-h")
+    assert done.returncode == 0 and "--install-completion" in done.stdout
+    done = _animalcnn("--show-completion", "bash")
+    assert done.returncode == 0 and "_ANIMALCNN_COMPLETE" in done.stdout
+
+
+def test_config_prints_every_option_resolved(cli, tmp_path: Path):
+    from animalcnn.config import load_config
+    from animalcnn.config.schema import ExperimentConfig
+
+    from .conftest import CONFIGS
+
+    code, out, err = cli("config", CONFIGS / "mid.yaml", "--set", "training.epochs=3")
+    assert code == 0, err
+    printed = yaml.safe_load(out)
+    for section, model in ExperimentConfig.model_fields.items():
+        assert section in printed, section
+        sub = getattr(model.annotation, "model_fields", None)
+        if sub and printed[section] is not None:
+            assert set(sub) == set(printed[section]), section
+    assert printed["training"]["epochs"] == 3 and printed["model"]["params"]["dense"] == 128
+    (tmp_path / "mid.yaml").write_text(out)
+    expected = load_config(CONFIGS / "mid.yaml", ["training.epochs=3"])
+    assert load_config(tmp_path / "mid.yaml") == expected
+    code, _, err = cli("config", CONFIGS / "mid.yaml", "--set", "training.epoch=3")
+    assert code == 2 and "did you mean 'epochs'" in err
+
+
+def test_layer_table_has_every_column_whatever_the_terminal(trained_run: Path):
+    text = (trained_run / "summary.txt").read_text()
+    for column in ("layer (type)", "output shape", "params", "trains"):
+        assert column in text
+    assert re.search(r"predictions \(Dense\)\s+│ \(None, 5\)\s+│\s+54,085 │", text)
+    # A narrow terminal and a pipe (as under nohup or a batch job) change nothing.
+    from .conftest import CONFIGS
+
+    done = _animalcnn("summary", str(CONFIGS / "mid.yaml"), COLUMNS="40")
+    assert done.returncode == 0, done.stderr
+    assert "block3_conv2 (Conv2D)" in done.stdout and "147,584" in done.stdout
+    assert "total 1,614,885 parameters: 1,614,885 trainable, 0 non-trainable" in done.stdout
+
+
+def test_tensorflow_start_up_lines_only_when_asked_and_once():
+    from .conftest import CONFIGS
+
+    quiet = _animalcnn("summary", str(CONFIGS / "simple.yaml"), "--json")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    loud = _animalcnn("summary", str(CONFIGS / "simple.yaml"), "--json", ANIMALCNN_VERBOSE="1")
+    assert loud.returncode == 0
+    messages = [_LOG_PREFIX.sub("", line) for line in loud.stderr.splitlines() if line.strip()]
+    assert len(messages) == len(set(messages)), loud.stderr  # each message at most once
+    flag = _animalcnn("--verbose", "summary", str(CONFIGS / "simple.yaml"), "--json")
+    assert flag.returncode == 0
+    assert [_LOG_PREFIX.sub("", line) for line in flag.stderr.splitlines()] == messages
+
+
+_LOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]+\] ")
+
+
+def test_epoch_lines_wrap_between_fields_never_inside_a_number():
+    from rich.console import Console
+
+    from animalcnn.training.callbacks import ConsoleProgress
+
+    class Recorder:
+        rows = [
+            {
+                "epoch": 12,
+                "phase": "head",
+                "loss": 0.123456,
+                "accuracy": 0.98765,
+                "val_loss": 1.23456,
+                "val_accuracy": 0.5,
+                "lr": 1e-4,
+                "seconds": 12.5,
+            }
+        ]
+        images_per_second = 1234.5
+
+    console = Console(width=37, record=True, file=io.StringIO(), soft_wrap=True)
+    progress = ConsoleProgress(console, 30, 10, Recorder(), show_phase=True)
+    progress._bar = type("Bar", (), {"stop": lambda self: None})()
+    progress.on_epoch_end(11)
+    lines = console.export_text().splitlines()
+    assert len(lines) > 1 and max(len(line) for line in lines) <= 37
+    tokens = " ".join(lines).split()
+    for number in ("0.1235", "0.9877", "1.2346", "0.5000", "1.00e-04", "12.5s", "1,234"):
+        assert number in tokens, lines

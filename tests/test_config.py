@@ -33,8 +33,8 @@ def test_seed_configs_carry_the_notebook_settings():
     assert (mid.training.lr_patience, mid.training.val_patience) == (5, 10)
     assert load_config(CONFIGS / "inception.yaml").training.learning_rate == 1e-4
     aug = load_config(CONFIGS / "resnet_aug.yaml").model.augmentation
-    assert [a.type for a in aug] == ["flip", "rotation", "zoom", "noise"]
-    assert (aug[1].factor, aug[2].factor, aug[3].stddev) == (0.1, 0.2, 0.01)
+    assert [a["type"] for a in aug] == ["flip", "rotation", "zoom", "noise"]
+    assert (aug[1]["factor"], aug[2]["factor"], aug[3]["stddev"]) == (0.1, 0.2, 0.01)
 
 
 def test_defaults_fill_in_and_params_are_resolved(tmp_path):

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from animalcnn.config import DataConfig
-from animalcnn.data import decode, discover, load_image, read_split, train_val_split
+from animalcnn.data.decoding import decode, load_image
+from animalcnn.data.discovery import discover, read_split, train_val_split
 from animalcnn.errors import DataError
 
 
@@ -27,7 +28,7 @@ def test_discover_splits_per_class_with_the_seed(dataset: Path):
 
 
 def test_split_keeps_a_training_image_per_class():
-    from animalcnn.data import Split
+    from animalcnn.data.discovery import Split
 
     split = Split([Path(f"{i}.png") for i in range(4)], np.array([0, 0, 1, 1], np.int32))
     train, val = train_val_split(split, 0.9, seed=0)
@@ -119,7 +120,7 @@ def test_test_split_must_have_the_training_classes(dataset: Path, tmp_path: Path
 
 def test_the_memory_cache_is_held_once(dataset: Path):
     """The tensor the pipeline gathers batches from is the decoded array itself."""
-    from animalcnn import pipeline
+    from animalcnn.data import pipeline
 
     cfg = DataConfig(dir=dataset, img_size=32)
     images = decode(discover(cfg, seed=0).train, cfg)

@@ -53,7 +53,7 @@ def test_each_run_has_its_curves_and_confusion_matrix(two_runs: list[Path]):
 
 
 def test_learning_rate_drops_and_phases_are_found():
-    from animalcnn.figures import lr_drops, phase_starts
+    from animalcnn.reporting.charts import lr_drops, phase_starts
 
     history = pd.DataFrame(
         {"epoch": [1, 2, 3, 4, 5], "phase": ["head", "head", "head", "finetune", "finetune"],

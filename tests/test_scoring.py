@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from animalcnn.scoring import score
+from animalcnn.evaluation.scoring import score
 
 
 def test_scores_by_hand():

@@ -14,8 +14,9 @@ from animalcnn.config import load_config, validate_config
 from animalcnn.errors import ConfigError, UserError
 from animalcnn.models import build_model
 from animalcnn.models.pretrained import BACKBONE_LAYER
-from animalcnn.strategies import parameter_counts, phases, set_trainable
-from animalcnn.trainer import train
+from animalcnn.models.summary import parameter_counts
+from animalcnn.training.phases import phases, set_trainable
+from animalcnn.training.session import start as train
 
 from .conftest import CONFIGS, write_config
 

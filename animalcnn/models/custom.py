@@ -15,7 +15,7 @@ from animalcnn.models.registry import register
 if TYPE_CHECKING:
     import keras
 
-    from animalcnn.models.common import ModelSpec
+    from animalcnn.models.spec import ModelSpec
 
 
 class Params(BaseModel):

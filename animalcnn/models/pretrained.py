@@ -3,12 +3,11 @@
 The backbone is one nested layer named `backbone`, always run in inference mode,
 so its BatchNormalization statistics never move, also once unfrozen for
 fine-tuning (the Keras transfer-learning recipe). Which layers train is the
-transfer strategy's business (`animalcnn.strategies`).
+transfer strategy's business (`animalcnn.training.phases`).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -20,7 +19,7 @@ from animalcnn.models.registry import register
 if TYPE_CHECKING:
     import keras
 
-    from animalcnn.models.common import ModelSpec, Scale
+    from animalcnn.models.spec import ModelSpec, Scale
 
 BACKBONE_LAYER = "backbone"
 
@@ -53,10 +52,11 @@ def load_backbone(app: str, spec: ModelSpec) -> keras.Model:
             include_top=False, weights=weights, input_shape=shape
         )
     except Exception as exc:  # Keras raises a bare Exception when a download fails
-        url = re.search(r"URL fetch failure on (\S+?):? ", str(exc))
-        if url is None:
+        from animalcnn.keras_internals import failed_download
+
+        fname = failed_download(exc)
+        if fname is None:
             raise
-        fname = url.group(1).rsplit("/", 1)[-1]
         raise UserError(
             f"transfer.weights: imagenet: the {app} weights could not be downloaded "
             f"(no network?); put {fname} in ~/.keras/models/, or set "
@@ -64,17 +64,11 @@ def load_backbone(app: str, spec: ModelSpec) -> keras.Model:
         ) from None
 
 
-def pin_inference_mode(model: keras.Model) -> None:
-    """Make the backbone keep the `training=False` it was called with.
+def pin_backbone(model: keras.Model) -> None:
+    """Keep the backbone in inference mode under `fit` (after building or loading)."""
+    from animalcnn.keras_internals import pin_inference_mode
 
-    Keras 3's functional models pass the outer `training` flag to every layer that
-    takes one, overriding the `training=False` recorded for the nested backbone
-    (keras-team/keras#20285), so an unfrozen backbone's BatchNormalization would
-    train. A layer without `training` among its call-context arguments keeps the
-    recorded value. Not saved with the model: call again after loading it to train.
-    """
-    backbone = model.get_layer(BACKBONE_LAYER)
-    backbone._call_context_args = set(backbone._call_context_args) - {"training"}
+    pin_inference_mode(model.get_layer(BACKBONE_LAYER))
 
 
 def _backbone_builder(app: str, scale: Scale):
@@ -93,7 +87,7 @@ def _backbone_builder(app: str, scale: Scale):
         if p.dropout:
             x = layers.Dropout(p.dropout, name="dropout")(x)
         model = keras.Model(inputs, spec.classifier(x), name=app.lower())
-        pin_inference_mode(model)
+        pin_backbone(model)
         return model
 
     build.__doc__ = f"keras.applications.{app} (ImageNet) with a dense head."
@@ -109,6 +103,6 @@ BACKBONES: dict[str, tuple[str, Scale, int]] = {
 }
 
 for _name, (_app, _scale, _min) in BACKBONES.items():
-    register(_name, params=HeadParams, min_size=_min, pretrained=True)(
+    register(_name, params=HeadParams, min_size=_min, pretrained=True, after_load=pin_backbone)(
         _backbone_builder(_app, _scale)
     )

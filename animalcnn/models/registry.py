@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     import keras
 
-    from animalcnn.models.common import ModelSpec
+    from animalcnn.models.spec import ModelSpec
 
 
 class NoParams(BaseModel):
@@ -34,10 +34,15 @@ class Architecture:
     min_size: int | Callable[[Any], int]  # or a function of the params
     pretrained: bool
     description: str
+    # What a loaded model needs before it trains again (Keras does not save it).
+    after_load: Callable[[keras.Model], None] | None = None
 
-    def smallest_input(self, params: BaseModel) -> int:
-        """The smallest image side this architecture accepts with these params."""
-        return self.min_size(params) if callable(self.min_size) else self.min_size
+    def smallest_input(self, params: BaseModel | None = None) -> int:
+        """The smallest image side this architecture accepts with these params
+        (default: its default params)."""
+        if not callable(self.min_size):
+            return self.min_size
+        return self.min_size(params if params is not None else self.params())
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -49,6 +54,7 @@ def register(
     params: type[BaseModel] = NoParams,
     min_size: int | Callable[[Any], int] = 8,
     pretrained: bool = False,
+    after_load: Callable[[keras.Model], None] | None = None,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
     """Register `fn(spec, params) -> keras.Model` under `name`."""
 
@@ -57,7 +63,7 @@ def register(
             raise ValueError(f"architecture {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = Architecture(
-            name, fn, params, min_size, pretrained, doc[0] if doc else ""
+            name, fn, params, min_size, pretrained, doc[0] if doc else "", after_load
         )
         return fn
 

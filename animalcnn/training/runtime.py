@@ -80,6 +80,8 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     import keras
     import tensorflow as tf
 
+    from animalcnn.keras_internals import set_op_determinism
+
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         with contextlib.suppress(RuntimeError):  # already initialised in this process
@@ -95,14 +97,8 @@ def configure(cfg: ExperimentConfig) -> Runtime:
                 "run this config in a process of its own"
             ) from None
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.training.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    else:
-        # Process-wide: undo an earlier config's setting (`train a.yaml b.yaml`).
-        # TensorFlow has no public switch back.
-        from tensorflow.python.framework import config as tf_config
-
-        tf_config.disable_op_determinism()
+    # Process-wide: also undoes an earlier config's setting (`train a.yaml b.yaml`).
+    set_op_determinism(cfg.training.deterministic)
     mixed = _resolve(cfg.training.mixed_precision, bool(gpus))
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     strategy = _strategy(cfg, gpus)

@@ -16,14 +16,20 @@ from typing import Any
 import keras
 import numpy as np
 
-from animalcnn.runs import RunFolder
+from animalcnn.keras_internals import callback_counters, restore_callback_counters
+from animalcnn.run_folder import RunFolder
 
 LAST_MODEL = "last.keras"
 STATE = "state.json"
 
-# The callback attributes that carry a counter across epochs.
-EARLY_STOPPING_STATE = ("wait", "best", "best_epoch")
-PLATEAU_STATE = ("wait", "best", "cooldown_counter")
+
+@dataclass(frozen=True)
+class PhaseWindow:
+    """Where a phase stands in the run: its index and its epochs [start, end)."""
+
+    index: int
+    start: int
+    end: int
 
 
 @dataclass
@@ -72,10 +78,6 @@ def restore_rng_state(model: keras.Model, state: list[list[int]]) -> None:
         v.assign(np.asarray(value, dtype=v.dtype))
 
 
-def _counters(callback: keras.callbacks.Callback, names: tuple[str, ...]) -> dict[str, Any]:
-    return {n: float(getattr(callback, n)) for n in names}
-
-
 class ResumeCheckpoint(keras.callbacks.Callback):
     """Saves `last.keras` and `state.json` at the end of every epoch.
 
@@ -89,26 +91,25 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         recorder: Any,
         early_stopping: keras.callbacks.EarlyStopping,
         plateau: keras.callbacks.ReduceLROnPlateau,
-        phase: int,
-        phase_start: int,
-        phase_end: int,
+        window: PhaseWindow,
     ) -> None:
         super().__init__()
         self.run, self.recorder = run, recorder
         self.early_stopping, self.plateau = early_stopping, plateau
-        self.phase, self.phase_start, self.phase_end = phase, phase_start, phase_end
+        self.window = window
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.run.save_model(LAST_MODEL, self.model)
-        done = self.model.stop_training or epoch + 1 >= self.phase_end
+        w = self.window
+        done = self.model.stop_training or epoch + 1 >= w.end
         ResumeState(
-            phase=self.phase + 1 if done else self.phase,
-            phase_start=epoch + 1 if done else self.phase_start,
+            phase=w.index + 1 if done else w.index,
+            phase_start=epoch + 1 if done else w.start,
             rows=self.recorder.rows,
             best=self.recorder.best,
             train_seconds=self.recorder.train_seconds,
-            early_stopping=_counters(self.early_stopping, EARLY_STOPPING_STATE),
-            plateau=_counters(self.plateau, PLATEAU_STATE),
+            early_stopping=callback_counters(self.early_stopping),
+            plateau=callback_counters(self.plateau),
             rng=rng_state(self.model),
         ).save(self.run)
 
@@ -117,14 +118,18 @@ class RestoreCounters(keras.callbacks.Callback):
     """Puts the saved counters back after EarlyStopping and ReduceLROnPlateau reset them
     in `on_train_begin` (so it must come after them in the callback list)."""
 
-    def __init__(self, state: ResumeState, callbacks: dict[str, keras.callbacks.Callback]):
+    def __init__(
+        self,
+        state: ResumeState,
+        early_stopping: keras.callbacks.EarlyStopping,
+        plateau: keras.callbacks.ReduceLROnPlateau,
+    ) -> None:
         super().__init__()
-        self.state, self.callbacks = state, callbacks
+        self.state, self.early_stopping, self.plateau = state, early_stopping, plateau
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        for key, callback in self.callbacks.items():
-            for name, value in getattr(self.state, key).items():
-                setattr(callback, name, int(value) if name != "best" else value)
+        restore_callback_counters(self.early_stopping, self.state.early_stopping)
+        restore_callback_counters(self.plateau, self.state.plateau)
 
 
 def remove(run: RunFolder) -> None:

@@ -17,13 +17,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from animalcnn.data import IMAGE_SUFFIXES, class_names, is_hidden, try_load
+from animalcnn.data.decoding import try_load
+from animalcnn.data.discovery import class_names
+from animalcnn.data.files import IMAGE_FORMATS, is_hidden, is_image, walk_files
 from animalcnn.errors import DataError
-
-# What PIL calls the format each suffix promises.
-SUFFIX_FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WEBP"
-}  # fmt: skip
 
 
 @dataclass
@@ -67,7 +64,7 @@ class _FileInfo:
 
 def _inspect(path: Path) -> _FileInfo:
     info = _FileInfo(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
+    if not is_image(path):
         info.problem = Problem(path, "not an image file (ignored by training)", error=False)
         return info
     data = path.read_bytes()
@@ -78,21 +75,12 @@ def _inspect(path: Path) -> _FileInfo:
         return info
     with Image.open(path) as img:
         info.format, info.size = img.format, img.size
-    expected = SUFFIX_FORMATS[path.suffix.lower()]
+    expected = IMAGE_FORMATS[path.suffix.lower()]
     if info.format != expected:
         info.problem = Problem(
             path, f"{info.format} data with a {path.suffix} extension", error=False
         )
     return info
-
-
-def _files(folder: Path) -> list[Path]:
-    """Every non-hidden file below `folder`."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / f for f in sorted(files) if not f.startswith(".")]
-    return found
 
 
 def _splits(root: Path) -> list[tuple[str, list[str] | None]]:
@@ -114,7 +102,7 @@ def check(root: Path, train_split: str = "train") -> Report:
     for split, classes in _splits(root):
         for name in classes or ["(unlabeled)"]:
             folder = root / split / name if classes else root / split
-            files = _files(folder) if classes else [p for p in _files(folder) if p.parent == folder]
+            files = list(walk_files(folder, recursive=classes is not None))
             s = ClassStats(split, name)
             stats.append(s)
             jobs += [(s, f) for f in files]

@@ -9,21 +9,24 @@ from typing import Any
 import keras
 import numpy as np
 
-from animalcnn import pipeline
 from animalcnn.console import err_console, progress_bar
-from animalcnn.data import decode, read_split
+from animalcnn.data import pipeline
+from animalcnn.data.decoding import decode
+from animalcnn.data.discovery import read_split
 from animalcnn.errors import RunFolderError
-from animalcnn.figures import confusion_figure
-from animalcnn.runs import CONFUSION_PNG, EVALUATION, MODEL, RunFolder
-from animalcnn.scoring import score
+from animalcnn.evaluation.scoring import score
+from animalcnn.models import load_model
+from animalcnn.reporting.charts import confusion_chart, write_png
+from animalcnn.run_folder import CONFUSION_PNG, EVALUATION, MODEL, RunFolder
 
 
-def load_model(run: RunFolder) -> keras.Model:
+def load_best(run: RunFolder) -> keras.Model:
+    """The run's best checkpoint, to predict with."""
     path = run.file(MODEL)
     if not path.is_file():
         status = run.metrics().get("status", "unknown")
         raise RunFolderError(f"{run.path}: no {MODEL} (run status: {status})")
-    return keras.saving.load_model(path, compile=False)
+    return load_model(path, run.config().model.arch)
 
 
 def test_folder(run: RunFolder, data: Path | None) -> Path:
@@ -41,7 +44,7 @@ def evaluate(run: RunFolder, data: Path | None = None) -> dict[str, Any]:
     metrics = run.metrics()
     folder = test_folder(run, data)
     classes, split = read_split(folder, metrics.get("classes"))
-    model = load_model(run)
+    model = load_best(run)
     with progress_bar(f"decoding {folder}", len(split)) as advance:
         images = decode(split, cfg.data, advance)
     for b in images.bad:
@@ -56,5 +59,5 @@ def evaluate(run: RunFolder, data: Path | None = None) -> dict[str, Any]:
         skipped_files=[str(b) for b in images.bad],
     )
     run.write_json(EVALUATION, result)
-    confusion_figure(result, run.name, run.file(CONFUSION_PNG))
+    write_png(confusion_chart(result, run.name), run.file(CONFUSION_PNG))
     return result

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from animalcnn.config import ExperimentConfig
+from animalcnn.models import build_model
+from animalcnn.models.pretrained import BACKBONE_LAYER
+from animalcnn.models.summary import layer_table, parameter_counts
 
 if TYPE_CHECKING:
     import keras
@@ -48,8 +51,6 @@ def phases(cfg: ExperimentConfig) -> list[Phase]:
 
 def set_trainable(model: keras.Model, phase: Phase, cfg: ExperimentConfig) -> None:
     """Freeze and unfreeze the backbone for `phase` (recompile afterwards)."""
-    from animalcnn.models.pretrained import BACKBONE_LAYER
-
     if cfg.transfer is None:
         model.trainable = True
         return
@@ -64,10 +65,15 @@ def set_trainable(model: keras.Model, phase: Phase, cfg: ExperimentConfig) -> No
             layer.trainable = unfrozen
 
 
-def parameter_counts(model: keras.Model) -> dict[str, int]:
-    """Total, trainable and non-trainable parameters, as Keras reports them."""
-    import numpy as np
+def build_as_trained(cfg: ExperimentConfig, num_classes: int) -> keras.Model:
+    """The config's model with the layers trainable that train in its last phase, so that
+    its counts are those at the end of training (fine-tune: the backbone unfrozen)."""
+    model = build_model(cfg, num_classes)
+    set_trainable(model, phases(cfg)[-1], cfg)
+    return model
 
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    total = sum(int(np.prod(w.shape)) for w in model.weights)
-    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
+
+def describe(cfg: ExperimentConfig, num_classes: int) -> tuple[dict[str, int], str]:
+    """The parameter counts and layer table of the config's model as training ends."""
+    model = build_as_trained(cfg, num_classes)
+    return parameter_counts(model), layer_table(model)

@@ -10,12 +10,11 @@ Reading a run folder never imports TensorFlow.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from animalcnn.atomic import atomic_path, atomic_write
 from animalcnn.errors import ConfigError, RunFolderError
 
 if TYPE_CHECKING:  # imported on use: reading metrics stays fast (compare)
@@ -35,20 +34,6 @@ CONFUSION_PNG = "confusion.png"
 HISTORY_COLUMNS = [
     "epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"
 ]  # fmt: skip
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write via a temporary file and a rename, so no reader sees half a file."""
-    mode = "wb" if isinstance(data, bytes) else "w"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class RunFolder:
@@ -89,10 +74,9 @@ class RunFolder:
         atomic_write(self.path / name, text)
 
     def save_model(self, name: str, model: keras.Model) -> None:
-        """Save via a temporary file and a rename: a reader never loads half a model."""
-        tmp = self.path / f".{name}.tmp.keras"  # Keras wants the suffix
-        model.save(tmp)
-        tmp.replace(self.path / name)
+        """Save atomically: a reader never loads half a model."""
+        with atomic_path(self.path / name, suffix=".keras") as tmp:  # Keras wants the suffix
+            model.save(tmp)
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         atomic_write(self.path / name, json.dumps(data, indent=2, default=_jsonable) + "\n")

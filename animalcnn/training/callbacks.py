@@ -1,4 +1,5 @@
-"""Keras callbacks that keep the run folder current and show progress."""
+"""Keras callbacks that keep the run folder current and show progress, and the order
+in which a phase's `fit` calls them (`PhaseCallbacks`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import keras
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from animalcnn.runs import MODEL, RunFolder
+from animalcnn.run_folder import MODEL, RunFolder
+from animalcnn.training.resume import RestoreCounters, ResumeCheckpoint
 
 
 def current_lr(model: keras.Model) -> float:
@@ -168,8 +171,40 @@ class ConsoleProgress(keras.callbacks.Callback):
             f"lr {r['lr']:.2e}  {r['seconds']:.1f}s  {self.recorder.images_per_second:,.0f} img/s",
             highlight=False,
             markup=False,  # "[head]" is a phase name, not a style
+            soft_wrap=False,  # wrap between fields on a narrow terminal, never inside a number
         )
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if getattr(self, "_bar", None) is not None:
             self._bar.stop()
+
+
+@dataclass
+class PhaseCallbacks:
+    """One phase's callbacks, in the order `fit` must call them: `in_order` follows the
+    fields, and each field's place is part of what a resumed run relies on."""
+
+    # First: a stop request ends the epoch before anything records it.
+    stopper: StopOnSignal
+    # The history row and best checkpoint, before anything that reads them.
+    recorder: RunRecorder
+    # Prints the row the recorder has just written.
+    progress: ConsoleProgress
+    early_stopping: keras.callbacks.EarlyStopping
+    plateau: keras.callbacks.ReduceLROnPlateau
+    nan_guard: keras.callbacks.TerminateOnNaN
+    # Resuming mid-phase: after EarlyStopping and ReduceLROnPlateau, whose
+    # `on_train_begin` resets the counters it puts back.
+    restore: RestoreCounters | None = None
+    # After EarlyStopping and ReduceLROnPlateau: saves what they decided this epoch.
+    checkpoint: ResumeCheckpoint | None = None
+    tensorboard: keras.callbacks.TensorBoard | None = None
+    # The caller's own (a notebook's, a test's), last.
+    extra: list[keras.callbacks.Callback] = field(default_factory=list)
+
+    def in_order(self) -> list[keras.callbacks.Callback]:
+        ordered: list[keras.callbacks.Callback] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            ordered += value if isinstance(value, list) else [] if value is None else [value]
+        return ordered

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.table import Table
 
-from animalcnn.data import IMAGE_SUFFIXES, Images, list_images, try_load
+from animalcnn.data.decoding import Images, try_load
+from animalcnn.data.files import IMAGE_SUFFIXES, list_images
 from animalcnn.errors import DataError
-from animalcnn.runs import RunFolder
-
-SHOWN = 50  # rows printed; the CSV has them all
+from animalcnn.run_folder import RunFolder
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -32,15 +30,15 @@ def _expand(paths: list[Path]) -> list[Path]:
 def predict(run: RunFolder, paths: list[Path]) -> pd.DataFrame:
     """One row per file: predicted class, confidence and one probability per class;
     a file that cannot be read gets its reason in `error` and no prediction."""
-    from animalcnn import pipeline
-    from animalcnn.evaluation import load_model
+    from animalcnn.data import pipeline
+    from animalcnn.evaluation.evaluate import load_best
 
     cfg = run.config()
     classes = run.metrics().get("classes") or []
     files = _expand(paths)
     if not files:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the paths given")
-    model = load_model(run)
+    model = load_best(run)
     size = cfg.data.img_size
     decoded = [try_load(f, size) for f in files]
     ok = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
@@ -61,20 +59,3 @@ def predict(run: RunFolder, paths: list[Path]) -> pd.DataFrame:
         rows.append(row)
     columns = ["file", "predicted", "confidence", *(f"p_{c}" for c in classes), "error"]
     return pd.DataFrame(rows, columns=columns)
-
-
-def prediction_table(df: pd.DataFrame) -> Table:
-    failed = int(df["error"].notna().sum())
-    table = Table(
-        title=f"{len(df):,} images, {failed} unreadable"
-        + (f" (first {SHOWN} shown)" if len(df) > SHOWN else ""),
-        header_style="bold",
-    )
-    for col in ("file", "predicted", "confidence"):
-        table.add_column(col, justify="right" if col == "confidence" else "left")
-    for _, r in df.head(SHOWN).iterrows():
-        if r["error"] is not None and not pd.isna(r["error"]):
-            table.add_row(r["file"], f"[red]{r['error']}[/]", "-")
-        else:
-            table.add_row(r["file"], r["predicted"], f"{r['confidence']:.3f}")
-    return table

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from animalcnn.data import TENSOR_ALIGNMENT, Images
+from animalcnn.data.decoding import TENSOR_ALIGNMENT, Images
 
 
 def _options() -> tf.data.Options:

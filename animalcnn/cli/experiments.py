@@ -1,0 +1,109 @@
+"""Commands about experiments: train, summary, config, models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from animalcnn.cli.app import Overrides, command, examples
+
+Config = Annotated[Path, typer.Argument(metavar="CONFIG", help="An experiment's YAML file.")]
+
+
+@command(
+    epilog=examples(
+        "animalcnn train configs/mid.yaml --set training.epochs=5",
+        "animalcnn train configs/simple.yaml configs/mid.yaml --runs-dir runs",
+        "animalcnn train --resume runs/mid-20261129-101500",
+    )
+)
+def train(
+    configs: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="CONFIG", help="Config files, trained in turn."),
+    ] = None,
+    overrides: Overrides = None,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Where run folders go (default: output.runs_dir)."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="RUN", help="Continue a stopped run folder from its last completed epoch."
+        ),
+    ] = None,
+) -> None:
+    """Train each config into a new run folder; a failed one does not stop the rest."""
+    from animalcnn.errors import UserError
+    from animalcnn.training import runner
+
+    if resume is not None:
+        if configs or overrides or runs_dir:
+            raise UserError("--resume takes a run folder alone: its config is in the folder")
+        code = runner.resume_one(resume)
+    elif not configs:
+        raise UserError("train: give one or more config files, or --resume RUN")
+    else:
+        code = runner.train_all(configs, overrides or [], runs_dir)
+    if code:
+        raise typer.Exit(code)
+
+
+@command(
+    epilog=examples(
+        "animalcnn summary configs/resnet.yaml",
+        "animalcnn summary configs/xception_partial.yaml --set transfer.weights=none --json",
+    )
+)
+def summary(
+    config: Config,
+    overrides: Overrides = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+    classes: Annotated[
+        int | None,
+        typer.Option(min=2, help="Number of classes (default: class folders in data.dir, else 5)."),
+    ] = None,
+) -> None:
+    """Build the model and show its layers and parameter counts (no training, no data)."""
+    from animalcnn.config import load_config
+    from animalcnn.console import console, import_tensorflow
+    from animalcnn.data.discovery import class_count
+
+    cfg = load_config(config, overrides)
+    classes = classes or class_count(cfg.data, default=5)
+    import_tensorflow()
+    from animalcnn.training.phases import describe
+
+    counts, table = describe(cfg, classes)
+    if as_json:
+        print(json.dumps({**counts, "arch": cfg.model.arch, "classes": classes}))
+        return
+    console.print(table, highlight=False, markup=False, end="")
+
+
+@command(
+    name="config",
+    epilog=examples(
+        "animalcnn config configs/mid.yaml",
+        "animalcnn config configs/demo.yaml --set training.epochs=3 > my_experiment.yaml",
+    ),
+)
+def show_config(config: Config, overrides: Overrides = None) -> None:
+    """Print the config fully resolved: every option, with its default where not set."""
+    from animalcnn.config import load_config
+
+    print(load_config(config, overrides).to_yaml(), end="")
+
+
+@command(epilog=examples("animalcnn models"))
+def models() -> None:
+    """List the architectures and augmentations, with their options and defaults."""
+    from animalcnn.console import console
+    from animalcnn.reporting.tables import augmentations_table, models_table
+
+    console.print(models_table())
+    console.print(augmentations_table())

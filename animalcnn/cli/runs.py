@@ -1,0 +1,102 @@
+"""Commands that read run folders: evaluate, compare, predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from animalcnn.cli.app import RunFolders, command, examples
+
+
+@command(
+    epilog=examples(
+        "animalcnn evaluate runs/mid-20261129-101500",
+        "animalcnn evaluate runs/mid-20261129-101500 --data ~/other_animals",
+    )
+)
+def evaluate(
+    runs: RunFolders,
+    data: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Another dataset root or labelled split folder."),
+    ] = None,
+) -> None:
+    """Score each run's best checkpoint on its test split; writes evaluation.json."""
+    from animalcnn.console import console, import_tensorflow
+    from animalcnn.reporting.tables import evaluation_tables
+    from animalcnn.run_folder import RunFolder
+
+    folders = [RunFolder.open(path) for path in runs]
+    import_tensorflow()
+    from animalcnn.evaluation.evaluate import evaluate as evaluate_run
+
+    for run in folders:
+        for table in evaluation_tables(evaluate_run(run, data), run.name):
+            console.print(table)
+
+
+@command(
+    epilog=examples(
+        "animalcnn compare runs/*",
+        "animalcnn compare runs/* --csv table.csv --report report.html",
+    )
+)
+def compare(
+    runs: RunFolders,
+    csv: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Also write the table as CSV.")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Write an offline HTML report, and its figures as PNG beside it."
+        ),
+    ] = None,
+) -> None:
+    """Runs side by side: parameters, epochs, validation and test accuracy, gap, time."""
+    from animalcnn.console import console
+    from animalcnn.reporting.tables import collect, compare_table, write_csv
+
+    folders = [p for p in runs if p.is_dir() or not p.exists()]
+    rows = collect(folders)
+    console.print(compare_table(rows, console.width))
+    if csv is not None:
+        write_csv(rows, csv)
+        console.print(f"wrote {csv}", highlight=False, markup=False)
+    if report is not None:
+        from animalcnn.reporting.html import write_comparison
+
+        written = write_comparison(rows, folders, report)
+        console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)
+
+
+@command(
+    epilog=examples(
+        "animalcnn predict runs/mid-20261129-101500 data/animals/inf",
+        "animalcnn predict runs/mid-20261129-101500 cat.jpg dog.png --csv labels.csv",
+    )
+)
+def predict(
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files and folders.")],
+    csv: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write one row per image as CSV.")
+    ] = None,
+) -> None:
+    """Label images with a run's best checkpoint: class, confidence, class probabilities."""
+    from animalcnn.atomic import atomic_write
+    from animalcnn.console import console, import_tensorflow
+    from animalcnn.reporting.tables import prediction_table
+    from animalcnn.run_folder import RunFolder
+
+    folder = RunFolder.open(run)
+    import_tensorflow()
+    from animalcnn.evaluation.predict import predict as predict_images
+
+    df = predict_images(folder, paths)
+    console.print(prediction_table(df))
+    if csv is not None:
+        atomic_write(csv, df.to_csv(index=False))
+        console.print(f"wrote {csv}", highlight=False, markup=False)

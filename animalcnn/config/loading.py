@@ -1,0 +1,164 @@
+"""Loading a config: YAML, `--set` overrides, validation, and the architecture's checks.
+
+The schema (`schema`) validates what every config has; this module adds what
+depends on the chosen architecture: its own `model.params`, its smallest input,
+whether a `transfer` section belongs, and the augmentation types registered in
+`animalcnn.models`. Every failure is a one-line `ConfigError` naming the file and
+the dotted field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from animalcnn.config.schema import ExperimentConfig, ModelConfig, TransferConfig
+from animalcnn.errors import ConfigError
+from animalcnn.models import augmentation, registry
+
+
+def _closest(name: str, candidates: list[str]) -> str:
+    match = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _fields_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    """The valid keys of the section at `path`, for 'did you mean' hints."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        sub = _section_type(field.annotation) if field is not None else None
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
+
+
+def _format_errors(err: ValidationError, root: type[BaseModel], prefix: str = "") -> str:
+    """The first error as `dotted.field: message`, with a did-you-mean for unknown keys."""
+    tags = set(augmentation.names())
+    e = err.errors()[0]
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in tags))
+    field = prefix + ".".join(str(p) for p in loc)
+    if e["type"] == "extra_forbidden":
+        tag = next((p for p in e["loc"] if isinstance(p, str) and p in tags), None)
+        known = list(augmentation.get(tag).model_fields) if tag else _fields_at(root, loc[:-1])
+        hint = _closest(str(loc[-1]), known)
+        msg = f"unknown field{hint}"
+    elif e["type"] == "union_tag_invalid":
+        msg = f"unknown type {e['input'].get('type')!r}; known: {', '.join(sorted(tags))}"
+    else:
+        msg = re.sub(r"^(Value error|Assertion failed), ", "", e["msg"])
+        msg = msg[0].lower() + msg[1:]
+    more = len(err.errors()) - 1
+    return f"{field or '(top level)'}: {msg}" + (f" (and {more} more)" if more else "")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (['a', 'b', 'c'], value read as a YAML scalar)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. training.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _apply_override(data: dict[str, Any], text: str) -> None:
+    path, value = parse_override(text)
+    model: type[BaseModel] | None = ExperimentConfig
+    node = data
+    for i, part in enumerate(path):
+        if model is not None:
+            valid = _fields_at(model, ())
+            if part not in valid:
+                where = ".".join(path[: i + 1])
+                raise ConfigError(f"--set {text}: unknown field {where!r}{_closest(part, valid)}")
+            if part == "params" and model is ModelConfig:
+                model = None  # the architecture's own options, checked after validation
+            else:
+                model = _section_type(model.model_fields[part].annotation)
+        if i == len(path) - 1:
+            node[part] = value
+        else:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    inner = [a for a in getattr(annotation, "__args__", (annotation,)) if a is not None]
+    return next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def validate_config(data: dict[str, Any], source: str) -> ExperimentConfig:
+    """Validate a config mapping; `source` prefixes every error message."""
+    try:
+        cfg = ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_format_errors(err, ExperimentConfig)}") from None
+    try:
+        arch = registry.get(cfg.model.arch)
+    except KeyError as err:
+        raise ConfigError(f"{source}: model.arch: {err.args[0]}") from None
+    try:
+        params = arch.params.model_validate(cfg.model.params)
+    except ValidationError as err:
+        raise ConfigError(
+            f"{source}: {_format_errors(err, arch.params, 'model.params.')}"
+        ) from None
+    cfg.model.params = params.model_dump(mode="json")
+    try:
+        augs = augmentation.list_adapter().validate_python(cfg.model.augmentation)
+    except ValidationError as err:
+        raise ConfigError(
+            f"{source}: {_format_errors(err, ModelConfig, 'model.augmentation.')}"
+        ) from None
+    cfg.model.augmentation = [a.model_dump(mode="json") for a in augs]
+    smallest = arch.smallest_input(params)
+    if cfg.data.img_size < smallest:
+        raise ConfigError(
+            f"{source}: data.img_size: {cfg.data.img_size} is too small for "
+            f"{arch.name} with these params, which needs at least {smallest}"
+        )
+    if cfg.transfer is not None and not arch.pretrained:
+        raise ConfigError(
+            f"{source}: transfer: only valid for a pretrained architecture, not {arch.name!r}"
+        )
+    if arch.pretrained and cfg.transfer is None:
+        cfg.transfer = TransferConfig()
+    return cfg
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, override and validate a config file; errors are one-line `ConfigError`s."""
+    data = _read_yaml(path)
+    data.setdefault("name", path.stem)
+    for text in overrides or []:
+        _apply_override(data, text)
+    return validate_config(data, str(path))

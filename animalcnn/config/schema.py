@@ -1,0 +1,157 @@
+"""The experiment config schema: the single home of every option and its default.
+
+A leaf: it imports nothing else from animalcnn. What depends on the chosen
+architecture (its `model.params`, its smallest input, the transfer section) and
+the augmentation types (registered with their Keras layers in `models`) is
+checked one level up, in `animalcnn.config.loading`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+
+def _on_off(value: Any) -> Any:
+    # YAML 1.1 reads on/off (and yes/no) as booleans.
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
+
+
+class Section(BaseModel):
+    """Unknown keys are errors everywhere in a config; defaults pass the validators too."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(Section):
+    dir: Path = Field(Path("data/demo"), description="Folder holding the train and test splits.")
+    train_split: str = Field("train", description="Sub-folder of class folders to train on.")
+    test_split: str = Field("val", description="Sub-folder used as the test split.")
+    img_size: int = Field(100, ge=8, le=1024, description="Images are resized to this square.")
+    batch_size: int = Field(258, gt=0, description="Global batch size.")
+    val_fraction: float = Field(
+        0.15, gt=0, lt=1, description="Share of train_split held out for validation."
+    )
+    cache: Literal["memory", "disk", "none"] = Field(
+        "memory",
+        description="Where decoded uint8 images live: RAM, a reusable file, or decode every epoch.",
+    )
+    cache_dir: Path = Field(
+        Path("~/.cache/animalcnn"), description="Folder for data.cache: disk files."
+    )
+    on_bad_file: Literal["skip", "fail"] = Field(
+        "skip", description="A file that does not decode: leave it out with a warning, or stop."
+    )
+
+    @field_validator("dir", "cache_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+
+class ModelConfig(Section):
+    arch: str = Field("mid", description="A registered architecture (animalcnn models).")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The architecture's own options."
+    )
+    augmentation: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Random transforms applied in training only, in order; each a mapping "
+        "with its `type` (animalcnn models lists them) and that type's options.",
+    )
+
+
+class TrainingConfig(Section):
+    epochs: int = Field(20, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    lr_patience: int = Field(5, ge=0, description="ReduceLROnPlateau patience on val_loss.")
+    lr_factor: float = Field(0.2, gt=0, lt=1)
+    lr_min_delta: float = Field(1e-5, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+    val_patience: int = Field(10, ge=1, description="EarlyStopping patience on val_loss.")
+    resume_checkpoints: bool = Field(
+        True,
+        description="Save the full training state after every epoch, so that an interrupted "
+        "run can be resumed (train --resume); costs a model save per epoch.",
+    )
+    deterministic: bool = Field(
+        True, description="Deterministic ops: identical reruns, at some cost in GPU speed."
+    )
+    mixed_precision: Switch = Field("auto", description="mixed_float16 compute; auto = on a GPU.")
+    jit_compile: Switch = Field(
+        "auto",
+        description="XLA compilation; auto = on a GPU when deterministic is false "
+        "(Keras turns XLA off under op determinism).",
+    )
+
+    @model_validator(mode="after")
+    def _xla_needs_nondeterminism(self) -> TrainingConfig:
+        if self.jit_compile == "on" and self.deterministic:
+            raise ValueError(
+                "jit_compile: on needs training.deterministic: false "
+                "(Keras turns XLA off under op determinism)"
+            )
+        return self
+
+
+class PhaseConfig(Section):
+    """The second fine-tuning phase, with the whole backbone unfrozen."""
+
+    epochs: int = Field(50, gt=0)
+    learning_rate: float = Field(1e-5, gt=0)
+    lr_patience: int = Field(2, ge=0)
+    val_patience: int = Field(2, ge=1)
+
+
+class TransferConfig(Section):
+    strategy: Literal["transfer", "finetune", "partial"] = Field(
+        "transfer",
+        description="transfer: backbone frozen; finetune: head, then all; "
+        "partial: last layers trainable.",
+    )
+    weights: str = Field("imagenet", description="imagenet, none (random init) or a file path.")
+    unfreeze_last: int = Field(10, ge=1, description="partial: backbone layers left trainable.")
+    freeze_batchnorm: bool = Field(
+        True, description="partial: keep BatchNormalization among the unfrozen layers frozen."
+    )
+    finetune: PhaseConfig = Field(default_factory=PhaseConfig)
+
+
+class DistributeConfig(Section):
+    strategy: Literal["auto", "none", "mirrored", "multi_worker"] = Field(
+        "auto",
+        description="auto: mirrored over this machine's GPUs when it has several, else none; "
+        "multi_worker: across machines, from the TF_CONFIG environment variable (every "
+        "worker runs the same command; the chief writes the run folder).",
+    )
+    devices: list[str] | None = Field(
+        None, description="mirrored: the devices to use, e.g. ['/gpu:0', '/gpu:1'] (default: all)."
+    )
+    virtual_cpus: int = Field(
+        0, ge=0, description="Split the CPU into this many logical devices (try a strategy on CPU)."
+    )
+
+
+class OutputConfig(Section):
+    runs_dir: Path = Field(Path("runs"), description="Where run folders are created.")
+    tensorboard: bool = Field(True, description="Write TensorBoard logs into the run folder.")
+
+
+class ExperimentConfig(Section):
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = Field(42, ge=0, description="Seeds the split, shuffling and initialisation.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    transfer: TransferConfig | None = Field(None, description="Only for pretrained architectures.")
+    distribute: DistributeConfig = Field(default_factory=DistributeConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

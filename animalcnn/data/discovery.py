@@ -1,0 +1,108 @@
+"""Finding a dataset's splits and classes, and holding out the validation set.
+
+Layout: `<dir>/<train_split>/<class>/*` and `<dir>/<test_split>/<class>/*`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from animalcnn.config import DataConfig
+from animalcnn.data.files import is_hidden, list_images
+from animalcnn.errors import DataError
+
+
+@dataclass
+class Split:
+    """Image files with their integer labels (indices into the class list)."""
+
+    paths: list[Path]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def select(self, keep: np.ndarray) -> Split:
+        return Split([p for p, k in zip(self.paths, keep, strict=True) if k], self.labels[keep])
+
+
+def class_names(split_dir: Path) -> list[str]:
+    """Sorted class folder names of a split; one-line errors when there are none."""
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: folder not found (expected one folder per class)")
+    names = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not is_hidden(p))
+    if not names:
+        raise DataError(f"{split_dir}: no class folders in it")
+    return names
+
+
+def read_split(split_dir: Path, classes: list[str] | None = None) -> tuple[list[str], Split]:
+    """The labelled images of one split; `classes` (if given) must match its folders."""
+    found = class_names(split_dir)
+    if classes is not None and found != classes:
+        missing = sorted(set(classes) - set(found))
+        extra = sorted(set(found) - set(classes))
+        parts = [f"missing {missing}" if missing else "", f"extra {extra}" if extra else ""]
+        raise DataError(
+            f"{split_dir}: classes differ from the training split: "
+            + ", ".join(p for p in parts if p)
+        )
+    paths: list[Path] = []
+    labels: list[int] = []
+    for i, name in enumerate(found):
+        files = list_images(split_dir / name)
+        if not files:
+            raise DataError(f"{split_dir / name}: class {name!r} has no images")
+        paths += files
+        labels += [i] * len(files)
+    return found, Split(paths, np.asarray(labels, dtype=np.int32))
+
+
+def train_val_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Stratified, seeded hold-out: each class gives `fraction` of its images to validation."""
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(len(split), dtype=bool)
+    for label in np.unique(split.labels):
+        idx = np.flatnonzero(split.labels == label)
+        n_val = min(len(idx) - 1, max(1, round(len(idx) * fraction)))
+        is_val[rng.permutation(idx)[:n_val]] = True
+    return split.select(~is_val), split.select(is_val)
+
+
+@dataclass
+class Dataset:
+    """A dataset folder split three ways, with its class names."""
+
+    classes: list[str]
+    train: Split
+    val: Split
+    test: Split | None
+
+
+def discover(cfg: DataConfig, seed: int, need_test: bool = False) -> Dataset:
+    """Find the splits of `cfg.dir`; the test split is optional unless `need_test`."""
+    root = cfg.dir
+    if not root.is_dir():
+        raise DataError(f"data.dir: {root}: folder not found")
+    classes, full = read_split(root / cfg.train_split)
+    train, val = train_val_split(full, cfg.val_fraction, seed)
+    if len(val) == 0:
+        raise DataError(f"{root / cfg.train_split}: too few images to hold out a validation set")
+    test_dir = root / cfg.test_split
+    test = None
+    if need_test or test_dir.exists():
+        _, test = read_split(test_dir, classes)
+    return Dataset(classes, train, val, test)
+
+
+
+
+def class_count(cfg: DataConfig, default: int) -> int:
+    """The number of class folders in the training split, or `default` without a dataset."""
+    try:
+        return len(class_names(cfg.dir / cfg.train_split))
+    except DataError:
+        return default

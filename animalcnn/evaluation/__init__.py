@@ -1,0 +1,2 @@
+"""Scoring trained runs: on a labelled split (`evaluate`, `scoring`) and on new images
+(`predict`)."""

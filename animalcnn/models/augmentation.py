@@ -1,0 +1,132 @@
+"""Augmentations: each one's config schema and its Keras layer, registered together.
+
+A new augmentation is one class here: its options (pydantic fields, with their
+defaults and bounds) and the `layer` it builds. The config's augmentation types,
+their validation and `animalcnn models` all come from this registry. Keras is
+imported only when a layer is built.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+if TYPE_CHECKING:
+    import keras
+
+    from animalcnn.models.spec import PixelScale
+
+
+class Augmentation(BaseModel):
+    """One random transform; `type` names it in a config."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+
+    @abstractmethod
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        """The Keras layer, for pixels on `scale` (the network's input convention)."""
+
+
+_REGISTRY: dict[str, type[Augmentation]] = {}
+
+
+def register(name: str) -> Callable[[type[Augmentation]], type[Augmentation]]:
+    """Register an `Augmentation` subclass whose `type` is `Literal[name]`."""
+
+    def decorator(cls: type[Augmentation]) -> type[Augmentation]:
+        if name in _REGISTRY:
+            raise ValueError(f"augmentation {name!r} is registered twice")
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[Augmentation]:
+    return _REGISTRY[name]
+
+
+def list_adapter() -> TypeAdapter:
+    """Validates a config's augmentation list: a union of the registered types, by `type`."""
+    union = Union[tuple(_REGISTRY.values())]  # noqa: UP007 (built at run time)
+    return TypeAdapter(list[Annotated[union, Field(discriminator="type")]])
+
+
+def parse(items: list[dict[str, Any]]) -> list[Augmentation]:
+    """A validated config's augmentation mappings as objects."""
+    return list_adapter().validate_python(items)
+
+
+@register("flip")
+class Flip(Augmentation):
+    type: Literal["flip"]
+    mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = "horizontal"
+
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        from keras import layers
+
+        return layers.RandomFlip(self.mode, seed=seed, name=name)
+
+
+@register("rotation")
+class Rotation(Augmentation):
+    type: Literal["rotation"]
+    factor: float = Field(0.1, gt=0, le=1, description="Fraction of a full turn, both ways.")
+
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        from keras import layers
+
+        return layers.RandomRotation(self.factor, seed=seed, name=name)
+
+
+@register("zoom")
+class Zoom(Augmentation):
+    type: Literal["zoom"]
+    factor: float = Field(0.2, gt=0, lt=1, description="Largest zoom in or out, as a fraction.")
+
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        from keras import layers
+
+        return layers.RandomZoom(self.factor, seed=seed, name=name)
+
+
+@register("translation")
+class Translation(Augmentation):
+    type: Literal["translation"]
+    factor: float = Field(0.1, gt=0, lt=1, description="Largest shift, as a fraction of the side.")
+
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        from keras import layers
+
+        return layers.RandomTranslation(self.factor, self.factor, seed=seed, name=name)
+
+
+@register("contrast")
+class Contrast(Augmentation):
+    type: Literal["contrast"]
+    factor: float = Field(0.2, gt=0, le=1, description="Largest contrast change, as a fraction.")
+
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        from keras import layers
+
+        value_range = (scale.offset, scale.offset + 255 * scale.factor)
+        return layers.RandomContrast(self.factor, value_range, seed=seed, name=name)
+
+
+@register("noise")
+class Noise(Augmentation):
+    type: Literal["noise"]
+    stddev: float = Field(0.01, gt=0, description="In units of the [0, 1] pixel scale.")
+
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        from keras import layers
+
+        return layers.GaussianNoise(self.stddev * scale.unit, seed=seed, name=name)

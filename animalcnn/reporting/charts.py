@@ -1,0 +1,314 @@
+"""Every chart animalcnn draws, defined once and drawn two ways.
+
+A chart is data (`Chart`: panels of series, vertical marks and heat maps); the
+definitions below say what each figure shows, and two renderers draw any chart:
+`write_png` with matplotlib (headless, no GUI backend) for the run folder and
+beside the report, and `to_plotly` for the interactive HTML report. A change to a
+figure is made once, in its definition. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from animalcnn.atomic import atomic_write
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+TRAINING_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
+
+
+@dataclass
+class Series:
+    """One line, set of points or set of bars; `labels` name the points (hover, annotations)."""
+
+    name: str
+    x: list[Any]
+    y: list[Any]
+    kind: Literal["line", "scatter", "barh"] = "line"
+    labels: list[str] | None = None
+    marker: Literal["circle", "square"] = "circle"
+    colour: str | None = None
+
+
+@dataclass
+class Mark:
+    """A vertical line at `x`: a learning-rate drop (dotted) or a phase start (dashed)."""
+
+    x: float
+    label: str
+    style: Literal["dot", "dash"]
+
+
+@dataclass
+class Heatmap:
+    """A matrix with its row and column names; `fmt` formats the cell values."""
+
+    values: np.ndarray
+    rows: list[str]
+    columns: list[str]
+    fmt: str
+
+
+@dataclass
+class Panel:
+    title: str
+    x_label: str = ""
+    y_label: str = ""
+    series: list[Series] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    heatmap: Heatmap | None = None
+    x_log: bool = False
+    percent: Literal["x", "y"] | None = None  # the axis whose values are fractions
+    integer_x: bool = False
+
+
+@dataclass
+class Chart:
+    title: str
+    panels: list[Panel]
+    width: float = 8.0  # inches for the PNG (x100 pixels in the report)
+    height: float = 5.0
+
+
+# ---- definitions ---------------------------------------------------------------------
+
+
+def lr_drops(history: pd.DataFrame) -> list[int]:
+    """Epochs whose learning rate is lower than the previous epoch's, within a phase."""
+    same_phase = history["phase"].eq(history["phase"].shift())
+    dropped = history["lr"] < history["lr"].shift() * (1 - 1e-6)
+    return history.loc[same_phase & dropped, "epoch"].astype(int).tolist()
+
+
+def phase_starts(history: pd.DataFrame) -> list[tuple[int, str]]:
+    """(first epoch, name) of every phase after the first."""
+    changed = history["phase"].ne(history["phase"].shift())
+    starts = history.loc[changed, ["epoch", "phase"]].itertuples(index=False)
+    return [(int(e), str(p)) for e, p in starts][1:]
+
+
+def history_chart(history: pd.DataFrame, title: str) -> Chart:
+    """Loss and accuracy per epoch, training vs validation, LR drops and phases marked."""
+    marks = [Mark(e, "learning rate drop", "dot") for e in lr_drops(history)]
+    marks += [Mark(e - 0.5, phase, "dash") for e, phase in phase_starts(history)]
+    epochs = history["epoch"].tolist()
+    panels = []
+    for metric in ("loss", "accuracy"):
+        series = [
+            Series(f"{name} {metric}", epochs, history[prefix + metric].tolist(), colour=colour)
+            for prefix, name, colour in (
+                ("", "training", TRAINING_COLOUR),
+                ("val_", "validation", VALIDATION_COLOUR),
+            )
+        ]
+        panels.append(
+            Panel(
+                metric, "epoch", metric, series, marks,
+                percent="y" if metric == "accuracy" else None, integer_x=True,
+            )
+        )  # fmt: skip
+    return Chart(f"{title}: training curves", panels, width=11, height=4.2)
+
+
+def confusion_chart(evaluation: dict[str, Any], title: str) -> Chart:
+    """The confusion matrix as counts and row-normalised (recall per class)."""
+    classes = evaluation["classes"]
+    counts = np.asarray(evaluation["confusion_matrix"], dtype=float)
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    panels = [
+        Panel(label, "predicted", "true", heatmap=Heatmap(matrix, classes, classes, fmt))
+        for matrix, label, fmt in (
+            (counts, "counts", "{:.0f}"),
+            (normalised, "row-normalised", "{:.2f}"),
+        )
+    ]
+    k = len(classes)
+    return Chart(f"{title}: accuracy {100 * evaluation['accuracy']:.2f}%", panels, 11, 0.45 * k + 3)
+
+
+def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
+    """The notebook's comparison figures for a `reporting.tables.collect` table (with its
+    `label` column), by file-name suffix: accuracy against trainable parameters, the
+    train-test gap, and test accuracy per model."""
+    scatter = []
+    for column, marker in (("train_accuracy", "circle"), ("test_accuracy", "square")):
+        ok = df.dropna(subset=[column, "params_trainable"])
+        scatter.append(
+            Series(
+                column.replace("_", " "), ok["params_trainable"].tolist(), ok[column].tolist(),
+                kind="scatter", labels=ok["label"].tolist(), marker=marker,
+            )
+        )  # fmt: skip
+    charts = {
+        "accuracy_vs_params": Chart(
+            "Accuracy against trainable parameters",
+            [Panel("", "trainable parameters", "accuracy", scatter, x_log=True, percent="y")],
+        )
+    }
+    for column, title in (
+        ("gap", "Train - test accuracy (overfitting)"),
+        ("test_accuracy", "Test accuracy"),
+    ):
+        ok = df.dropna(subset=[column]).sort_values(column)
+        bars = Series(title, ok[column].tolist(), ok["label"].tolist(), kind="barh")
+        panel = Panel("", column.replace("_", " "), "", [bars], percent="x")
+        charts[column] = Chart(title, [panel], 8, 0.35 * max(len(ok), 3) + 1.5)
+    return charts
+
+
+# ---- matplotlib ----------------------------------------------------------------------
+
+
+def write_png(chart: Chart, path: Path) -> Path:
+    """Draw `chart` with matplotlib and write it as a PNG, atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    fig = Figure(figsize=(chart.width, chart.height))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(chart.panels), squeeze=False)[0]
+    for ax, panel in zip(axes, chart.panels, strict=True):
+        if panel.heatmap is not None:
+            _draw_heatmap(fig, ax, panel.heatmap)
+        for s in panel.series:
+            _draw_series(ax, s)
+        labelled: set[str] = set()
+        for mark in panel.marks:
+            style = ":" if mark.style == "dot" else "--"
+            colour = "grey" if mark.style == "dot" else "black"
+            legend = mark.label if mark.style == "dot" and mark.label not in labelled else None
+            labelled.add(mark.label)
+            ax.axvline(mark.x, color=colour, linestyle=style, label=legend)
+            if mark.style == "dash":
+                ax.annotate(mark.label, (mark.x, 0), xycoords=("data", "axes fraction"),
+                            xytext=(3, 4), textcoords="offset points")  # fmt: skip
+        if panel.x_log:
+            ax.set_xscale("log")
+        if panel.percent == "y":
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        elif panel.percent == "x":
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        if panel.integer_x:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(panel.x_label)
+        ax.set_ylabel(panel.y_label)
+        ax.set_title(panel.title)
+        if panel.heatmap is None:
+            ax.grid(alpha=0.3)
+        if any(s.kind != "barh" for s in panel.series):
+            ax.legend()
+    fig.suptitle(chart.title)
+    fig.tight_layout()
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    atomic_write(path, buffer.getvalue())
+    return path
+
+
+def _draw_series(ax: Any, s: Series) -> None:
+    if s.kind == "barh":
+        ax.barh(s.y, s.x)
+        for y, value in enumerate(s.x):
+            ax.annotate(f"{100 * value:.1f}%", (value, y), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=8)  # fmt: skip
+        return
+    if s.kind == "scatter":
+        ax.scatter(s.x, s.y, marker="o" if s.marker == "circle" else "s", label=s.name)
+        for label, x, y in zip(s.labels or [], s.x, s.y, strict=False):
+            ax.annotate(label, (x, y), fontsize=8, xytext=(4, 2), textcoords="offset points")
+        return
+    ax.plot(s.x, s.y, marker=".", label=s.name, color=s.colour)
+
+
+def _draw_heatmap(fig: Any, ax: Any, h: Heatmap) -> None:
+    image = ax.imshow(h.values, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_xticks(range(len(h.columns)), h.columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(h.rows)), h.rows)
+    if len(h.rows) <= 20:
+        top = h.values.max() or 1
+        for i in range(len(h.rows)):
+            for j in range(len(h.columns)):
+                colour = "white" if h.values[i, j] > top / 2 else "black"
+                ax.text(j, i, h.fmt.format(h.values[i, j]), ha="center", va="center",
+                        color=colour)  # fmt: skip
+
+
+# ---- plotly --------------------------------------------------------------------------
+
+
+def to_plotly(chart: Chart) -> go.Figure:
+    """The same chart as an interactive plotly figure (zoom, hover for names and values)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    titles = [p.title for p in chart.panels]
+    fig = make_subplots(rows=1, cols=len(chart.panels), subplot_titles=titles)
+    for col, panel in enumerate(chart.panels, start=1):
+        fmt = ".2%" if panel.percent == "y" else ".4f"
+        for s in panel.series:
+            fig.add_trace(_trace(go, s, fmt), row=1, col=col)
+        if panel.heatmap is not None:
+            h = panel.heatmap
+            text = [[h.fmt.format(v) for v in row] for row in h.values]
+            fig.add_trace(
+                go.Heatmap(z=h.values, x=h.columns, y=h.rows, text=text, texttemplate="%{text}",
+                           colorscale="Blues", showscale=False),
+                row=1, col=col,
+            )  # fmt: skip
+            fig.update_yaxes(autorange="reversed", row=1, col=col)
+        for mark in panel.marks:
+            colour = "grey" if mark.style == "dot" else "black"
+            fig.add_vline(x=mark.x, line_dash=mark.style, line_color=colour, row=1, col=col)
+            if mark.style == "dash":
+                fig.add_annotation(x=mark.x, y=0, yref="y domain", text=mark.label,
+                                   showarrow=False, xanchor="left", yanchor="bottom",
+                                   row=1, col=col)  # fmt: skip
+        fig.update_xaxes(title=panel.x_label, row=1, col=col)
+        fig.update_yaxes(title=panel.y_label, row=1, col=col)
+        if panel.x_log:
+            fig.update_xaxes(type="log", row=1, col=col)
+        if panel.percent == "y":
+            fig.update_yaxes(tickformat=".0%", row=1, col=col)
+        elif panel.percent == "x":
+            fig.update_xaxes(tickformat=".0%", row=1, col=col)
+        if panel.integer_x:  # whole epochs: no ticks between them
+            fig.update_xaxes(tickformat="d", tick0=1, dtick=max(1, _span(panel) // 10), row=1,
+                             col=col)  # fmt: skip
+    fig.update_layout(title=chart.title, height=max(380, int(chart.height * 90)))
+    return fig
+
+
+def _span(panel: Panel) -> int:
+    xs = [x for s in panel.series for x in s.x]
+    return int(max(xs) - min(xs)) if xs else 0
+
+
+def _trace(go: Any, s: Series, fmt: str) -> Any:
+    if s.kind == "barh":
+        return go.Bar(
+            x=s.x, y=s.y, orientation="h", text=[f"{v:.1%}" for v in s.x], name=s.name,
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>", showlegend=False,
+        )  # fmt: skip
+    if s.kind == "scatter":
+        return go.Scatter(
+            x=s.x, y=s.y, mode="markers+text", text=s.labels, textposition="top center",
+            name=s.name, marker={"symbol": s.marker, "size": 10},
+            hovertemplate=f"%{{text}}<br>%{{x:,}}<br>%{{y:{fmt}}}<extra></extra>",
+        )  # fmt: skip
+    group = s.name.split()[0]
+    return go.Scatter(
+        x=s.x, y=s.y, mode="lines+markers", name=s.name, legendgroup=group,
+        line={"color": s.colour},
+        hovertemplate=f"{s.name}<br>epoch %{{x}}<br>%{{y:{fmt}}}<extra></extra>",
+    )  # fmt: skip

@@ -1,0 +1,227 @@
+"""Tables people read: one run's evaluation, and runs side by side.
+
+Plain rows, no pandas or TensorFlow: `compare` answers at once."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from rich.table import Table
+from rich.text import Text
+
+from animalcnn.atomic import atomic_write
+from animalcnn.errors import RunFolderError
+from animalcnn.run_folder import EVALUATION, RunFolder
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from animalcnn.data.checks import Report as CheckReport
+
+PREDICTIONS_SHOWN = 50  # rows `predict` prints; its CSV has them all
+
+COMPARE_COLUMNS = [
+    "run", "name", "arch", "strategy", "status", "params_total", "params_trainable",
+    "epochs", "best_epoch", "best_val_accuracy", "train_accuracy", "test_accuracy",
+    "gap", "time_s", "images_per_s",
+]  # fmt: skip
+
+
+def run_row(path: Path) -> dict[str, Any]:
+    """One comparison row; a folder that is not a readable run gets a row saying why."""
+    row: dict[str, Any] = dict.fromkeys(COMPARE_COLUMNS)
+    row["run"] = path.name
+    try:
+        run = RunFolder.open(path)
+        m = run.metrics()
+    except RunFolderError as exc:
+        row["status"] = f"damaged: {str(exc).split(': ', 1)[-1]}"
+        return row
+    best = m.get("best") or {}
+    params = m.get("params") or {}
+    row.update(
+        name=m.get("name"),
+        arch=m.get("arch"),
+        strategy=m.get("strategy"),
+        status=m.get("status"),
+        params_total=params.get("total"),
+        params_trainable=params.get("trainable"),
+        epochs=m.get("epochs_run"),
+        best_epoch=m.get("best_epoch"),
+        best_val_accuracy=best.get("val_accuracy"),
+        train_accuracy=best.get("accuracy"),
+        time_s=m.get("wall_time_s"),
+        images_per_s=m.get("images_per_second"),
+    )
+    if run.file(EVALUATION).exists():
+        try:
+            ev = run.read_json(EVALUATION)
+        except RunFolderError:
+            ev = {}
+        row["test_accuracy"] = ev.get("accuracy")
+        if row["test_accuracy"] is not None and row["train_accuracy"] is not None:
+            row["gap"] = row["train_accuracy"] - row["test_accuracy"]
+    return row
+
+
+def collect(paths: list[Path]) -> list[dict[str, Any]]:
+    """One row per folder; `label` is the run's name, or its folder name where names repeat."""
+    rows = [run_row(p) for p in paths]
+    names = [r["name"] or r["run"] for r in rows]
+    for row, name in zip(rows, names, strict=True):
+        row["label"] = name if names.count(name) == 1 else row["run"]
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COMPARE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, out.getvalue())
+
+
+def _fmt(value: Any, kind: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if kind == "pct":
+        return f"{100 * value:.2f}%"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "float":
+        return f"{value:,.1f}"
+    return str(value)
+
+
+# (title, row key, format, priority): at a narrow width the highest priorities drop first.
+COMPARE_SPEC = [
+    ("run", "run", "", 0), ("arch", "arch", "", 1), ("strategy", "strategy", "", 3),
+    ("status", "status", "", 0), ("params", "params_total", "int", 4),
+    ("trainable", "params_trainable", "int", 2), ("epochs", "epochs", "int", 3),
+    ("best val acc", "best_val_accuracy", "pct", 0), ("train acc", "train_accuracy", "pct", 2),
+    ("test acc", "test_accuracy", "pct", 0), ("gap", "gap", "pct", 3),
+    ("time s", "time_s", "float", 4), ("img/s", "images_per_s", "float", 5),
+]  # fmt: skip
+CELL_PADDING = 3  # a column's border and padding, in characters
+
+
+def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
+    """Runs side by side; at `width` characters, the columns that fit, dropped by priority
+    (the caption says how many; `compare --csv` has them all)."""
+    cells = {key: [_fmt(r[key], kind) for r in rows] for _, key, kind, _ in COMPARE_SPEC}
+    needed = {
+        key: max(len(title), *(len(c) for c in cells[key])) + CELL_PADDING
+        for title, key, _, _ in COMPARE_SPEC
+    }
+    shown = list(COMPARE_SPEC)
+    by_priority = sorted(COMPARE_SPEC, key=lambda c: -c[3])
+    while width is not None and sum(needed[c[1]] for c in shown) > width:
+        drop = next((c for c in by_priority if c in shown and c[3] > 0), None)
+        if drop is None:
+            break
+        shown.remove(drop)
+    left_out = len(COMPARE_SPEC) - len(shown)
+    caption = f"{left_out} columns left out to fit; --csv has them all" if left_out else None
+    table = Table(title="runs", header_style="bold", caption=caption)
+    for title, _, kind, _ in shown:
+        table.add_column(title, justify="right" if kind else "left", overflow="fold")
+    for i in range(len(rows)):
+        table.add_row(*(Text(cells[key][i]) for _, key, _, _ in shown))
+    return table
+
+
+def evaluation_tables(result: dict[str, Any], title: str) -> list[Table]:
+    """Per-class scores and the confusion matrix of one evaluation."""
+    classes = result["classes"]
+    scores = Table(
+        title=Text(
+            f"{title}: accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}, "
+            f"{result['images']:,} images"
+        ),
+        header_style="bold",
+    )
+    for col in ("class", "precision", "recall", "f1", "support"):
+        scores.add_column(col, justify="left" if col == "class" else "right")
+    for name in classes:
+        s = result["per_class"][name]
+        scores.add_row(Text(name), f"{s['precision']:.3f}", f"{s['recall']:.3f}",
+                       f"{s['f1']:.3f}", str(s["support"]))  # fmt: skip
+    confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for name in classes:
+        confusion.add_column(Text(name), justify="right")
+    for name, row in zip(classes, result["confusion_matrix"], strict=True):
+        confusion.add_row(Text(name), *(str(v) for v in row))
+    return [scores, confusion]
+
+
+def check_table(report: CheckReport) -> Table:
+    """`data check`'s per split and class summary."""
+    table = Table(title="dataset", header_style="bold")
+    for col in ("split", "class", "images", "formats", "smallest", "largest"):
+        table.add_column(col, justify="right" if col == "images" else "left")
+    for s in report.classes:
+        formats = ", ".join(f"{f} {n}" for f, n in s.formats.most_common())
+        sizes = [f"{wh[0]}x{wh[1]}" if wh else "-" for wh in (s.min_size, s.max_size)]
+        table.add_row(Text(s.split), Text(s.name), f"{s.images:,}", formats or "-", *sizes)
+    return table
+
+
+def prediction_table(df: pd.DataFrame) -> Table:
+    """`predict`'s rows: file, class and confidence, or why the file could not be read."""
+    failed = int(df["error"].notna().sum())
+    table = Table(
+        title=f"{len(df):,} images, {failed} unreadable"
+        + (f" (first {PREDICTIONS_SHOWN} shown)" if len(df) > PREDICTIONS_SHOWN else ""),
+        header_style="bold",
+    )
+    for col in ("file", "predicted", "confidence"):
+        table.add_column(col, justify="right" if col == "confidence" else "left")
+    for _, r in df.head(PREDICTIONS_SHOWN).iterrows():
+        if isinstance(r["error"], str):
+            table.add_row(Text(r["file"]), Text(r["error"], style="red"), "-")
+        else:
+            table.add_row(Text(r["file"]), Text(r["predicted"]), f"{r['confidence']:.3f}")
+    return table
+
+
+def _defaults(params: type[BaseModel]) -> str:
+    """`name=default` for each option of a params or augmentation schema."""
+    return ", ".join(
+        f"{name}={field.get_default(call_default_factory=True)!r}"
+        for name, field in params.model_fields.items()
+        if name != "type"
+    )
+
+
+def models_table() -> Table:
+    """The registered architectures with their minimum image size and `model.params`."""
+    from animalcnn.models import registry
+
+    table = Table(title="architectures (model.arch)", header_style="bold")
+    for col in ("arch", "kind", "min size", "model.params (defaults)", "description"):
+        table.add_column(col, justify="right" if col == "min size" else "left")
+    for name in registry.names():
+        a = registry.get(name)
+        kind = "pretrained" if a.pretrained else "custom"
+        table.add_row(name, kind, str(a.smallest_input()), Text(_defaults(a.params) or "-"),
+                      Text(a.description))  # fmt: skip
+    return table
+
+
+def augmentations_table() -> Table:
+    """The registered augmentations (model.augmentation) with their options."""
+    from animalcnn.models import augmentation
+
+    table = Table(title="augmentations (model.augmentation: - {type: ..., ...})",
+                  header_style="bold")  # fmt: skip
+    table.add_column("type")
+    table.add_column("options (defaults)")
+    for name in augmentation.names():
+        table.add_row(name, Text(_defaults(augmentation.get(name)) or "-"))
+    return table

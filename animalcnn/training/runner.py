@@ -1,0 +1,126 @@
+"""`animalcnn train`: several configs in turn, or one run resumed, each ending in one line.
+
+Every config is validated before the first (long) training starts; a config that
+fails does not stop the rest, an interruption does. In a multi-worker cluster
+only the chief keeps the run folder, and the lines say so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+
+from animalcnn.config import ExperimentConfig, load_config
+from animalcnn.console import console, err_console, import_tensorflow, print_error
+from animalcnn.errors import UserError
+from animalcnn.run_folder import RunFolder
+from animalcnn.training.runtime import keeps_run_folder
+
+if TYPE_CHECKING:
+    from animalcnn.training.session import TrainingFailed
+
+EXIT_INTERRUPTED = 130
+EXIT_FAILED = 1
+
+
+def load_all(
+    paths: list[Path], overrides: list[str], runs_dir: Path | None
+) -> list[ExperimentConfig | UserError]:
+    """Each config validated (with `--set` and `--runs-dir`), or the error that stopped it;
+    with a single config its error is raised."""
+    extra = [f"output.runs_dir={runs_dir}"] if runs_dir is not None else []
+    loaded: list[ExperimentConfig | UserError] = []
+    for path in paths:
+        try:
+            loaded.append(load_config(path, [*overrides, *extra]))
+        except UserError as exc:
+            if len(paths) == 1:
+                raise
+            print_error(exc)
+            loaded.append(exc)
+    return loaded
+
+
+def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) -> int:
+    """Train each config into its run folder; returns the exit code (0: all completed)."""
+    loaded = load_all(paths, overrides, runs_dir)
+    import_tensorflow()
+    import keras
+
+    from animalcnn.training.session import TrainingFailed, start
+
+    outcomes: list[tuple[Path, str]] = []
+    code = 0
+    for path, cfg in zip(paths, loaded, strict=True):
+        if isinstance(cfg, UserError):
+            outcomes.append((path, "config error"))
+            code = EXIT_FAILED
+            continue
+        keras.backend.clear_session()
+        try:
+            run = start(cfg)
+        except TrainingFailed as exc:
+            report_failure(exc, cfg)
+            outcomes.append((path, f"{exc.status}: {exc.run.path}"))
+            if exc.status == "interrupted":
+                code = EXIT_INTERRUPTED
+                break
+            code = EXIT_FAILED
+            continue
+        except UserError as exc:
+            if len(paths) == 1:
+                raise
+            print_error(exc)
+            outcomes.append((path, "error"))
+            code = EXIT_FAILED
+            continue
+        report_success(run, cfg)
+        kept = run.path if keeps_run_folder(cfg) else "this worker's share"
+        outcomes.append((path, f"completed: {kept}"))
+    if len(paths) > 1:
+        for path, outcome in outcomes:
+            console.print(f"{path}: {outcome}", highlight=False)
+    return code
+
+
+def resume_one(path: Path) -> int:
+    """Continue a stopped run in its folder; returns the exit code."""
+    folder = RunFolder.open(path)
+    cfg = folder.config()
+    import_tensorflow()
+    from animalcnn.training.session import TrainingFailed, resume
+
+    try:
+        run = resume(folder)
+    except TrainingFailed as exc:
+        report_failure(exc, cfg)
+        return EXIT_INTERRUPTED if exc.status == "interrupted" else EXIT_FAILED
+    report_success(run, cfg)
+    return 0
+
+
+def report_failure(exc: TrainingFailed, cfg: ExperimentConfig) -> None:
+    """`interrupted:` or `failed:` with the reason, and how to resume an interrupted run."""
+    run = exc.run.path if keeps_run_folder(cfg) else "<the chief's run folder>"
+    every = ", on every worker" if cfg.distribute.strategy == "multi_worker" else ""
+    hint = f"; continue with: animalcnn train --resume {run}{every}"
+    err_console.print(
+        f"[red]{exc.status}:[/] {escape(str(exc))}"
+        + (escape(hint) if exc.status == "interrupted" else ""),
+        highlight=False,
+    )
+
+
+def report_success(run: RunFolder, cfg: ExperimentConfig) -> None:
+    if not keeps_run_folder(cfg):
+        console.print("[green]completed[/] this worker's share; the chief keeps the run folder")
+        return
+    best = run.metrics().get("best") or {}
+    acc = best.get("val_accuracy")
+    console.print(
+        f"[green]completed[/] {escape(str(run.path))}"
+        + (f"  best val_accuracy {acc:.4f} (epoch {best['epoch']})" if acc is not None else ""),
+        highlight=False,
+    )

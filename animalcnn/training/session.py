@@ -1,0 +1,325 @@
+"""Training one experiment into a run folder: a new run, or a stopped one resumed.
+
+Order matters for the user: everything that can fail on bad input (config, data
+folder, images, weights) fails before the run folder exists, so a failed start
+leaves nothing behind; once it exists, `metrics.json` always says how it ended.
+`start` and `resume` share their set-up (`_prepare`) and their training loop
+(`TrainingSession.run`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from animalcnn.config import ExperimentConfig
+from animalcnn.console import console, err_console, progress_bar
+from animalcnn.data import pipeline
+from animalcnn.data.decoding import Images, decode
+from animalcnn.data.discovery import Dataset, discover
+from animalcnn.errors import DataError, RunFolderError
+from animalcnn.keras_internals import adapt_multi_worker
+from animalcnn.models import build_model, load_model
+from animalcnn.models.summary import layer_table, parameter_counts
+from animalcnn.reporting.charts import history_chart, write_png
+from animalcnn.run_folder import CONFIG, HISTORY_PNG, METRICS, SUMMARY, RunFolder
+from animalcnn.training import resume as resume_state
+from animalcnn.training.callbacks import ConsoleProgress, PhaseCallbacks, RunRecorder, StopOnSignal
+from animalcnn.training.phases import Phase, phases, set_trainable
+from animalcnn.training.resume import (
+    LAST_MODEL,
+    STATE,
+    PhaseWindow,
+    RestoreCounters,
+    ResumeCheckpoint,
+    ResumeState,
+    restore_rng_state,
+)
+from animalcnn.training.runtime import Runtime, configure
+
+
+class TrainingFailed(Exception):
+    """The run ended without completing; its folder says why."""
+
+    def __init__(self, run: RunFolder, status: str, reason: str) -> None:
+        super().__init__(f"{run.path}: {status}: {reason}")
+        self.run, self.status, self.reason = run, status, reason
+
+
+@dataclass
+class TrainingData:
+    dataset: Dataset
+    train: Images
+    val: Images
+
+
+def load_training_data(cfg: ExperimentConfig) -> TrainingData:
+    """Find, split and decode the training and validation images, checking every file."""
+    dataset = discover(cfg.data, cfg.seed)
+    decoded = []
+    for label, split in (("train", dataset.train), ("validation", dataset.val)):
+        with progress_bar(f"decoding {label} images", len(split)) as advance:
+            decoded.append(decode(split, cfg.data, advance))
+    train, val = decoded
+    bad = train.bad + val.bad
+    if bad and cfg.data.on_bad_file == "fail":
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(f"{bad[0]}{more}; data.on_bad_file: skip leaves such files out")
+    for b in bad:
+        err_console.print(f"[yellow]warning:[/] skipped {b}", highlight=False)
+    present = set(np.unique(train.labels))
+    empty = [c for i, c in enumerate(dataset.classes) if i not in present]
+    if empty:
+        raise DataError(f"{cfg.data.dir}: no readable training images for class(es) {empty}")
+    return TrainingData(dataset, train, val)
+
+
+def _prepare(cfg: ExperimentConfig) -> tuple[Runtime, TrainingData]:
+    """What a new and a resumed run both need first: the runtime, then the checked data."""
+    rt = configure(cfg)
+    console.print(
+        f"[bold]{cfg.name}[/]: {cfg.model.arch} on {rt.device}; "
+        f"mixed precision {'on' if rt.mixed_precision else 'off'}, "
+        f"XLA {'on' if rt.jit_compile else 'off'}",
+        highlight=False,
+    )
+    return rt, load_training_data(cfg)
+
+
+def _worker_scratch() -> Path:
+    """Where a non-chief worker writes what the chief writes to the run folder."""
+    return Path(tempfile.mkdtemp(prefix="animalcnn-worker-"))
+
+
+def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunFolder:
+    """Train `cfg` into a new run folder and return it; raises TrainingFailed if it stops.
+
+    `callbacks` are added to every phase's `fit` (from a notebook, say).
+    """
+    rt, data = _prepare(cfg)
+    classes = data.dataset.classes
+    with rt.strategy.scope():
+        model = build_model(cfg, len(classes))
+    set_trainable(model, phases(cfg)[-1], cfg)  # counts as training ends (fine-tune: unfrozen)
+    counts = parameter_counts(model)
+
+    # In a multi-worker cluster every worker trains; only the chief keeps its run folder.
+    runs_dir = cfg.output.runs_dir if rt.chief else _worker_scratch()
+    run = RunFolder.create(runs_dir, cfg.name)
+    run.write_text(CONFIG, cfg.to_yaml())
+    run.write_text(SUMMARY, layer_table(model))
+    run.write_json(
+        METRICS,
+        {
+            "status": "running",
+            "name": cfg.name,
+            "arch": cfg.model.arch,
+            "strategy": cfg.transfer.strategy if cfg.transfer else None,
+            "started": datetime.now().isoformat(timespec="seconds"),
+            "device": rt.device,
+            "mixed_precision": rt.mixed_precision,
+            "jit_compile": rt.jit_compile,
+            "replicas": rt.replicas,
+            "classes": classes,
+            "images": {"train": len(data.train), "val": len(data.val)},
+            "skipped_files": [str(b) for b in data.train.bad + data.val.bad],
+            "params": counts,
+        },
+    )
+    where = "run folder" if rt.chief else "worker's scratch copy (the chief keeps the run folder)"
+    console.print(
+        f"{where}: {run.path}  ({len(data.train):,} training, {len(data.val):,} validation "
+        f"images, {len(classes)} classes, {counts['trainable']:,} trainable parameters)",
+        highlight=False,
+    )
+    return TrainingSession(cfg, rt, data, run, model, None, callbacks).run()
+
+
+def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunFolder:
+    """Continue an interrupted run from its last completed epoch, in the same folder."""
+    metrics = run.metrics()
+    if metrics.get("status") == "completed":
+        raise RunFolderError(f"{run.path}: already completed; nothing to resume")
+    state = ResumeState.load(run)
+    if state is None:
+        raise RunFolderError(
+            f"{run.path}: no resume state ({LAST_MODEL}, {STATE}); it was trained with "
+            "training.resume_checkpoints: false or stopped before its first epoch ended"
+        )
+    cfg = run.config()
+    rt, data = _prepare(cfg)
+    if not rt.chief:  # the chief alone writes the run folder: this worker resumes a copy
+        run = RunFolder(Path(shutil.copytree(run.path, _worker_scratch() / run.name)))
+    if data.dataset.classes != metrics.get("classes"):
+        raise DataError(f"{cfg.data.dir}: its classes are not the run's {metrics.get('classes')}")
+    with rt.strategy.scope():
+        model = load_model(run.file(LAST_MODEL), cfg.model.arch, compile=True)
+    restore_rng_state(model, state.rng)
+    plan = phases(cfg)
+    console.print(
+        f"resuming {run.path} after epoch {len(state.rows)} "
+        f"(phase {plan[min(state.phase, len(plan) - 1)].name})",
+        highlight=False,
+    )
+    run.update_metrics(status="running", reason=None, resumed=len(state.rows))
+    return TrainingSession(cfg, rt, data, run, model, state, callbacks).run()
+
+
+class TrainingSession:
+    """The phases of one run, trained from the start or from a resume state."""
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        rt: Runtime,
+        data: TrainingData,
+        run: RunFolder,
+        model: keras.Model,
+        state: ResumeState | None,
+        extra: Sequence[keras.callbacks.Callback] = (),
+    ) -> None:
+        self.cfg, self.rt, self.data, self.run_folder = cfg, rt, data, run
+        self.model, self.state, self.extra = model, state, list(extra)
+        self.plan = phases(cfg)
+        self.steps = pipeline.steps_per_epoch(data.train, cfg.data.batch_size)
+        self.val_ds = pipeline.eval_dataset(data.val, cfg.data.batch_size)
+        self.recorder = RunRecorder(run, len(data.train))
+        self.stopper = StopOnSignal(console)
+        total = sum(p.epochs for p in self.plan)
+        self.progress = ConsoleProgress(
+            console, total, self.steps, self.recorder, show_phase=len(self.plan) > 1
+        )
+        if state is not None:
+            self.recorder.rows, self.recorder.best = state.rows, state.best
+            self.recorder.train_seconds = state.train_seconds
+
+    def run(self) -> RunFolder:
+        """Train the remaining phases; record how the run ended; raise TrainingFailed if it
+        did not complete, else drop the resume state (and a worker's scratch copy)."""
+        start = time.perf_counter()
+        status, reason = "completed", ""
+        first, phase_start = (self.state.phase, self.state.phase_start) if self.state else (0, 0)
+        with self.stopper.installed():
+            try:
+                for index in range(first, len(self.plan)):
+                    window = PhaseWindow(index, phase_start, phase_start + self.plan[index].epochs)
+                    self._fit_phase(window)
+                    phase_start = len(self.recorder.rows)
+                    nan_at = self._first_nan_epoch()
+                    if nan_at is not None:
+                        status, reason = "failed", f"loss became NaN or infinite at epoch {nan_at}"
+                        break
+            except KeyboardInterrupt:
+                status, reason = "interrupted", f"stopped after epoch {len(self.recorder.rows)}"
+            except Exception as exc:
+                self.run_folder.write_text("error.log", traceback.format_exc())
+                status, reason = "failed", f"{type(exc).__name__}: {_gist(exc)} (see error.log)"
+        self._record_end(status, reason, time.perf_counter() - start)
+        if status != "completed":
+            raise TrainingFailed(self.run_folder, status, reason)
+        resume_state.remove(self.run_folder)
+        if not self.rt.chief:
+            shutil.rmtree(self.run_folder.path.parent)
+        return self.run_folder
+
+    def _carries_on(self, index: int) -> bool:
+        """Whether phase `index` was under way when the run stopped (its optimizer and
+        counters carry over)."""
+        return self.state is not None and index == self.state.phase and self.state.mid_phase
+
+    def _fit_phase(self, window: PhaseWindow) -> None:
+        phase = self.plan[window.index]
+        carry_on = self._carries_on(window.index)
+        if not carry_on:
+            set_trainable(self.model, phase, self.cfg)
+        with self.rt.strategy.scope():
+            self.model.compile(
+                optimizer=self.model.optimizer
+                if carry_on
+                else keras.optimizers.Adam(phase.learning_rate),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+                jit_compile=self.rt.jit_compile,
+            )
+        adapt_multi_worker(self.model, self.rt.strategy)
+        self.recorder.phase = phase.name
+        first = len(self.recorder.rows)
+        batch = self.cfg.data.batch_size
+        self.model.fit(
+            pipeline.training_dataset(self.data.train, batch, self.cfg.seed, first, window.end),
+            steps_per_epoch=self.steps,
+            validation_data=self.val_ds,
+            initial_epoch=first,
+            epochs=window.end,
+            callbacks=self._callbacks(phase, window, carry_on).in_order(),
+            shuffle=False,  # the dataset shuffles each epoch by its own seed
+            verbose=0,
+        )
+
+    def _callbacks(self, phase: Phase, window: PhaseWindow, carry_on: bool) -> PhaseCallbacks:
+        t = self.cfg.training
+        stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=phase.val_patience)
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=t.lr_factor,
+            patience=phase.lr_patience,
+            min_delta=t.lr_min_delta,
+            min_lr=t.min_lr,
+        )
+        run = self.run_folder
+        return PhaseCallbacks(
+            stopper=self.stopper,
+            recorder=self.recorder,
+            progress=self.progress,
+            early_stopping=stopping,
+            plateau=plateau,
+            nan_guard=keras.callbacks.TerminateOnNaN(),
+            restore=RestoreCounters(self.state, stopping, plateau) if carry_on else None,
+            checkpoint=ResumeCheckpoint(run, self.recorder, stopping, plateau, window)
+            if t.resume_checkpoints
+            else None,
+            tensorboard=keras.callbacks.TensorBoard(log_dir=str(run.file("tensorboard")))
+            if self.cfg.output.tensorboard
+            else None,
+            extra=self.extra,
+        )
+
+    def _first_nan_epoch(self) -> int | None:
+        rows = self.recorder.rows
+        return next(
+            (r["epoch"] for r in rows if r["loss"] is None or not np.isfinite(r["loss"])), None
+        )
+
+    def _record_end(self, status: str, reason: str, seconds: float) -> None:
+        run, recorder = self.run_folder, self.recorder
+        epochs = len(recorder.rows)
+        if epochs:
+            write_png(history_chart(run.history(), run.name), run.file(HISTORY_PNG))
+        previous = (run.metrics().get("wall_time_s") or 0.0) if self.state is not None else 0.0
+        run.update_metrics(
+            status=status,
+            reason=reason or None,
+            finished=datetime.now().isoformat(timespec="seconds"),
+            wall_time_s=round(previous + seconds, 2),
+            epochs_run=epochs,
+            images_per_second=round(len(self.data.train) * epochs / recorder.train_seconds, 1)
+            if recorder.train_seconds
+            else None,
+        )
+
+
+def _gist(exc: Exception) -> str:
+    """The line of an error message that says what went wrong: TensorFlow's messages
+    open with "Graph execution error:" and the stack of the failing op."""
+    noise = ("Graph execution error:", "Detected at node", "File ")
+    lines = (line.strip() for line in str(exc).splitlines())
+    return next((line for line in lines if line and not line.startswith(noise)), "")
