@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 EXTRAS ?= cpu,dev
 DEMO_DATA := data/demo
 
-.PHONY: install demo test lint format benchmark clean
+.PHONY: install demo test test-fast lint format benchmark clean
 
 $(BIN)/animalcnn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ demo: install $(DEMO_DATA)/train
 
 test: install
 	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+benchmark: install
+	$(BIN)/python benchmarks/pipeline.py
 
 lint: install
 	$(BIN)/ruff check animalcnn tests $(wildcard benchmarks)

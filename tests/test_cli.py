@@ -241,8 +241,15 @@ def test_version_help_and_completion():
     assert done.returncode == 0 and done.stdout.strip() == f"animalcnn {__version__}"
     done = _animalcnn("-h")
     assert done.returncode == 0 and "--install-completion" in done.stdout
-    done = _animalcnn("--show-completion", "bash")
-    assert done.returncode == 0 and "_ANIMALCNN_COMPLETE" in done.stdout
+    # What the installed bash completion asks the command when a user presses tab.
+    done = _animalcnn(
+        COMP_WORDS="animalcnn tr", COMP_CWORD="1", _ANIMALCNN_COMPLETE="complete_bash"
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["train"]
+    done = _animalcnn(
+        COMP_WORDS="animalcnn data c", COMP_CWORD="2", _ANIMALCNN_COMPLETE="complete_bash"
+    )
+    assert done.stdout.split() == ["check"]
 
 
 def test_config_prints_every_option_resolved(cli, tmp_path: Path):

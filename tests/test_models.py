@@ -11,7 +11,8 @@ from animalcnn.models import build_model, registry
 
 from .conftest import CONFIGS
 
-# SPEC.md, "Custom networks": (total, non-trainable) at 100x100x3, 5 classes.
+# The notebook's counts (docs/parameter-counts.md): (total, non-trainable) at 100x100x3,
+# 5 classes.
 SEED_COUNTS = {
     "simple": (726_277, 0),
     "mid": (1_614_885, 0),

@@ -28,12 +28,13 @@ def assert_real_figure(path: Path, min_size: tuple[int, int] = (400, 250)) -> No
 
 @pytest.fixture(scope="module")
 def two_runs(trained_run: Path, dataset: Path, tmp_path_factory) -> list[Path]:
-    """The shared run and a second one with a learning-rate drop, both evaluated."""
+    """A copy of the shared run and a second one with a learning-rate drop, both evaluated."""
     from typer.testing import CliRunner
 
     from animalcnn.cli import app
 
     tmp = tmp_path_factory.mktemp("second")
+    first = Path(shutil.copytree(trained_run, tmp / "copies" / trained_run.name))
     config = write_config(
         tmp / "other.yaml", dataset, tmp / "runs",
         training={"epochs": 3, "learning_rate": 0.5, "lr_patience": 0},
@@ -41,15 +42,38 @@ def two_runs(trained_run: Path, dataset: Path, tmp_path_factory) -> list[Path]:
     runner = CliRunner()
     assert runner.invoke(app, ["train", str(config)]).exit_code == 0
     (other,) = (tmp / "runs").iterdir()
-    for run in (trained_run, other):
+    for run in (first, other):
         assert runner.invoke(app, ["evaluate", str(run)]).exit_code == 0
-    return [trained_run, other]
+    return [first, other]
 
 
 def test_each_run_has_its_curves_and_confusion_matrix(two_runs: list[Path]):
     for run in two_runs:
         assert_real_figure(run / "history.png")
         assert_real_figure(run / "confusion.png")
+
+
+def test_one_chart_definition_draws_both_png_and_plotly(tmp_path: Path):
+    """The PNG and the report's figure come from the same `Chart`: same panels, series,
+    values and marks."""
+    from animalcnn.reporting.charts import history_chart, to_plotly, write_png
+
+    history = pd.DataFrame(
+        {"epoch": [1, 2, 3, 4], "phase": ["head", "head", "finetune", "finetune"],
+         "loss": [1.5, 1.0, 0.8, 0.6], "accuracy": [0.4, 0.6, 0.7, 0.8],
+         "val_loss": [1.6, 1.2, 1.0, 0.9], "val_accuracy": [0.3, 0.5, 0.6, 0.7],
+         "lr": [1e-3, 2e-4, 1e-5, 1e-5], "seconds": [1.0] * 4}
+    )  # fmt: skip
+    chart = history_chart(history, "r")
+    assert [p.title for p in chart.panels] == ["loss", "accuracy"]
+    assert chart.panels[1].percent == "y" and chart.panels[0].integer_x
+    assert [(m.x, m.style) for m in chart.panels[0].marks] == [(2, "dot"), (2.5, "dash")]
+    fig = to_plotly(chart)
+    traces = [(t.name, list(t.y)) for t in fig.data]
+    assert traces == [(s.name, s.y) for p in chart.panels for s in p.series]
+    assert fig.layout.yaxis2.tickformat == ".0%" and fig.layout.xaxis.dtick == 1
+    assert {a.text for a in fig.layout.annotations} >= {"finetune", "loss", "accuracy"}
+    assert_real_figure(write_png(chart, tmp_path / "h.png"))
 
 
 def test_learning_rate_drops_and_phases_are_found():
@@ -78,6 +102,7 @@ def test_compare_writes_report_csv_and_pngs(cli, two_runs: list[Path], tmp_path:
         assert_real_figure(tmp_path / f"report_{figure}.png", (300, 200))
 
 
+@pytest.mark.slow
 def test_report_draws_in_a_headless_browser(cli, two_runs: list[Path], tmp_path: Path):
     browser = next((b for b in BROWSERS if shutil.which(b)), None)
     if browser is None:

@@ -20,7 +20,8 @@ from animalcnn.training.session import start as train
 
 from .conftest import CONFIGS, write_config
 
-# SPEC: total; trainable for transfer / finetune (after unfreezing) / partial (BN frozen)
+# The notebook's counts (docs/parameter-counts.md): total; trainable for transfer /
+# finetune (after unfreezing) / partial (BatchNormalization kept frozen).
 EXPECTED = {
     "resnet50v2": (56_338_805, 32_774_005, 56_293_365, 36_183_925),
     "mobilenetv2": (22_743_989, 20_486_005, 22_709_877, 21_211_445),
@@ -28,6 +29,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", EXPECTED)
 def test_seed_configs_give_the_notebook_counts(arch):
     total, *trainable = EXPECTED[arch]
@@ -113,6 +115,7 @@ def _train(tmp_path: Path, dataset: Path, strategy: str, **transfer) -> tuple:
     return run, watch
 
 
+@pytest.mark.slow
 def test_transfer_leaves_the_backbone_untouched(tmp_path: Path, dataset: Path):
     run, watch = _train(tmp_path, dataset, "transfer")
     (phase,) = watch.phases
@@ -124,6 +127,7 @@ def test_transfer_leaves_the_backbone_untouched(tmp_path: Path, dataset: Path):
     assert np.allclose(reloaded.predict(watch.batch, verbose=0), watch.predictions, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_finetune_moves_the_backbone_only_in_phase_two(tmp_path: Path, dataset: Path, capsys):
     run, watch = _train(tmp_path, dataset, "finetune")
     head, full = watch.phases
@@ -139,6 +143,7 @@ def test_finetune_moves_the_backbone_only_in_phase_two(tmp_path: Path, dataset: 
     assert history["lr"].tolist() == pytest.approx([0.003, 0.01])
 
 
+@pytest.mark.slow
 def test_partial_trains_only_the_last_layers(tmp_path: Path, dataset: Path):
     _, watch = _train(tmp_path, dataset, "partial", unfreeze_last=3)
     (phase,) = watch.phases

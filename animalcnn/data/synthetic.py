@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from animalcnn.atomic import atomic_path
+
 SHAPES = ["circle", "cross", "square", "stripes", "triangle"]
 
 
@@ -72,7 +74,8 @@ def save(img: Image.Image, stem: Path, k: int) -> Path:
         path = stem.with_suffix(".jpeg")
     else:
         path = stem.with_suffix(".jpg")
-    img.save(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:  # PIL picks the format by suffix
+        img.save(tmp)
     return path
 
 
