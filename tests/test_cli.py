@@ -305,7 +305,7 @@ def test_tensorflow_start_up_lines_only_when_asked_and_once():
 _LOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]+\] ")
 
 
-def test_epoch_lines_wrap_between_fields_never_inside_a_number():
+def test_epoch_lines_wrap_between_fields_never_inside_a_number_and_show_eta_and_best():
     from rich.console import Console
 
     from animalcnn.training.callbacks import ConsoleProgress
@@ -334,3 +334,5 @@ def test_epoch_lines_wrap_between_fields_never_inside_a_number():
     tokens = " ".join(lines).split()
     for number in ("0.1235", "0.9877", "1.2346", "0.5000", "1.00e-04", "12.5s", "1,234"):
         assert number in tokens, lines
+    # 18 epochs left at 12.5 s each at most, and this epoch became the best checkpoint
+    assert "eta ≤ 3m45s" in " ".join(tokens) and tokens[-2:] == ["*", "best"]

@@ -49,7 +49,7 @@ def test_mixed_precision_and_xla_switch_on_by_config(cli, dataset: Path, tmp_pat
 
     config = write_config(
         tmp_path / "fast.yaml", dataset, tmp_path / "runs",
-        training={"epochs": 1, "mixed_precision": "on", "jit_compile": "on",
+        training={"epochs": 1, "mixed_precision": "float16", "jit_compile": "on",
                   "deterministic": False},
     )  # fmt: skip
     try:
@@ -57,10 +57,10 @@ def test_mixed_precision_and_xla_switch_on_by_config(cli, dataset: Path, tmp_pat
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert code == 0, err
-    assert "mixed precision on, XLA on" in out
+    assert "precision mixed_float16, XLA on" in out
     run = _run_folder(tmp_path / "runs")
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["mixed_precision"] is True and metrics["jit_compile"] is True
+    assert metrics["precision"] == "mixed_float16" and metrics["jit_compile"] is True
     model = keras.saving.load_model(run / "model.keras", compile=False)
     assert model.get_layer("conv1").dtype_policy.name == "mixed_float16"
     assert model.get_layer("predictions").dtype_policy.name == "float32"

@@ -83,7 +83,14 @@ class TrainingConfig(Section):
     deterministic: bool = Field(
         True, description="Deterministic ops: identical reruns, at some cost in GPU speed."
     )
-    mixed_precision: Switch = Field("auto", description="mixed_float16 compute; auto = on a GPU.")
+    mixed_precision: Annotated[
+        Literal["auto", "on", "off", "float16", "bfloat16"], BeforeValidator(_on_off)
+    ] = Field(
+        "auto",
+        description="Compute in 16 bits, variables, softmax and loss in float32. auto: "
+        "float16 on a CUDA GPU, bfloat16 on a CPU with AMX-BF16 matrix units, else off; "
+        "on: the device's 16-bit type (float16 on a GPU, else bfloat16).",
+    )
     jit_compile: Switch = Field(
         "auto",
         description="XLA compilation; auto = on a GPU when deterministic is false "

@@ -130,9 +130,11 @@ def decode(split: Split, cfg: DataConfig, progress: Progress | None = None) -> I
     n, size = len(split), cfg.img_size
     array: np.ndarray | None
     if cfg.cache == "disk":
-        array, failures, reused = cache.load_or_build(
-            split.paths, size, cfg.cache_dir, lambda out: _decode_into(out, split.paths, size, progress)
-        )
+
+        def build(out: np.ndarray) -> list[tuple[int, str]]:
+            return _decode_into(out, split.paths, size, progress)
+
+        array, failures, reused = cache.load_or_build(split.paths, size, cfg.cache_dir, build)
         if reused and progress is not None:
             progress(n)
     else:

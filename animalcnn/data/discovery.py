@@ -98,8 +98,6 @@ def discover(cfg: DataConfig, seed: int, need_test: bool = False) -> Dataset:
     return Dataset(classes, train, val, test)
 
 
-
-
 def class_count(cfg: DataConfig, default: int) -> int:
     """The number of class folders in the training split, or `default` without a dataset."""
     try:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 PREDICTIONS_SHOWN = 50  # rows `predict` prints; its CSV has them all
 
 COMPARE_COLUMNS = [
-    "run", "name", "arch", "strategy", "status", "params_total", "params_trainable",
+    "run", "name", "arch", "strategy", "status", "precision", "params_total", "params_trainable",
     "epochs", "best_epoch", "best_val_accuracy", "train_accuracy", "test_accuracy",
     "gap", "time_s", "images_per_s",
 ]  # fmt: skip
@@ -49,6 +49,7 @@ def run_row(path: Path) -> dict[str, Any]:
         arch=m.get("arch"),
         strategy=m.get("strategy"),
         status=m.get("status"),
+        precision=_precision(m),
         params_total=params.get("total"),
         params_trainable=params.get("trainable"),
         epochs=m.get("epochs_run"),
@@ -67,6 +68,15 @@ def run_row(path: Path) -> dict[str, Any]:
         if row["test_accuracy"] is not None and row["train_accuracy"] is not None:
             row["gap"] = row["train_accuracy"] - row["test_accuracy"]
     return row
+
+
+def _precision(metrics: dict[str, Any]) -> str | None:
+    """The dtype policy a run trained with (older runs recorded only a mixed-precision flag)."""
+    if "precision" in metrics:
+        return metrics["precision"]
+    if "mixed_precision" in metrics:
+        return "mixed_float16" if metrics["mixed_precision"] else "float32"
+    return None
 
 
 def collect(paths: list[Path]) -> list[dict[str, Any]]:
@@ -101,7 +111,8 @@ def _fmt(value: Any, kind: str = "") -> str:
 # (title, row key, format, priority): at a narrow width the highest priorities drop first.
 COMPARE_SPEC = [
     ("run", "run", "", 0), ("arch", "arch", "", 1), ("strategy", "strategy", "", 3),
-    ("status", "status", "", 0), ("params", "params_total", "int", 4),
+    ("status", "status", "", 0), ("precision", "precision", "", 2),
+    ("params", "params_total", "int", 4),
     ("trainable", "params_trainable", "int", 2), ("epochs", "epochs", "int", 3),
     ("best val acc", "best_val_accuracy", "pct", 0), ("train acc", "train_accuracy", "pct", 2),
     ("test acc", "test_accuracy", "pct", 0), ("gap", "gap", "pct", 3),

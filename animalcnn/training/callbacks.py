@@ -13,7 +13,14 @@ from typing import Any
 
 import keras
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from animalcnn.run_folder import MODEL, RunFolder
 from animalcnn.training.resume import RestoreCounters, ResumeCheckpoint
@@ -119,9 +126,19 @@ class StopOnSignal(keras.callbacks.Callback):
     on_epoch_begin = on_train_batch_end = on_test_batch_end = _check
 
 
+def duration(seconds: float) -> str:
+    """1h02m, 3m05s or 42s."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 class ConsoleProgress(keras.callbacks.Callback):
-    """A step bar within each epoch (on a terminal) and one line per epoch: the row the
-    recorder wrote (so it must come after the recorder in the callback list)."""
+    """A step bar within each epoch (on a terminal, with the epoch's time remaining) and one
+    line per epoch: the row the recorder wrote (so it must come after the recorder in the
+    callback list), the run's time remaining at most (every epoch left run at the mean
+    pace so far; early stopping can only shorten it) and a mark on a new best checkpoint."""
 
     def __init__(
         self,
@@ -145,6 +162,8 @@ class ConsoleProgress(keras.callbacks.Callback):
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=self.console,
             transient=True,
             disable=not self.console.is_terminal,
@@ -162,13 +181,20 @@ class ConsoleProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._bar.stop()
-        r = {k: float("nan") if v is None else v for k, v in self.recorder.rows[-1].items()}
+        rows = self.recorder.rows
+        r = {k: float("nan") if v is None else v for k, v in rows[-1].items()}
         phase = f"[{r['phase']}] " if self.show_phase else ""
+        left = self.total_epochs - r["epoch"]
+        pace = sum(row["seconds"] for row in rows) / len(rows)
+        eta = f"  eta ≤ {duration(left * pace)}" if left > 0 else ""
+        best = self.recorder.best is not None and self.recorder.best["epoch"] == r["epoch"]
         self.console.print(
             f"{phase}epoch {r['epoch']:>3}/{self.total_epochs}  "
             f"loss {r['loss']:.4f}  acc {r['accuracy']:.4f}  "
             f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}  "
-            f"lr {r['lr']:.2e}  {r['seconds']:.1f}s  {self.recorder.images_per_second:,.0f} img/s",
+            f"lr {r['lr']:.2e}  {r['seconds']:.1f}s  {self.recorder.images_per_second:,.0f} img/s"
+            + eta
+            + ("  * best" if best else ""),
             highlight=False,
             markup=False,  # "[head]" is a phase name, not a style
             soft_wrap=False,  # wrap between fields on a narrow terminal, never inside a number

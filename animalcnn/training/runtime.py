@@ -7,6 +7,7 @@ import functools
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from animalcnn.config import ExperimentConfig
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Runtime:
     device: str
-    mixed_precision: bool
+    precision: str  # the Keras dtype policy: float32, mixed_float16 or mixed_bfloat16
     jit_compile: bool
     strategy: tf.distribute.Strategy
     replicas: int
@@ -28,6 +29,31 @@ class Runtime:
 
 def _resolve(switch: str, has_gpu: bool) -> bool:
     return has_gpu if switch == "auto" else switch == "on"
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (none elsewhere)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+# CPUs whose matrix units run bfloat16: there mixed_bfloat16 pays (docs/benchmarks.md).
+BF16_MATRIX_FLAGS = frozenset({"amx_bf16"})
+
+
+def choose_precision(setting: str, has_gpu: bool, flags: frozenset[str]) -> str:
+    """The Keras dtype policy for `training.mixed_precision` on this device."""
+    if setting == "off":
+        return "float32"
+    if setting == "float16" or (setting in ("auto", "on") and has_gpu):
+        return "mixed_float16"
+    if setting in ("bfloat16", "on") or flags & BF16_MATRIX_FLAGS:
+        return "mixed_bfloat16"
+    return "float32"
 
 
 def is_chief(tf_config: str | None) -> bool:
@@ -99,8 +125,8 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     keras.utils.set_random_seed(cfg.seed)
     # Process-wide: also undoes an earlier config's setting (`train a.yaml b.yaml`).
     set_op_determinism(cfg.training.deterministic)
-    mixed = _resolve(cfg.training.mixed_precision, bool(gpus))
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    precision = choose_precision(cfg.training.mixed_precision, bool(gpus), cpu_flags())
+    keras.mixed_precision.set_global_policy(precision)
     strategy = _strategy(cfg, gpus)
     if gpus:
         details = [tf.config.experimental.get_device_details(g) for g in gpus]
@@ -112,4 +138,4 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     if replicas > 1:
         device += f"; {type(strategy).__name__} over {replicas} replicas"
     jit = _resolve(cfg.training.jit_compile, bool(gpus)) and not cfg.training.deterministic
-    return Runtime(device, mixed, jit, strategy, replicas, keeps_run_folder(cfg))
+    return Runtime(device, precision, jit, strategy, replicas, keeps_run_folder(cfg))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from rich.markup import escape
 
 from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, err_console, progress_bar
@@ -87,9 +88,8 @@ def _prepare(cfg: ExperimentConfig) -> tuple[Runtime, TrainingData]:
     """What a new and a resumed run both need first: the runtime, then the checked data."""
     rt = configure(cfg)
     console.print(
-        f"[bold]{cfg.name}[/]: {cfg.model.arch} on {rt.device}; "
-        f"mixed precision {'on' if rt.mixed_precision else 'off'}, "
-        f"XLA {'on' if rt.jit_compile else 'off'}",
+        f"[bold]{escape(cfg.name)}[/]: {cfg.model.arch} on {rt.device}; "
+        f"precision {rt.precision}, XLA {'on' if rt.jit_compile else 'off'}",
         highlight=False,
     )
     return rt, load_training_data(cfg)
@@ -126,7 +126,7 @@ def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
             "strategy": cfg.transfer.strategy if cfg.transfer else None,
             "started": datetime.now().isoformat(timespec="seconds"),
             "device": rt.device,
-            "mixed_precision": rt.mixed_precision,
+            "precision": rt.precision,
             "jit_compile": rt.jit_compile,
             "replicas": rt.replicas,
             "classes": classes,
