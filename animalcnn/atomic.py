@@ -17,7 +17,8 @@ from pathlib import Path
 def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A fresh temporary path beside `path` to write to; renamed to `path` on success.
 
-    `suffix` is for writers that insist on one (Keras wants `.keras`, numpy `.npy`).
+    `suffix` is for writers that insist on one (Keras wants `.keras`, numpy `.npy`). The
+    file gets the mode the user's umask gives new files (a temporary file is private).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -25,6 +26,7 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -37,3 +39,10 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             tmp.write_bytes(data)
         else:
             tmp.write_text(data, encoding="utf-8")
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it; it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -36,6 +36,11 @@ def print_error(message: object) -> None:
     err_console.print(f"[red]error:[/] {escape(str(message))}", highlight=False)
 
 
+def print_warning(message: object) -> None:
+    """A warning line (the message printed as text, not markup)."""
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+
+
 @contextmanager
 def progress_bar(label: str, total: int) -> Iterator[Advance]:
     """A bar with a rate (items/s) on a terminal; one closing line elsewhere."""

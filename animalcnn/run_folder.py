@@ -105,11 +105,15 @@ class RunFolder:
         import yaml
 
         from animalcnn.config import validate_config
+        from animalcnn.config.loading import read_yaml
 
         path = self.path / CONFIG
         try:
-            return validate_config(yaml.safe_load(path.read_text()) or {}, str(path))
-        except (OSError, yaml.YAMLError) as exc:
+            data = read_yaml(path.read_text(encoding="utf-8")) or {}
+            if not isinstance(data, dict):
+                raise RunFolderError(f"{path}: expected a mapping of sections")
+            return validate_config(data, str(path))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise RunFolderError(f"{path}: unreadable ({type(exc).__name__})") from None
         except ConfigError as exc:
             raise RunFolderError(str(exc)) from None

@@ -323,6 +323,7 @@ def test_epoch_lines_wrap_between_fields_never_inside_a_number_and_show_eta_and_
                 "seconds": 12.5,
             }
         ]
+        best = rows[0]
         images_per_second = 1234.5
 
     console = Console(width=37, record=True, file=io.StringIO(), soft_wrap=True)

@@ -17,7 +17,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from animalcnn.config.schema import ExperimentConfig, ModelConfig, TransferConfig
+from animalcnn.config.schema import (
+    RUN_NAME,
+    RUN_NAME_RULE,
+    ExperimentConfig,
+    ModelConfig,
+    TransferConfig,
+)
 from animalcnn.errors import ConfigError
 from animalcnn.models import augmentation, registry
 
@@ -97,13 +103,34 @@ def _section_type(annotation: Any) -> type[BaseModel] | None:
     return next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (plain YAML keeps
+    the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str) -> Any:
+    """YAML as plain data: safe tags only, duplicate keys refused."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
@@ -155,10 +182,24 @@ def validate_config(data: dict[str, Any], source: str) -> ExperimentConfig:
     return cfg
 
 
-def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read, override and validate a config file; errors are one-line `ConfigError`s."""
+def load_config(
+    path: Path, overrides: list[str] | None = None, runs_dir: Path | None = None
+) -> ExperimentConfig:
+    """Read, override and validate a config file; errors are one-line `ConfigError`s.
+
+    `runs_dir` (the command line's `--runs-dir`) is a path as given, not YAML."""
     data = _read_yaml(path)
+    if "name" not in data and not RUN_NAME.match(path.stem):
+        raise ConfigError(
+            f"{path}: the file name {path.stem!r} is not a run name ({RUN_NAME_RULE}); "
+            "rename the file or set `name:` in it"
+        )
     data.setdefault("name", path.stem)
     for text in overrides or []:
         _apply_override(data, text)
+    if runs_dir is not None:
+        data.setdefault("output", {})
+        if not isinstance(data["output"], dict):
+            raise ConfigError(f"{path}: output: expected a mapping")
+        data["output"]["runs_dir"] = str(runs_dir)
     return validate_config(data, str(path))

@@ -8,6 +8,7 @@ checked one level up, in `animalcnn.config.loading`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,17 +25,27 @@ Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
 
 
 class Section(BaseModel):
-    """Unknown keys are errors everywhere in a config; defaults pass the validators too."""
+    """Unknown keys are errors everywhere in a config, types are strict (`true` is not 1,
+    `"5"` not 5), and defaults pass the validators too."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
+
+
+# Bounds TensorFlow and NumPy accept (a seed is a 32-bit unsigned integer for NumPy).
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 1_000_000  # epochs, patiences, batch sizes: beyond any real run
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+RUN_NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit"
 
 
 class DataConfig(Section):
-    dir: Path = Field(Path("data/demo"), description="Folder holding the train and test splits.")
+    dir: Path = Field(
+        Path("data/demo"), strict=False, description="Folder holding the train and test splits."
+    )
     train_split: str = Field("train", description="Sub-folder of class folders to train on.")
     test_split: str = Field("val", description="Sub-folder used as the test split.")
     img_size: int = Field(100, ge=8, le=1024, description="Images are resized to this square.")
-    batch_size: int = Field(258, gt=0, description="Global batch size.")
+    batch_size: int = Field(258, gt=0, le=MAX_COUNT, description="Global batch size.")
     val_fraction: float = Field(
         0.15, gt=0, lt=1, description="Share of train_split held out for validation."
     )
@@ -43,7 +54,7 @@ class DataConfig(Section):
         description="Where decoded uint8 images live: RAM, a reusable file, or decode every epoch.",
     )
     cache_dir: Path = Field(
-        Path("~/.cache/animalcnn"), description="Folder for data.cache: disk files."
+        Path("~/.cache/animalcnn"), strict=False, description="Folder for data.cache: disk files."
     )
     on_bad_file: Literal["skip", "fail"] = Field(
         "skip", description="A file that does not decode: leave it out with a warning, or stop."
@@ -68,13 +79,17 @@ class ModelConfig(Section):
 
 
 class TrainingConfig(Section):
-    epochs: int = Field(20, gt=0)
-    learning_rate: float = Field(1e-3, gt=0)
-    lr_patience: int = Field(5, ge=0, description="ReduceLROnPlateau patience on val_loss.")
+    epochs: int = Field(20, gt=0, le=MAX_COUNT)
+    learning_rate: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    lr_patience: int = Field(
+        5, ge=0, le=MAX_COUNT, description="ReduceLROnPlateau patience on val_loss."
+    )
     lr_factor: float = Field(0.2, gt=0, lt=1)
     lr_min_delta: float = Field(1e-5, ge=0)
     min_lr: float = Field(0.0, ge=0)
-    val_patience: int = Field(10, ge=1, description="EarlyStopping patience on val_loss.")
+    val_patience: int = Field(
+        10, ge=1, le=MAX_COUNT, description="EarlyStopping patience on val_loss."
+    )
     resume_checkpoints: bool = Field(
         True,
         description="Save the full training state after every epoch, so that an interrupted "
@@ -110,10 +125,10 @@ class TrainingConfig(Section):
 class PhaseConfig(Section):
     """The second fine-tuning phase, with the whole backbone unfrozen."""
 
-    epochs: int = Field(50, gt=0)
-    learning_rate: float = Field(1e-5, gt=0)
-    lr_patience: int = Field(2, ge=0)
-    val_patience: int = Field(2, ge=1)
+    epochs: int = Field(50, gt=0, le=MAX_COUNT)
+    learning_rate: float = Field(1e-5, gt=0, allow_inf_nan=False)
+    lr_patience: int = Field(2, ge=0, le=MAX_COUNT)
+    val_patience: int = Field(2, ge=1, le=MAX_COUNT)
 
 
 class TransferConfig(Section):
@@ -123,7 +138,9 @@ class TransferConfig(Section):
         "partial: last layers trainable.",
     )
     weights: str = Field("imagenet", description="imagenet, none (random init) or a file path.")
-    unfreeze_last: int = Field(10, ge=1, description="partial: backbone layers left trainable.")
+    unfreeze_last: int = Field(
+        10, ge=1, le=MAX_COUNT, description="partial: backbone layers left trainable."
+    )
     freeze_batchnorm: bool = Field(
         True, description="partial: keep BatchNormalization among the unfrozen layers frozen."
     )
@@ -141,24 +158,34 @@ class DistributeConfig(Section):
         None, description="mirrored: the devices to use, e.g. ['/gpu:0', '/gpu:1'] (default: all)."
     )
     virtual_cpus: int = Field(
-        0, ge=0, description="Split the CPU into this many logical devices (try a strategy on CPU)."
-    )
+        0, ge=0, le=256,
+        description="Split the CPU into this many logical devices (try a strategy on CPU).",
+    )  # fmt: skip
 
 
 class OutputConfig(Section):
-    runs_dir: Path = Field(Path("runs"), description="Where run folders are created.")
+    runs_dir: Path = Field(Path("runs"), strict=False, description="Where run folders are created.")
     tensorboard: bool = Field(True, description="Write TensorBoard logs into the run folder.")
 
 
 class ExperimentConfig(Section):
-    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    seed: int = Field(42, ge=0, description="Seeds the split, shuffling and initialisation.")
+    name: str = Field("experiment", description=f"The run folder's prefix: {RUN_NAME_RULE}.")
+    seed: int = Field(
+        42, ge=0, le=MAX_SEED, description="Seeds the split, shuffling and initialisation."
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     transfer: TransferConfig | None = Field(None, description="Only for pretrained architectures.")
     distribute: DistributeConfig = Field(default_factory=DistributeConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _run_name(cls, v: str) -> str:
+        if not RUN_NAME.match(v):
+            raise ValueError(f"{v!r} is not a run name: use {RUN_NAME_RULE}")
+        return v
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

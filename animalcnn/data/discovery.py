@@ -88,6 +88,11 @@ def discover(cfg: DataConfig, seed: int, need_test: bool = False) -> Dataset:
     if not root.is_dir():
         raise DataError(f"data.dir: {root}: folder not found")
     classes, full = read_split(root / cfg.train_split)
+    if len(classes) < 2:
+        raise DataError(
+            f"{root / cfg.train_split}: one class ({classes[0]!r}); a classifier needs two "
+            "or more class folders"
+        )
     train, val = train_val_split(full, cfg.val_fraction, seed)
     if len(val) == 0:
         raise DataError(f"{root / cfg.train_split}: too few images to hold out a validation set")

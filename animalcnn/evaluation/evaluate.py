@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from animalcnn.console import err_console, progress_bar
+from animalcnn.console import print_warning, progress_bar
 from animalcnn.data import pipeline
 from animalcnn.data.decoding import decode
 from animalcnn.data.discovery import read_split
@@ -48,7 +48,7 @@ def evaluate(run: RunFolder, data: Path | None = None) -> dict[str, Any]:
     with progress_bar(f"decoding {folder}", len(split)) as advance:
         images = decode(split, cfg.data, advance)
     for b in images.bad:
-        err_console.print(f"[yellow]warning:[/] skipped {b}", highlight=False)
+        print_warning(f"skipped {b}")
     probs = model.predict(pipeline.eval_dataset(images, cfg.data.batch_size), verbose=0)
     result = score(images.labels, np.asarray(probs, dtype=np.float64), classes)
     best = metrics.get("best") or {}

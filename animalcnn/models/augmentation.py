@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class Augmentation(BaseModel):
     """One random transform; `type` names it in a config."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     type: str
 
     @abstractmethod

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SimpleParams(Params):
-    filters: tuple[int, int] = (32, 64)
+    filters: list[int] = Field([32, 64], min_length=2, max_length=2)
     activation: str | None = Field(
         None, description="The notebook's convolutions have none; e.g. relu to add one."
     )
@@ -121,15 +121,16 @@ def resnet(spec: ModelSpec, p: ResNetParams) -> keras.Model:
 
 class InceptionParams(Params):
     blocks: int = Field(3, ge=1)
-    branch_filters: tuple[int, int, int, int] = Field(
-        (32, 32, 64, 64), description="1x1, 1x1->3x3, pool->1x1, 1x1->3x3->3x3."
-    )
+    branch_filters: list[int] = Field(
+        [32, 32, 64, 64], min_length=4, max_length=4,
+        description="1x1, 1x1->3x3, pool->1x1, 1x1->3x3->3x3.",
+    )  # fmt: skip
     reduce_filters: int = Field(64, gt=0, description="The 7x7 valid conv after each block.")
     dropout: float = Field(0.2, ge=0, lt=1)
     dense: int = Field(1000, gt=0)
 
 
-def _inception_block(x: keras.KerasTensor, f: tuple[int, int, int, int], name: str):
+def _inception_block(x: keras.KerasTensor, f: list[int], name: str):
     from keras import layers
 
     def conv(t, filters, size, tag):

@@ -25,7 +25,7 @@ BACKBONE_LAYER = "backbone"
 
 
 class HeadParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     pooling: Literal["flatten", "avg"] = "flatten"
     dense: int = Field(1000, ge=0, description="Hidden relu units; 0 for none.")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class NoParams(BaseModel):
     """For architectures without options of their own."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 @dataclass(frozen=True)

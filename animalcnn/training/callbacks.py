@@ -87,8 +87,14 @@ class RunRecorder(keras.callbacks.Callback):
         )
 
 
+# Ctrl-C, a pre-empted or cancelled job, a closed terminal or dropped SSH session.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 class StopOnSignal(keras.callbacks.Callback):
-    """Turns SIGINT / SIGTERM into a stop at the next batch boundary.
+    """Turns SIGINT, SIGTERM and SIGHUP into a stop at the next batch boundary.
 
     The run then ends with the state of its last completed epoch, never half-way
     through saving it; a second signal stops at once.
@@ -109,7 +115,7 @@ class StopOnSignal(keras.callbacks.Callback):
     def installed(self) -> Iterator[None]:
         """Route the signals here for the duration (main thread only; else a no-op)."""
         try:
-            previous = {s: signal.signal(s, self.request) for s in (signal.SIGINT, signal.SIGTERM)}
+            previous = {s: signal.signal(s, self.request) for s in STOP_SIGNALS}
         except ValueError:
             yield
             return

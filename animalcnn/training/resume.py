@@ -51,10 +51,14 @@ class ResumeState:
     def save(self, run: RunFolder) -> None:
         run.write_json(STATE, asdict(self))
 
+    @staticmethod
+    def exists(run: RunFolder) -> bool:
+        return run.file(STATE).exists() and run.file(LAST_MODEL).exists()
+
     @classmethod
     def load(cls, run: RunFolder) -> ResumeState | None:
         path = run.file(STATE)
-        if not path.exists() or not run.file(LAST_MODEL).exists():
+        if not cls.exists(run):
             return None
         return cls(**json.loads(path.read_text()))
 

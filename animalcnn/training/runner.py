@@ -30,11 +30,10 @@ def load_all(
 ) -> list[ExperimentConfig | UserError]:
     """Each config validated (with `--set` and `--runs-dir`), or the error that stopped it;
     with a single config its error is raised."""
-    extra = [f"output.runs_dir={runs_dir}"] if runs_dir is not None else []
     loaded: list[ExperimentConfig | UserError] = []
     for path in paths:
         try:
-            loaded.append(load_config(path, [*overrides, *extra]))
+            loaded.append(load_config(path, overrides, runs_dir))
         except UserError as exc:
             if len(paths) == 1:
                 raise
@@ -81,7 +80,7 @@ def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) ->
         outcomes.append((path, f"completed: {kept}"))
     if len(paths) > 1:
         for path, outcome in outcomes:
-            console.print(f"{path}: {outcome}", highlight=False)
+            console.print(f"{path}: {outcome}", highlight=False, markup=False)
     return code
 
 
@@ -102,15 +101,15 @@ def resume_one(path: Path) -> int:
 
 
 def report_failure(exc: TrainingFailed, cfg: ExperimentConfig) -> None:
-    """`interrupted:` or `failed:` with the reason, and how to resume an interrupted run."""
+    """`interrupted:` or `failed:` with the reason, and how to resume the run where it can
+    be (it completed an epoch and kept its resume state)."""
+    from animalcnn.training.resume import ResumeState
+
     run = exc.run.path if keeps_run_folder(cfg) else "<the chief's run folder>"
     every = ", on every worker" if cfg.distribute.strategy == "multi_worker" else ""
-    hint = f"; continue with: animalcnn train --resume {run}{every}"
-    err_console.print(
-        f"[red]{exc.status}:[/] {escape(str(exc))}"
-        + (escape(hint) if exc.status == "interrupted" else ""),
-        highlight=False,
-    )
+    resumable = exc.status == "interrupted" and ResumeState.exists(exc.run)
+    hint = f"; continue with: animalcnn train --resume {run}{every}" if resumable else ""
+    err_console.print(f"[red]{exc.status}:[/] {escape(str(exc) + hint)}", highlight=False)
 
 
 def report_success(run: RunFolder, cfg: ExperimentConfig) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from rich.markup import escape
 
 from animalcnn.config import ExperimentConfig
-from animalcnn.console import console, err_console, progress_bar
+from animalcnn.console import console, print_warning, progress_bar
 from animalcnn.data import pipeline
 from animalcnn.data.decoding import Images, decode
 from animalcnn.data.discovery import Dataset, discover
@@ -76,7 +76,7 @@ def load_training_data(cfg: ExperimentConfig) -> TrainingData:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise DataError(f"{bad[0]}{more}; data.on_bad_file: skip leaves such files out")
     for b in bad:
-        err_console.print(f"[yellow]warning:[/] skipped {b}", highlight=False)
+        print_warning(f"skipped {b}")
     present = set(np.unique(train.labels))
     empty = [c for i, c in enumerate(dataset.classes) if i not in present]
     if empty:
@@ -140,6 +140,7 @@ def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
         f"{where}: {run.path}  ({len(data.train):,} training, {len(data.val):,} validation "
         f"images, {len(classes)} classes, {counts['trainable']:,} trainable parameters)",
         highlight=False,
+        markup=False,
     )
     return TrainingSession(cfg, rt, data, run, model, None, callbacks).run()
 
@@ -169,6 +170,7 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
         f"resuming {run.path} after epoch {len(state.rows)} "
         f"(phase {plan[min(state.phase, len(plan) - 1)].name})",
         highlight=False,
+        markup=False,
     )
     run.update_metrics(status="running", reason=None, resumed=len(state.rows))
     return TrainingSession(cfg, rt, data, run, model, state, callbacks).run()
