@@ -45,7 +45,7 @@ def print_warning(message: object) -> None:
 def progress_bar(label: str, total: int) -> Iterator[Advance]:
     """A bar with a rate (items/s) on a terminal; one closing line elsewhere."""
     columns = [
-        TextColumn(label),
+        TextColumn(escape(label)),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),

@@ -184,15 +184,6 @@ def test_summary_json_counts_without_data(cli):
     assert json.loads(out)["total"] == 1_614_885
 
 
-def test_evaluate_on_another_split_folder(cli, run_copy: Path, dataset: Path):
-    code, out, err = cli("evaluate", run_copy, "--data", dataset / "train")
-    assert code == 0, err
-    ev = json.loads((run_copy / "evaluation.json").read_text())
-    assert ev["data"] == str(dataset / "train") and ev["images"] == 80
-    code, _, _ = cli("evaluate", run_copy)  # back to the run's own test split
-    assert json.loads((run_copy / "evaluation.json").read_text())["images"] == 20
-
-
 def test_summary_table_and_models_list(cli):
     from .conftest import CONFIGS
 

@@ -64,7 +64,7 @@ def _train_until(config: Path, runs_dir: Path, sig: int) -> subprocess.Completed
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_interrupt_then_resume_matches_an_uninterrupted_run(
     cli, tmp_path: Path, dataset: Path, uninterrupted: pd.DataFrame, sig: int
 ):

@@ -33,8 +33,10 @@ def evaluate(
     from animalcnn.evaluation.evaluate import evaluate as evaluate_run
 
     for run in folders:
-        for table in evaluation_tables(evaluate_run(run, data), run.name):
+        result = evaluate_run(run, data)
+        for table in evaluation_tables(result, run.name):
             console.print(table)
+        console.print(f"wrote {result['written']}", highlight=False, markup=False)
 
 
 @command(
@@ -57,11 +59,13 @@ def compare(
 ) -> None:
     """Runs side by side: parameters, epochs, validation and test accuracy, gap, time."""
     from animalcnn.console import console
-    from animalcnn.reporting.tables import collect, compare_table, write_csv
+    from animalcnn.reporting.tables import collect, compare_table, resume_hints, write_csv
 
     folders = [p for p in runs if p.is_dir() or not p.exists()]
     rows = collect(folders)
     console.print(compare_table(rows, console.width))
+    for hint in resume_hints(rows, folders):
+        console.print(hint, highlight=False, markup=False)
     if csv is not None:
         write_csv(rows, csv)
         console.print(f"wrote {csv}", highlight=False, markup=False)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from animalcnn.data.decoding import try_load
 from animalcnn.data.discovery import class_names
-from animalcnn.data.files import IMAGE_FORMATS, is_hidden, is_image, walk_files
+from animalcnn.data.files import IMAGE_FORMATS, is_hidden, is_image, links_back, walk_files
 from animalcnn.errors import DataError
 
 
@@ -67,8 +67,11 @@ def _inspect(path: Path) -> _FileInfo:
     if not is_image(path):
         info.problem = Problem(path, "not an image file (ignored by training)", error=False)
         return info
-    data = path.read_bytes()
-    info.digest = hashlib.sha256(data).hexdigest()
+    try:
+        info.digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:  # a dangling link, a link loop, no permission
+        info.problem = Problem(path, f"cannot read: {exc.strerror or exc}", error=True)
+        return info
     result = try_load(path, 8)
     if isinstance(result, str):
         info.problem = Problem(path, result, error=True)
@@ -86,7 +89,9 @@ def _inspect(path: Path) -> _FileInfo:
 def _splits(root: Path) -> list[tuple[str, list[str] | None]]:
     """The labelled splits (folders of class folders) and unlabeled ones (files only)."""
     splits: list[tuple[str, list[str] | None]] = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p)):
+    for sub in sorted(
+        p for p in root.iterdir() if p.is_dir() and not is_hidden(p) and not links_back(p, root)
+    ):
         has_dirs = any(p.is_dir() and not is_hidden(p) for p in sub.iterdir())
         splits.append((sub.name, class_names(sub) if has_dirs else None))
     if not splits:
@@ -94,11 +99,24 @@ def _splits(root: Path) -> list[tuple[str, list[str] | None]]:
     return splits
 
 
+def _links_back(root: Path) -> list[Path]:
+    """Links to folders in the dataset or above it, in the root and in its split folders."""
+    found = [p for p in sorted(root.iterdir()) if links_back(p, root)]
+    for sub in sorted(root.iterdir()):
+        if sub.is_dir() and not links_back(sub, root):
+            found += [p for p in sorted(sub.iterdir()) if links_back(p, root)]
+    return found
+
+
 def check(root: Path, train_split: str = "train") -> Report:
     if not root.is_dir():
         raise DataError(f"{root}: folder not found")
     jobs: list[tuple[ClassStats, Path]] = []
     stats: list[ClassStats] = []
+    problems = [
+        Problem(link, "a link back into the dataset (not followed)", error=False)
+        for link in _links_back(root)
+    ]
     for split, classes in _splits(root):
         for name in classes or ["(unlabeled)"]:
             folder = root / split / name if classes else root / split
@@ -108,7 +126,6 @@ def check(root: Path, train_split: str = "train") -> Report:
             jobs += [(s, f) for f in files]
     with ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 2)) as pool:
         infos = list(pool.map(lambda job: _inspect(job[1]), jobs))
-    problems: list[Problem] = []
     by_digest: dict[str, list[tuple[str, Path]]] = {}
     for (s, _), info in zip(jobs, infos, strict=True):
         if info.problem is not None:

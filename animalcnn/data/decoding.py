@@ -9,13 +9,14 @@ once, decoded again each epoch).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from animalcnn.config import DataConfig
 from animalcnn.data import cache
@@ -62,19 +63,52 @@ class Images:
         return np.stack([load_image(self.paths[r], self.size) for r in rows])
 
 
+# The largest image decoded, in pixels: about 200 MB as RGBA. PIL's own decompression-bomb
+# limit is set to it, and an image above it is refused from its header, before decoding.
+MAX_PIXELS = 50_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # checked below
+# Decoding threads at most: each holds one full-size image, so peak memory is bounded
+# by this, not by the number of cores.
+MAX_DECODE_THREADS = 8
+
+
+class ImageTooLarge(ValueError):
+    """An image whose header promises more pixels than MAX_PIXELS."""
+
+
 def load_image(path: Path, size: int) -> np.ndarray:
-    """One image as uint8 RGB (size, size, 3); gray, palette and alpha images included."""
+    """One image as uint8 RGB (size, size, 3): EXIF orientation applied; gray, palette,
+    CMYK, alpha (on white) and 16-bit images converted; an animation's first frame."""
     with Image.open(path) as img:
+        pixels = img.width * img.height
+        if pixels > Image.MAX_IMAGE_PIXELS:
+            raise ImageTooLarge(
+                f"too large: {img.width}x{img.height} pixels (limit {Image.MAX_IMAGE_PIXELS:,})"
+            )
+        if img.format == "JPEG":  # decode at the smallest scale still >= size: faster
+            img.draft("RGB", (size, size))
+        img.seek(0)
         img.load()
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            img = Image.new("RGB", rgba.size, (255, 255, 255))
-            img.paste(rgba, mask=rgba.getchannel("A"))
-        else:
-            img = img.convert("RGB")
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
+        img = ImageOps.exif_transpose(img)
+        return _resized_rgb(img, size)
+
+
+def _resized_rgb(img: Image.Image, size: int) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit (or wider) gray: scale to 8 bits, not clip (which turns it white)
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.new("RGB", rgba.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.getchannel("A"))
+    else:
+        img = img.convert("RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
 
 
 def try_load(path: Path, size: int) -> np.ndarray | str:
@@ -85,7 +119,11 @@ def try_load(path: Path, size: int) -> np.ndarray | str:
         return load_image(path, size)
     except UnidentifiedImageError:
         return "not an image (cannot identify the format)"
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except ImageTooLarge as exc:
+        return str(exc)
+    except Image.DecompressionBombError as exc:  # far past the limit: PIL refuses at open
+        return f"too large: {str(exc).splitlines()[0]}"
+    except (OSError, ValueError, SyntaxError) as exc:
         return f"cannot decode: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
 
 
@@ -100,7 +138,7 @@ def _decode_into(
     Threads suffice: PIL releases the GIL while decoding and resizing.
     """
     failures = []
-    workers = min(32, (os.cpu_count() or 1) + 2)
+    workers = min(MAX_DECODE_THREADS, (os.cpu_count() or 1) + 2)
     with ThreadPoolExecutor(workers) as pool:
         for i, result in enumerate(pool.map(lambda p: try_load(p, size), paths)):
             if isinstance(result, str):

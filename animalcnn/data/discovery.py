@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from animalcnn.config import DataConfig
-from animalcnn.data.files import is_hidden, list_images
+from animalcnn.data.files import is_hidden, links_back, list_images
 from animalcnn.errors import DataError
 
 
@@ -30,10 +30,15 @@ class Split:
 
 
 def class_names(split_dir: Path) -> list[str]:
-    """Sorted class folder names of a split; one-line errors when there are none."""
+    """Sorted class folder names of a split; one-line errors when there are none. A link
+    back into the dataset is not a class (`data check` reports it)."""
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: folder not found (expected one folder per class)")
-    names = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not is_hidden(p))
+    names = sorted(
+        p.name
+        for p in split_dir.iterdir()
+        if p.is_dir() and not is_hidden(p) and not links_back(p, split_dir.parent)
+    )
     if not names:
         raise DataError(f"{split_dir}: no class folders in it")
     return names

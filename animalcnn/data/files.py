@@ -21,6 +21,15 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def links_back(path: Path, root: Path) -> bool:
+    """Whether `path` is a link to a folder that holds `root` or lies inside it: following
+    it would read the dataset again (as a duplicate class, or forever)."""
+    if not path.is_symlink():
+        return False
+    target, top = path.resolve(), root.resolve()
+    return target == top or top.is_relative_to(target) or target.is_relative_to(top)
+
+
 def walk_files(folder: Path, recursive: bool = True) -> Iterator[Path]:
     """Every file below `folder` in sorted order, hidden files and folders left out."""
     for root, dirs, files in os.walk(folder):

@@ -28,17 +28,23 @@ PREDICTIONS_SHOWN = 50  # rows `predict` prints; its CSV has them all
 COMPARE_COLUMNS = [
     "run", "name", "arch", "strategy", "status", "precision", "params_total", "params_trainable",
     "epochs", "best_epoch", "best_val_accuracy", "train_accuracy", "test_accuracy",
-    "gap", "time_s", "images_per_s",
+    "gap", "test_data", "time_s", "images_per_s",
 ]  # fmt: skip
 
 
 def run_row(path: Path) -> dict[str, Any]:
-    """One comparison row; a folder that is not a readable run gets a row saying why."""
+    """One comparison row; a folder that is not a readable run gets a row saying why.
+
+    The test accuracy is the run's own test split's, shown only while it belongs to the
+    run's current best checkpoint: an evaluation of an earlier best (a run evaluated,
+    then resumed) is `stale`."""
     row: dict[str, Any] = dict.fromkeys(COMPARE_COLUMNS)
     row["run"] = path.name
     try:
         run = RunFolder.open(path)
         m = run.metrics()
+        status = run.status()
+        ev = run.read_json(EVALUATION) if run.file(EVALUATION).exists() else None
     except RunFolderError as exc:
         row["status"] = f"damaged: {str(exc).split(': ', 1)[-1]}"
         return row
@@ -48,7 +54,7 @@ def run_row(path: Path) -> dict[str, Any]:
         name=m.get("name"),
         arch=m.get("arch"),
         strategy=m.get("strategy"),
-        status=m.get("status"),
+        status=status,
         precision=_precision(m),
         params_total=params.get("total"),
         params_trainable=params.get("trainable"),
@@ -59,15 +65,28 @@ def run_row(path: Path) -> dict[str, Any]:
         time_s=m.get("wall_time_s"),
         images_per_s=m.get("images_per_second"),
     )
-    if run.file(EVALUATION).exists():
-        try:
-            ev = run.read_json(EVALUATION)
-        except RunFolderError:
-            ev = {}
-        row["test_accuracy"] = ev.get("accuracy")
-        if row["test_accuracy"] is not None and row["train_accuracy"] is not None:
-            row["gap"] = row["train_accuracy"] - row["test_accuracy"]
+    if ev is not None:
+        scored = (ev.get("checkpoint") or {}).get("epoch", m.get("best_epoch"))
+        accuracy = ev.get("accuracy")
+        if not isinstance(accuracy, int | float) or not 0 <= accuracy <= 1:
+            row["test_data"] = f"damaged {EVALUATION}"
+        elif scored != m.get("best_epoch"):
+            row["test_data"] = f"stale: scored epoch {scored}, best is now {m.get('best_epoch')}"
+        else:
+            row["test_accuracy"] = accuracy
+            row["test_data"] = ev.get("data")
+            if row["train_accuracy"] is not None:
+                row["gap"] = row["train_accuracy"] - accuracy
     return row
+
+
+def resume_hints(rows: list[dict[str, Any]], folders: list[Path]) -> list[str]:
+    """For each stopped or interrupted run that can be resumed, the command to resume it."""
+    return [
+        f"{row['run']}: {row['status']}; continue with: animalcnn train --resume {folder}"
+        for row, folder in zip(rows, folders, strict=True)
+        if row["status"] in ("stopped", "interrupted") and RunFolder(folder).resumable()
+    ]
 
 
 def _precision(metrics: dict[str, Any]) -> str | None:
@@ -116,6 +135,7 @@ COMPARE_SPEC = [
     ("trainable", "params_trainable", "int", 2), ("epochs", "epochs", "int", 3),
     ("best val acc", "best_val_accuracy", "pct", 0), ("train acc", "train_accuracy", "pct", 2),
     ("test acc", "test_accuracy", "pct", 0), ("gap", "gap", "pct", 3),
+    ("test data", "test_data", "", 4),
     ("time s", "time_s", "float", 4), ("img/s", "images_per_s", "float", 5),
 ]  # fmt: skip
 CELL_PADDING = 3  # a column's border and padding, in characters
@@ -125,6 +145,9 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
     """Runs side by side; at `width` characters, the columns that fit, dropped by priority
     (the caption says how many; `compare --csv` has them all)."""
     cells = {key: [_fmt(r[key], kind) for r in rows] for _, key, kind, _ in COMPARE_SPEC}
+    for i, r in enumerate(rows):
+        if str(r["test_data"]).startswith("stale"):
+            cells["test_accuracy"][i] = "stale"
     needed = {
         key: max(len(title), *(len(c) for c in cells[key])) + CELL_PADDING
         for title, key, _, _ in COMPARE_SPEC

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
+from animalcnn.errors import RunFolderError
 from animalcnn.keras_internals import callback_counters, restore_callback_counters
-from animalcnn.run_folder import RunFolder
+from animalcnn.run_folder import LAST_MODEL, STATE, RunFolder
 
-LAST_MODEL = "last.keras"
-STATE = "state.json"
+if TYPE_CHECKING:
+    from animalcnn.training.phases import Phase
 
 
 @dataclass(frozen=True)
@@ -51,16 +53,52 @@ class ResumeState:
     def save(self, run: RunFolder) -> None:
         run.write_json(STATE, asdict(self))
 
-    @staticmethod
-    def exists(run: RunFolder) -> bool:
-        return run.file(STATE).exists() and run.file(LAST_MODEL).exists()
-
     @classmethod
-    def load(cls, run: RunFolder) -> ResumeState | None:
-        path = run.file(STATE)
-        if not cls.exists(run):
+    def load(cls, run: RunFolder, plan: list[Phase]) -> ResumeState | None:
+        """The run's resume state, checked against its phases; None if it kept none. A
+        damaged or hand-edited one is a one-line error, and can never skip training that
+        did not happen (so never mark a run completed early)."""
+        if not run.resumable():
             return None
-        return cls(**json.loads(path.read_text()))
+        path = run.file(STATE)
+        try:
+            state = TypeAdapter(cls).validate_python(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:  # JSON and validation errors are ValueErrors
+            first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+            what = (
+                f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+                if first
+                else type(exc).__name__
+            )
+            raise RunFolderError(f"{path}: damaged ({what})") from None
+        problem = state._inconsistency(plan)
+        if problem:
+            raise RunFolderError(f"{path}: damaged ({problem})")
+        return state
+
+    def _inconsistency(self, plan: list[Phase]) -> str | None:
+        n = len(self.rows)
+        if [r.get("epoch") for r in self.rows] != list(range(1, n + 1)):
+            return "its rows are not epochs 1, 2, ..."
+        if not 0 <= self.phase <= len(plan):
+            return f"phase {self.phase} is past the config's {len(plan)} phase(s)"
+        if not 0 <= self.phase_start <= n:
+            return f"phase_start {self.phase_start} is past its {n} epochs"
+        names = [p.name for p in plan]
+        if any(r.get("phase") not in names[: self.phase + 1] for r in self.rows):
+            return "its rows name phases the run has not reached"
+        if self.best is not None and self.best not in self.rows:
+            return "its best epoch is not among its rows"
+        if n > sum(p.epochs for p in plan):
+            return f"{n} epochs, more than the config's phases hold"
+        for index, phase in enumerate(plan[: self.phase]):
+            ran = sum(r.get("phase") == phase.name for r in self.rows)
+            stopped = index == self.phase - 1 and self.early_stopping.get("wait", 0) >= (
+                phase.val_patience
+            )
+            if ran < phase.epochs and not stopped and index == self.phase - 1:
+                return f"phase {phase.name} ran {ran} of its {phase.epochs} epochs"
+        return None
 
 
 def _rng_variables(model: keras.Model) -> list:
@@ -76,8 +114,11 @@ def rng_state(model: keras.Model) -> list[list[int]]:
 
 def restore_rng_state(model: keras.Model, state: list[list[int]]) -> None:
     variables = _rng_variables(model)
-    if len(variables) != len(state):
-        raise ValueError(f"{len(state)} saved random states for {len(variables)} generators")
+    shapes = [tuple(v.shape) for v in variables]
+    if [np.shape(s) for s in state] != shapes:
+        raise RunFolderError(
+            f"{STATE}: damaged ({len(state)} random states for {len(variables)} generators)"
+        )
     for v, value in zip(variables, state, strict=True):
         v.assign(np.asarray(value, dtype=v.dtype))
 

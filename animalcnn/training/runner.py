@@ -103,11 +103,9 @@ def resume_one(path: Path) -> int:
 def report_failure(exc: TrainingFailed, cfg: ExperimentConfig) -> None:
     """`interrupted:` or `failed:` with the reason, and how to resume the run where it can
     be (it completed an epoch and kept its resume state)."""
-    from animalcnn.training.resume import ResumeState
-
     run = exc.run.path if keeps_run_folder(cfg) else "<the chief's run folder>"
     every = ", on every worker" if cfg.distribute.strategy == "multi_worker" else ""
-    resumable = exc.status == "interrupted" and ResumeState.exists(exc.run)
+    resumable = exc.status == "interrupted" and exc.run.resumable()
     hint = f"; continue with: animalcnn train --resume {run}{every}" if resumable else ""
     err_console.print(f"[red]{exc.status}:[/] {escape(str(exc) + hint)}", highlight=False)
 

@@ -9,6 +9,8 @@ leaves nothing behind; once it exists, `metrics.json` always says how it ended.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import shutil
 import tempfile
 import time
@@ -32,20 +34,26 @@ from animalcnn.keras_internals import adapt_multi_worker
 from animalcnn.models import build_model, load_model
 from animalcnn.models.summary import layer_table, parameter_counts
 from animalcnn.reporting.charts import history_chart, write_png
-from animalcnn.run_folder import CONFIG, HISTORY_PNG, METRICS, SUMMARY, RunFolder
+from animalcnn.run_folder import (
+    CONFIG,
+    HISTORY_PNG,
+    LAST_MODEL,
+    METRICS,
+    STATE,
+    SUMMARY,
+    RunFolder,
+)
 from animalcnn.training import resume as resume_state
 from animalcnn.training.callbacks import ConsoleProgress, PhaseCallbacks, RunRecorder, StopOnSignal
 from animalcnn.training.phases import Phase, phases, set_trainable
 from animalcnn.training.resume import (
-    LAST_MODEL,
-    STATE,
     PhaseWindow,
     RestoreCounters,
     ResumeCheckpoint,
     ResumeState,
     restore_rng_state,
 )
-from animalcnn.training.runtime import Runtime, configure
+from animalcnn.training.runtime import Runtime, configure, keeps_run_folder
 
 
 class TrainingFailed(Exception):
@@ -142,21 +150,29 @@ def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
         highlight=False,
         markup=False,
     )
-    return TrainingSession(cfg, rt, data, run, model, None, callbacks).run()
+    with run.claim():
+        return TrainingSession(cfg, rt, data, run, model, None, callbacks).run()
 
 
 def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunFolder:
     """Continue an interrupted run from its last completed epoch, in the same folder."""
-    metrics = run.metrics()
-    if metrics.get("status") == "completed":
+    metrics, cfg = run.metrics(), run.config()
+    status = run.status()
+    if status == "completed":
         raise RunFolderError(f"{run.path}: already completed; nothing to resume")
-    state = ResumeState.load(run)
+    if status == "running" and keeps_run_folder(cfg):  # (a cluster's other workers read it)
+        who = metrics.get("process") or {}
+        raise RunFolderError(
+            f"{run.path}: another process is training this run "
+            f"(pid {who.get('pid')} on {who.get('host')})"
+        )
+    plan = phases(cfg)
+    state = ResumeState.load(run, plan)
     if state is None:
         raise RunFolderError(
             f"{run.path}: no resume state ({LAST_MODEL}, {STATE}); it was trained with "
             "training.resume_checkpoints: false or stopped before its first epoch ended"
         )
-    cfg = run.config()
     rt, data = _prepare(cfg)
     if not rt.chief:  # the chief alone writes the run folder: this worker resumes a copy
         run = RunFolder(Path(shutil.copytree(run.path, _worker_scratch() / run.name)))
@@ -165,15 +181,15 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
     with rt.strategy.scope():
         model = load_model(run.file(LAST_MODEL), cfg.model.arch, compile=True)
     restore_rng_state(model, state.rng)
-    plan = phases(cfg)
     console.print(
         f"resuming {run.path} after epoch {len(state.rows)} "
         f"(phase {plan[min(state.phase, len(plan) - 1)].name})",
         highlight=False,
         markup=False,
     )
-    run.update_metrics(status="running", reason=None, resumed=len(state.rows))
-    return TrainingSession(cfg, rt, data, run, model, state, callbacks).run()
+    with run.claim():
+        run.update_metrics(status="running", reason=None, resumed=len(state.rows))
+        return TrainingSession(cfg, rt, data, run, model, state, callbacks).run()
 
 
 class TrainingSession:
@@ -222,9 +238,11 @@ class TrainingSession:
                         break
             except KeyboardInterrupt:
                 status, reason = "interrupted", f"stopped after epoch {len(self.recorder.rows)}"
+            except OSError as exc:
+                full = exc.errno == errno.ENOSPC
+                status, reason = "failed", self._disk_full(exc) if full else self._failure(exc)
             except Exception as exc:
-                self.run_folder.write_text("error.log", traceback.format_exc())
-                status, reason = "failed", f"{type(exc).__name__}: {_gist(exc)} (see error.log)"
+                status, reason = "failed", self._failure(exc)
         self._record_end(status, reason, time.perf_counter() - start)
         if status != "completed":
             raise TrainingFailed(self.run_folder, status, reason)
@@ -232,6 +250,27 @@ class TrainingSession:
         if not self.rt.chief:
             shutil.rmtree(self.run_folder.path.parent)
         return self.run_folder
+
+    def _failure(self, exc: BaseException) -> str:
+        """The reason line for an unexpected error, its traceback kept in error.log."""
+        try:
+            self.run_folder.write_text("error.log", traceback.format_exc())
+            where = " (see error.log)"
+        except OSError:
+            where = ""
+        return f"{type(exc).__name__}: {_gist(exc)}{where}"
+
+    def _disk_full(self, exc: OSError) -> str:
+        """Which file could not be written, and about how much room the run needs: its
+        largest checkpoint, which every epoch writes again."""
+        sizes = [p.stat().st_size for p in self.run_folder.path.glob("*.keras")]
+        need = max(sizes, default=0) + (1 << 20)
+        free = shutil.disk_usage(self.run_folder.path).free
+        return (
+            f"disk full: could not write {exc.filename or 'a file'} "
+            f"({free / 2**20:,.1f} MiB free; the run needs about {need / 2**20:,.1f} MiB "
+            "for each checkpoint); the last good checkpoint and resume state are kept"
+        )
 
     def _carries_on(self, index: int) -> bool:
         """Whether phase `index` was under way when the run stopped (its optimizer and
@@ -305,7 +344,8 @@ class TrainingSession:
         run, recorder = self.run_folder, self.recorder
         epochs = len(recorder.rows)
         if epochs:
-            write_png(history_chart(run.history(), run.name), run.file(HISTORY_PNG))
+            with contextlib.suppress(OSError):  # a full disk: the figure can wait
+                write_png(history_chart(run.history(), run.name), run.file(HISTORY_PNG))
         previous = (run.metrics().get("wall_time_s") or 0.0) if self.state is not None else 0.0
         run.update_metrics(
             status=status,
