@@ -239,6 +239,20 @@ class RunFolder:
         self.write_json(METRICS, data)
         return data
 
+    def load_model(self, name: str, compile: bool = False) -> keras.Model:
+        """One of the run's model files, ready for its architecture (`compile` restores the
+        optimizer, to train on); a damaged file is a one-line error naming it."""
+        from animalcnn.models import load_model
+
+        path = self.path / name
+        arch = self.config().model.arch
+        try:
+            return load_model(path, arch, compile=compile)
+        except Exception as exc:  # Keras raises many kinds for a damaged file
+            text = str(exc).strip()
+            gist = text.splitlines()[0][:200] if text else type(exc).__name__
+            raise RunFolderError(f"{path}: cannot be loaded ({gist})") from None
+
     def config(self) -> ExperimentConfig:
         import yaml
 

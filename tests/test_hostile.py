@@ -104,6 +104,10 @@ def test_a_tampered_resume_state_never_finishes_a_run_early(cli, tmp_path, datas
         code, _, err = cli("train", "--resume", run)
         assert code == 2 and f"{run / 'state.json'}: damaged ({expected}" in err, err
         assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+    (run / "state.json").write_text(json.dumps(state))
+    (run / "last.keras").write_bytes(b"not a model")
+    code, _, err = cli("train", "--resume", run)
+    assert code == 2 and f"{run / 'last.keras'}: cannot be loaded" in err, err
 
 
 # ---- config values ------------------------------------------------------------------

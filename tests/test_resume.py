@@ -72,8 +72,11 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(
     done = _train_until(config, tmp_path / "cut", sig)
     (run,) = (tmp_path / "cut").iterdir()
     metrics = json.loads((run / "metrics.json").read_text())
-    if sig == signal.SIGKILL:  # no chance to say so: the run still reads as running
+    if sig == signal.SIGKILL:  # no chance to say so: the file still reads running ...
         assert done.returncode == -signal.SIGKILL and metrics["status"] == "running"
+        code, out, _ = cli("compare", run, "--csv", tmp_path / "c.csv")  # ... but it is not
+        assert pd.read_csv(tmp_path / "c.csv")["status"][0] == "stopped"
+        assert f"continue with: animalcnn train --resume {run}" in out
     else:
         assert done.returncode == 130, done.stderr
         assert "Traceback" not in done.stderr and "train --resume" in done.stderr

@@ -18,7 +18,6 @@ from animalcnn.data.decoding import decode
 from animalcnn.data.discovery import read_split
 from animalcnn.errors import RunFolderError
 from animalcnn.evaluation.scoring import score
-from animalcnn.models import load_model
 from animalcnn.reporting.charts import confusion_chart, write_png
 from animalcnn.run_folder import CONFUSION_PNG, EVALUATION, MODEL, OTHER_EVALUATIONS, RunFolder
 
@@ -29,11 +28,7 @@ def load_best(run: RunFolder) -> keras.Model:
     if not path.is_file():
         raise RunFolderError(f"{run.path}: no {MODEL} (run status: {run.status()})")
     cfg = run.config()
-    try:
-        model = load_model(path, cfg.model.arch)
-    except Exception as exc:  # Keras raises many kinds for a damaged file
-        gist = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunFolderError(f"{path}: cannot be loaded ({gist[:200]})") from None
+    model = run.load_model(MODEL)
     expected = (None, cfg.data.img_size, cfg.data.img_size, 3)
     classes = run.metrics().get("classes") or []
     if tuple(model.input_shape) != expected or model.output_shape[-1] != len(classes):

@@ -31,7 +31,7 @@ from animalcnn.data.decoding import Images, decode
 from animalcnn.data.discovery import Dataset, discover
 from animalcnn.errors import DataError, RunFolderError
 from animalcnn.keras_internals import adapt_multi_worker
-from animalcnn.models import build_model, load_model
+from animalcnn.models import build_model
 from animalcnn.models.summary import layer_table, parameter_counts
 from animalcnn.reporting.charts import history_chart, write_png
 from animalcnn.run_folder import (
@@ -179,7 +179,7 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
     if data.dataset.classes != metrics.get("classes"):
         raise DataError(f"{cfg.data.dir}: its classes are not the run's {metrics.get('classes')}")
     with rt.strategy.scope():
-        model = load_model(run.file(LAST_MODEL), cfg.model.arch, compile=True)
+        model = run.load_model(LAST_MODEL, compile=True)
     restore_rng_state(model, state.rng)
     console.print(
         f"resuming {run.path} after epoch {len(state.rows)} "
