@@ -13,6 +13,8 @@ removes one fails at once, naming it, rather than half-way through a run.
   ReduceLROnPlateau counters a resumed run carries on with (undocumented attributes).
 - `disable_op_determinism`: TensorFlow has no public switch back.
 - `failed_download`: the file named in Keras's message when a weights download fails.
+- `outer_output`: a nested model's output in the model that calls it (`_inbound_nodes`;
+  its public `output` is the nested model's own).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def _check() -> None:
     for name in ("_maybe_symbolic_build", "_symbolic_build"):
         _require(keras.Model, name)
     _require(keras.layers.Dense(1), "_call_context_args")
+    _require(keras.layers.Dense(1), "_inbound_nodes")
     for cls, names in COUNTERS.items():
         callback = cls()
         callback.on_train_begin()  # where Keras sets them
@@ -127,3 +130,11 @@ def failed_download(exc: Exception) -> str | None:
     """The file name when `exc` is Keras's failed download of a weights file, else None."""
     url = re.search(r"URL fetch failure on (\S+?):? ", str(exc))
     return url.group(1).rsplit("/", 1)[-1] if url else None
+
+
+def outer_output(layer: keras.Layer) -> keras.KerasTensor:
+    """`layer`'s output where its model calls it: for a nested model (a backbone) that is
+    its last call's output, not the output of its own graph."""
+    if not isinstance(layer, keras.Model):
+        return layer.output
+    return layer._inbound_nodes[-1].output_tensors[0]

@@ -44,6 +44,7 @@ EVALUATION = "evaluation.json"  # the best checkpoint on the run's own test spli
 OTHER_EVALUATIONS = "evaluations"  # on other data folders, one file each
 HISTORY_PNG = "history.png"
 CONFUSION_PNG = "confusion.png"
+ERRORS_PNG = "errors.png"  # the mistakes gallery
 LAST_MODEL = "last.keras"  # with STATE: what `train --resume` continues from
 STATE = "state.json"
 HEARTBEAT = "heartbeat"

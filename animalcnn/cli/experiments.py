@@ -86,6 +86,36 @@ def summary(
 
 
 @command(
+    name="lr-find",
+    epilog=examples(
+        "animalcnn lr-find configs/mid.yaml",
+        "animalcnn lr-find configs/resnet.yaml --set data.img_size=64 --out lr",
+    ),
+)
+def lr_find(
+    config: Config,
+    overrides: Overrides = None,
+    out: Annotated[
+        Path, typer.Option(metavar="DIR", help="Where lr_find.png and lr_find.csv go.")
+    ] = Path("."),
+) -> None:
+    """Find a learning rate: train briefly while it grows, and suggest where the loss falls
+    fastest. Creates no run folder."""
+    from animalcnn.config import load_config
+    from animalcnn.console import console, import_tensorflow
+
+    cfg = load_config(config, overrides)
+    import_tensorflow()
+    from animalcnn.training import lr_finder
+
+    result = lr_finder.range_test(cfg)
+    written = lr_finder.write(result, out, cfg.name)
+    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)
+    console.print(f"suggested learning rate: {result.suggestion:.2e}", highlight=False)
+    console.print(f"  --set training.learning_rate={result.suggestion:.2e}", highlight=False)
+
+
+@command(
     name="config",
     epilog=examples(
         "animalcnn config configs/mid.yaml",

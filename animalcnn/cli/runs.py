@@ -14,6 +14,7 @@ from animalcnn.cli.app import RunFolders, command, examples
     epilog=examples(
         "animalcnn evaluate runs/mid-20261129-101500",
         "animalcnn evaluate runs/mid-20261129-101500 --data ~/other_animals",
+        "animalcnn evaluate runs/mid-20261129-101500 --errors 24 --explain",
     )
 )
 def evaluate(
@@ -22,8 +23,15 @@ def evaluate(
         Path | None,
         typer.Option(metavar="DIR", help="Another dataset root or labelled split folder."),
     ] = None,
+    errors: Annotated[
+        int, typer.Option(min=0, help="Most confident mistakes shown in errors.png.")
+    ] = 16,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Draw each mistake's Grad-CAM over it.")
+    ] = False,
 ) -> None:
-    """Score each run's best checkpoint on its test split; writes evaluation.json."""
+    """Score each run's best checkpoint on its test split: scores, confusion matrix, the
+    most confused classes and a gallery of the most confident mistakes."""
     from animalcnn.console import console, import_tensorflow
     from animalcnn.reporting.tables import evaluation_tables
     from animalcnn.run_folder import RunFolder
@@ -33,10 +41,10 @@ def evaluate(
     from animalcnn.evaluation.evaluate import evaluate as evaluate_run
 
     for run in folders:
-        result = evaluate_run(run, data)
+        result = evaluate_run(run, data, errors, explain)
         for table in evaluation_tables(result, run.name):
             console.print(table)
-        console.print(f"wrote {result['written']}", highlight=False, markup=False)
+        console.print(f"wrote {', '.join(result['written'])}", highlight=False, markup=False)
 
 
 @command(
@@ -104,3 +112,33 @@ def predict(
     if csv is not None:
         atomic_write(csv, df.to_csv(index=False))
         console.print(f"wrote {csv}", highlight=False, markup=False)
+
+
+@command(
+    epilog=examples(
+        "animalcnn explain runs/mid-20261129-101500 data/animals/inf",
+        "animalcnn explain runs/mid-20261129-101500 cat.jpg --class dog --out heatmaps",
+    )
+)
+def explain(
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files and folders.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Where the figures go (default: RUN/explain)."),
+    ] = None,
+    class_name: Annotated[
+        str | None,
+        typer.Option("--class", metavar="NAME", help="Explain this class (default: predicted)."),
+    ] = None,
+) -> None:
+    """Show where each image's evidence lies: a Grad-CAM heat map per image."""
+    from animalcnn.console import console, import_tensorflow
+    from animalcnn.reporting.tables import explain_table
+    from animalcnn.run_folder import RunFolder
+
+    folder = RunFolder.open(run)
+    import_tensorflow()
+    from animalcnn.evaluation.explain import explain as explain_images
+
+    console.print(explain_table(explain_images(folder, paths, out, class_name)))

@@ -17,9 +17,19 @@ from animalcnn.data import pipeline
 from animalcnn.data.decoding import decode
 from animalcnn.data.discovery import read_split
 from animalcnn.errors import RunFolderError
+from animalcnn.evaluation.gradcam import heatmaps
+from animalcnn.evaluation.interpret import DEFAULT_ERRORS, most_confused, top_errors
 from animalcnn.evaluation.scoring import score
 from animalcnn.reporting.charts import confusion_chart, write_png
-from animalcnn.run_folder import CONFUSION_PNG, EVALUATION, MODEL, OTHER_EVALUATIONS, RunFolder
+from animalcnn.reporting.gallery import write_gallery
+from animalcnn.run_folder import (
+    CONFUSION_PNG,
+    ERRORS_PNG,
+    EVALUATION,
+    MODEL,
+    OTHER_EVALUATIONS,
+    RunFolder,
+)
 
 
 def load_best(run: RunFolder) -> keras.Model:
@@ -62,11 +72,14 @@ def other_data_name(folder: Path) -> str:
     return f"{safe}-{digest}"
 
 
-def evaluate(run: RunFolder, data: Path | None = None) -> dict[str, Any]:
+def evaluate(
+    run: RunFolder, data: Path | None = None, errors: int = DEFAULT_ERRORS, explain: bool = False
+) -> dict[str, Any]:
     """Score the best checkpoint and return the result, written beside the checkpoint it
-    belongs to: the run's own test split to `evaluation.json` (and `confusion.png`),
-    another data folder to `evaluations/<name>.json` (and its PNG), never replacing the
-    run's own result."""
+    belongs to: the run's own test split to `evaluation.json` (with `confusion.png` and
+    the mistakes gallery `errors.png`), another data folder to `evaluations/<name>.json`
+    (and its PNGs), never replacing the run's own result. `errors` tiles in the gallery,
+    `explain` draws each one's Grad-CAM over it."""
     cfg = run.config()
     metrics = run.metrics()
     status = run.status()
@@ -80,7 +93,10 @@ def evaluate(run: RunFolder, data: Path | None = None) -> dict[str, Any]:
     for b in images.bad:
         print_warning(f"skipped {b}")
     probs = model.predict(pipeline.eval_dataset(images, cfg.data.batch_size), verbose=0)
-    result = score(images.labels, np.asarray(probs, dtype=np.float64), classes)
+    probs = np.asarray(probs, dtype=np.float64)
+    result = score(images.labels, probs, classes)
+    paths = [images.paths[r] for r in images.rows]
+    mistakes = top_errors(images.labels, probs, classes, paths, folder, errors)
     best = metrics.get("best") or {}
     result.update(
         data=str(folder),
@@ -94,16 +110,25 @@ def evaluate(run: RunFolder, data: Path | None = None) -> dict[str, Any]:
         },
         train_accuracy=best.get("accuracy"),
         skipped_files=[str(b) for b in images.bad],
+        top_errors=[{k: v for k, v in e.items() if k != "index"} for e in mistakes],
+        most_confused=most_confused(result["confusion_matrix"], classes),
     )
     if data is None:
-        json_path, png_path = run.file(EVALUATION), run.file(CONFUSION_PNG)
+        json_path = run.file(EVALUATION)
+        confusion_png, errors_png = run.file(CONFUSION_PNG), run.file(ERRORS_PNG)
     else:
-        name = other_data_name(folder)
-        json_path = run.file(OTHER_EVALUATIONS) / f"{name}.json"
-        png_path = run.file(OTHER_EVALUATIONS) / f"{name}_confusion.png"
+        stem = run.file(OTHER_EVALUATIONS) / other_data_name(folder)
+        json_path = stem.with_suffix(".json")
+        confusion_png = stem.with_name(f"{stem.name}_confusion.png")
+        errors_png = stem.with_name(f"{stem.name}_errors.png")
     run.write_json(str(json_path.relative_to(run.path)), result)
-    write_png(confusion_chart(result, f"{run.name} on {folder.name}"), png_path)
-    result["written"] = str(json_path)
+    title = f"{run.name} on {folder.name}"
+    write_png(confusion_chart(result, title), confusion_png)
+    tiles = images.batch(np.array([e["index"] for e in mistakes], dtype=np.int64))
+    heats = heatmaps(model, tiles.astype(np.float32))[0] if explain and len(tiles) else None
+    titles = [f"{e['true']} -> {e['predicted']} ({100 * e['confidence']:.0f}%)" for e in mistakes]
+    write_gallery(tiles, titles, errors_png, f"{title}: most confident mistakes", heats)
+    result["written"] = [str(p) for p in (json_path, confusion_png, errors_png)]
     return result
 
 

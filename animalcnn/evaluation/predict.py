@@ -13,8 +13,9 @@ from animalcnn.errors import DataError
 from animalcnn.run_folder import RunFolder
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    """Files as given; folders as the image files below them."""
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; folders as the image files below them; one-line errors for missing
+    paths and for none at all."""
     files: list[Path] = []
     for path in paths:
         path = path.expanduser()
@@ -24,6 +25,8 @@ def _expand(paths: list[Path]) -> list[Path]:
             files.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")
+    if not files:
+        raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the paths given")
     return files
 
 
@@ -35,9 +38,7 @@ def predict(run: RunFolder, paths: list[Path]) -> pd.DataFrame:
 
     cfg = run.config()
     classes = run.metrics().get("classes") or []
-    files = _expand(paths)
-    if not files:
-        raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the paths given")
+    files = expand_paths(paths)
     model = load_best(run)
     size = cfg.data.img_size
     decoded = [try_load(f, size) for f in files]

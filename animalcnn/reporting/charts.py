@@ -165,6 +165,15 @@ def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
     return charts
 
 
+def lr_find_chart(lrs: Any, losses: Any, suggestion: float, title: str) -> Chart:
+    """The learning-rate range test: loss against learning rate (log axis), the suggested
+    rate marked."""
+    curve = Series("smoothed training loss", list(map(float, lrs)), list(map(float, losses)))
+    mark = Mark(suggestion, f"suggested {suggestion:.1e}", "dash")
+    panel = Panel("", "learning rate", "loss", [curve], [mark], x_log=True)
+    return Chart(f"{title}: learning-rate range test", [panel])
+
+
 # ---- matplotlib ----------------------------------------------------------------------
 
 

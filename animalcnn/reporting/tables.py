@@ -191,7 +191,12 @@ def evaluation_tables(result: dict[str, Any], title: str) -> list[Table]:
         confusion.add_column(Text(name), justify="right")
     for name, row in zip(classes, result["confusion_matrix"], strict=True):
         confusion.add_row(Text(name), *(str(v) for v in row))
-    return [scores, confusion]
+    confused = Table(title="most confused (true -> predicted)", header_style="bold")
+    for col in ("true", "predicted", "images"):
+        confused.add_column(col, justify="right" if col == "images" else "left")
+    for pair in result.get("most_confused", []):
+        confused.add_row(Text(pair["true"]), Text(pair["predicted"]), str(pair["count"]))
+    return [scores, confusion, confused]
 
 
 def check_table(report: CheckReport) -> Table:
@@ -221,6 +226,20 @@ def prediction_table(df: pd.DataFrame) -> Table:
             table.add_row(Text(r["file"]), Text(r["error"], style="red"), "-")
         else:
             table.add_row(Text(r["file"]), Text(r["predicted"]), f"{r['confidence']:.3f}")
+    return table
+
+
+def explain_table(df: pd.DataFrame) -> Table:
+    """`explain`'s rows: file, class, confidence and the figure written, or the error."""
+    table = Table(title=f"Grad-CAM of {len(df):,} images", header_style="bold")
+    for col in ("file", "predicted", "confidence", "output"):
+        table.add_column(col, justify="right" if col == "confidence" else "left")
+    for _, r in df.iterrows():
+        if isinstance(r["error"], str):
+            table.add_row(Text(r["file"]), Text(r["error"], style="red"), "-", "-")
+        else:
+            table.add_row(Text(r["file"]), Text(r["predicted"]), f"{r['confidence']:.3f}",
+                          Text(r["output"]))  # fmt: skip
     return table
 
 

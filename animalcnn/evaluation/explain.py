@@ -1,0 +1,52 @@
+"""`animalcnn explain`: a Grad-CAM figure per image, for any registered architecture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from animalcnn.data.decoding import try_load
+from animalcnn.errors import DataError
+from animalcnn.evaluation.evaluate import load_best
+from animalcnn.evaluation.gradcam import heatmaps
+from animalcnn.evaluation.predict import expand_paths
+from animalcnn.reporting.gallery import write_gradcam
+from animalcnn.run_folder import RunFolder
+
+EXPLAIN_DIR = "explain"  # in the run folder, unless --out says otherwise
+TOP = 3  # classes shown beside each heat map
+
+
+def explain(
+    run: RunFolder, paths: list[Path], out: Path | None = None, class_name: str | None = None
+) -> pd.DataFrame:
+    """Write `<stem>_gradcam.png` for each image (heat of the predicted class, or
+    `class_name`) into `out` (default `<run>/explain/`); one row per image: `file`,
+    `predicted`, `confidence`, `output`, or the reason it could not be read in `error`."""
+    classes = run.metrics().get("classes") or []
+    if class_name is not None and class_name not in classes:
+        raise DataError(f"--class {class_name}: not one of the run's classes {classes}")
+    files = expand_paths(paths)
+    out = out if out is not None else run.file(EXPLAIN_DIR)
+    model = load_best(run)
+    size = run.config().data.img_size
+    rows = []
+    for path in files:
+        image = try_load(path, size)
+        if isinstance(image, str):
+            rows.append({"file": str(path), "error": image})
+            continue
+        target = None if class_name is None else np.array([classes.index(class_name)])
+        heat, probs = heatmaps(model, image[None].astype(np.float32), target)
+        order = np.argsort(-probs[0])[:TOP]
+        top = [(classes[i], float(probs[0, i])) for i in order]
+        shown = class_name or top[0][0]
+        output = out / f"{path.stem}_gradcam.png"
+        write_gradcam(image, heat[0], top, output, f"{path.name}: heat for {shown}")
+        rows.append(
+            {"file": str(path), "predicted": top[0][0], "confidence": top[0][1],
+             "output": str(output), "error": None}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=["file", "predicted", "confidence", "output", "error"])

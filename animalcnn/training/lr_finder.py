@@ -1,0 +1,114 @@
+"""The learning-rate range test (Smith, 2017; fastai's `lr_find`).
+
+The config's model trains for at most MAX_STEPS batches while the learning rate grows
+exponentially from MIN_LR to MAX_LR, stopping once the loss diverges. The suggestion
+is where the smoothed loss falls fastest, before its minimum. Nothing is saved: no run
+folder, and the model is thrown away.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from animalcnn.atomic import atomic_write
+from animalcnn.config import ExperimentConfig
+from animalcnn.data import pipeline
+from animalcnn.models import build_model
+from animalcnn.reporting.charts import lr_find_chart, write_png
+from animalcnn.training.phases import phases, set_trainable
+from animalcnn.training.runtime import configure
+from animalcnn.training.session import load_training_data
+
+MIN_LR, MAX_LR = 1e-7, 10.0
+MAX_STEPS = 100
+DIVERGED = 4.0  # the smoothed loss this many times its minimum: stop
+SMOOTHING = 0.9  # exponential moving average of the batch losses (bias-corrected)
+
+
+@dataclass
+class RangeTest:
+    lrs: np.ndarray  # the learning rate of each batch run
+    losses: np.ndarray  # the smoothed loss after it
+    suggestion: float
+
+
+class _Sweep(keras.callbacks.Callback):
+    """Sets each batch's learning rate and records its smoothed loss; stops on divergence."""
+
+    def __init__(self, lrs: np.ndarray) -> None:
+        super().__init__()
+        self.lrs = lrs
+        self.smoothed: list[float] = []
+        self._mean = self._ema = 0.0
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self.model.optimizer.learning_rate.assign(float(self.lrs[batch]))
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        mean = float((logs or {}).get("loss", math.nan))  # Keras logs the mean so far
+        loss = (batch + 1) * mean - batch * self._mean  # this batch's own loss
+        self._mean = mean
+        self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * loss
+        self.smoothed.append(self._ema / (1 - SMOOTHING ** (batch + 1)))
+        if not math.isfinite(self.smoothed[-1]) or self.smoothed[-1] > DIVERGED * min(
+            self.smoothed
+        ):
+            self.model.stop_training = True
+
+
+def range_test(cfg: ExperimentConfig) -> RangeTest:
+    """Run the test on the config's model and training data."""
+    rt = configure(cfg)
+    data = load_training_data(cfg)
+    with rt.strategy.scope():
+        model = build_model(cfg, len(data.dataset.classes))
+    first = phases(cfg)[0]
+    set_trainable(model, first, cfg)
+    model.compile(
+        optimizer=keras.optimizers.Adam(MIN_LR),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=rt.jit_compile,
+    )
+    per_epoch = pipeline.steps_per_epoch(data.train, cfg.data.batch_size)
+    steps = min(MAX_STEPS, max(per_epoch, 20))
+    epochs = math.ceil(steps / per_epoch)
+    lrs = np.geomspace(MIN_LR, MAX_LR, steps)
+    sweep = _Sweep(lrs)
+    model.fit(
+        pipeline.training_dataset(data.train, cfg.data.batch_size, cfg.seed, 0, epochs),
+        steps_per_epoch=steps,
+        epochs=1,
+        callbacks=[sweep],
+        shuffle=False,  # the dataset shuffles each epoch by its own seed
+        verbose=0,
+    )
+    smoothed = np.array(sweep.smoothed)
+    ran = lrs[: len(smoothed)]
+    return RangeTest(ran, smoothed, suggest(ran, smoothed))
+
+
+def suggest(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """The learning rate where the loss falls fastest (per decade), before its minimum."""
+    finite = np.isfinite(losses)
+    lrs, losses = lrs[finite], losses[finite]
+    end = int(np.argmin(losses)) + 1
+    if end < 3:
+        return float(lrs[0])
+    slope = np.gradient(losses[:end], np.log10(lrs[:end]))
+    return float(lrs[int(np.argmin(slope))])
+
+
+def write(result: RangeTest, out: Path, title: str) -> list[Path]:
+    """`lr_find.csv` (lr, loss) and `lr_find.png` in `out`."""
+    csv = out / "lr_find.csv"
+    pairs = zip(result.lrs, result.losses, strict=True)
+    lines = ["lr,loss", *(f"{lr:.6g},{loss:.6g}" for lr, loss in pairs)]
+    atomic_write(csv, "\n".join(lines) + "\n")
+    png = write_png(lr_find_chart(result.lrs, result.losses, result.suggestion, title),
+                    out / "lr_find.png")  # fmt: skip
+    return [csv, png]

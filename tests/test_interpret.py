@@ -1,0 +1,149 @@
+"""What the model learned: the mistakes gallery, Grad-CAM and the learning-rate finder."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from .conftest import write_config
+from .test_reports import assert_real_figure
+
+
+def test_evaluate_writes_the_mistakes_gallery_and_most_confused(cli, run_copy, dataset):
+    code, out, err = cli("evaluate", run_copy, "--errors", "6")
+    assert code == 0, err
+    ev = json.loads((run_copy / "evaluation.json").read_text())
+    wrong = ev["images"] - int(np.trace(np.array(ev["confusion_matrix"])))
+    errors = ev["top_errors"]
+    assert len(errors) == min(6, wrong)
+    confidences = [e["confidence"] for e in errors]
+    assert confidences == sorted(confidences, reverse=True)
+    for e in errors:
+        assert (dataset / "val" / e["file"]).is_file() and e["true"] != e["predicted"]
+        assert Path(e["file"]).parts[0] == e["true"]  # relative to the split: class/file
+    pairs = ev["most_confused"]
+    assert [p["count"] for p in pairs] == sorted((p["count"] for p in pairs), reverse=True)
+    assert sum(p["count"] for p in pairs) <= wrong and "most confused" in out
+    with Image.open(run_copy / "errors.png") as img:  # 4 tiles a row, 3.3 in a row, 100 dpi
+        assert img.height == round((3.3 * math.ceil(max(len(errors), 1) / 4) + 0.4) * 100)
+    assert_real_figure(run_copy / "errors.png", (300, 300))
+    code, _, err = cli("evaluate", run_copy, "--explain")
+    assert code == 0, err
+    assert_real_figure(run_copy / "errors.png", (300, 300))
+
+
+CORNERS = {"topleft": (0, 0), "topright": (0, 1), "bottomleft": (1, 0), "bottomright": (1, 1)}
+
+
+def _corner_dataset(root: Path, per_class: int, seed: int) -> Path:
+    """Four classes told apart only by where a bright patch is: in which corner."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", per_class), ("val", 8)):
+        for name, (qy, qx) in CORNERS.items():
+            y, x = 2 + 20 * qy, 2 + 20 * qx
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for k in range(n):
+                pixels = rng.integers(0, 90, (32, 32, 3)).astype(np.uint8)
+                pixels[y : y + 8, x : x + 8] = 255
+                Image.fromarray(pixels).save(folder / f"{k}.png")
+    return root
+
+
+def _data_dir(run: Path) -> Path:
+    return Path(yaml.safe_load((run / "config.yaml").read_text())["data"]["dir"])
+
+
+@pytest.fixture(scope="module")
+def corner_run(tmp_path_factory) -> Path:
+    from typer.testing import CliRunner
+
+    from animalcnn.cli import app
+
+    tmp = tmp_path_factory.mktemp("corner")
+    data = _corner_dataset(tmp / "data", 40, seed=3)
+    config = write_config(
+        tmp / "corner.yaml", data, tmp / "runs",
+        model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16, "dropout": 0.0}},
+        data={"img_size": 32, "batch_size": 16}, training={"epochs": 6, "learning_rate": 0.003},
+    )  # fmt: skip
+    result = CliRunner().invoke(app, ["train", str(config)])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    (run,) = (tmp / "runs").iterdir()
+    return run
+
+
+def test_grad_cam_heat_lies_on_the_evidence(corner_run: Path):
+    import keras
+
+    from animalcnn.evaluation.gradcam import feature_layer, heatmaps
+
+    model = keras.saving.load_model(corner_run / "model.keras", compile=False)
+    assert feature_layer(model).name == "block2_conv2"  # the last convolutional block
+    cfg_dir = _data_dir(corner_run)
+    classes = sorted(CORNERS)
+    for name, (qy, qx) in CORNERS.items():
+        files = sorted((cfg_dir / "val" / name).iterdir())
+        images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+        heat, probs = heatmaps(model, images.astype(np.float32))
+        assert (probs.argmax(axis=1) == classes.index(name)).mean() >= 0.75, name
+        mass = heat.reshape(len(heat), 2, 16, 2, 16).sum(axis=(2, 4))  # per quadrant
+        share = mass / mass.sum(axis=(1, 2), keepdims=True)
+        hottest = share.reshape(len(share), 4).argmax(axis=1)
+        assert (hottest == 2 * qy + qx).mean() >= 0.75, (name, share.mean(axis=0))
+        mean = share.mean(axis=0)
+        others = [mean[y, x] for y in (0, 1) for x in (0, 1) if (y, x) != (qy, qx)]
+        assert mean[qy, qx] > 1.5 * max(others), (name, mean)
+
+
+def test_explain_writes_a_heat_map_per_image_and_reports_unreadable_ones(
+    cli, corner_run: Path, tmp_path: Path
+):
+    cfg_dir = _data_dir(corner_run)
+    broken = tmp_path / "broken.png"
+    broken.write_text("no image")
+    code, out, err = cli("explain", corner_run, cfg_dir / "val" / "topleft", broken)
+    assert code == 0, err
+    written = sorted((corner_run / "explain").glob("*_gradcam.png"))
+    assert len(written) == 8 and "Grad-CAM of 9 images" in out
+    assert "not an image" in out and "topleft" in out
+    assert_real_figure(written[0], (600, 250))
+    code, _, err = cli("explain", corner_run, broken, "--class", "nope")
+    assert code == 2 and "--class nope: not one of the run's classes" in err
+    code, _, _ = cli("explain", corner_run, broken, "--class", "topleft", "--out", tmp_path / "o")
+    assert code == 0 and not list((tmp_path / "o").glob("*.png"))  # only the broken one
+
+
+@pytest.mark.slow
+def test_explain_works_on_a_pretrained_backbone(cli, dataset: Path, tmp_path: Path):
+    config = write_config(
+        tmp_path / "mn.yaml", dataset, tmp_path / "runs",
+        model={"arch": "mobilenetv2", "params": {"dense": 16}},
+        transfer={"weights": "none"}, training={"epochs": 1},
+    )  # fmt: skip
+    assert cli("train", config)[0] == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    code, out, err = cli("explain", run, dataset / "inf", "--out", tmp_path / "heat")
+    assert code == 0, err
+    assert len(list((tmp_path / "heat").glob("*_gradcam.png"))) == 6
+
+
+def test_lr_find_suggests_a_rate_inside_its_sweep(cli, dataset: Path, tmp_path: Path):
+    config = write_config(tmp_path / "lr.yaml", dataset, tmp_path / "runs")
+    code, out, err = cli("lr-find", config, "--out", tmp_path / "lr")
+    assert code == 0, err
+    sweep = pd.read_csv(tmp_path / "lr" / "lr_find.csv")
+    assert list(sweep.columns) == ["lr", "loss"] and len(sweep) >= 5
+    assert (np.diff(sweep["lr"]) > 0).all()
+    suggestion = float(out.split("suggested learning rate: ")[1].split()[0])
+    assert sweep["lr"].min() <= suggestion <= sweep["lr"].max()
+    assert f"--set training.learning_rate={suggestion:.2e}" in out
+    assert_real_figure(tmp_path / "lr" / "lr_find.png")
+    assert not (tmp_path / "runs").exists()  # no run folder
