@@ -147,3 +147,16 @@ def test_lr_find_suggests_a_rate_inside_its_sweep(cli, dataset: Path, tmp_path: 
     assert f"--set training.learning_rate={suggestion:.2e}" in out
     assert_real_figure(tmp_path / "lr" / "lr_find.png")
     assert not (tmp_path / "runs").exists()  # no run folder
+
+
+def test_the_suggestion_follows_the_loss_curve():
+    from animalcnn.training.lr_finder import suggest
+
+    lrs = np.geomspace(1e-6, 1, 61)
+    falling = 2.0 - 1.5 / (1 + np.exp(-4 * (np.log10(lrs) + 3)))  # steepest at 1e-3
+    falling[50:] += np.linspace(0, 20, 11)  # then diverges
+    assert suggest(lrs, falling) == pytest.approx(1e-3, rel=0.3)
+    flat = np.full(61, 1.6)
+    flat[40] = 1.59  # the minimum of a flat curve, at 1e-2
+    flat[50:] += np.linspace(0, 20, 11)
+    assert suggest(lrs, flat) == pytest.approx(1e-3, rel=1e-6)

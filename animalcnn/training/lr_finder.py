@@ -2,8 +2,9 @@
 
 The config's model trains for at most MAX_STEPS batches while the learning rate grows
 exponentially from MIN_LR to MAX_LR, stopping once the loss diverges. The suggestion
-is where the smoothed loss falls fastest, before its minimum. Nothing is saved: no run
-folder, and the model is thrown away.
+is where the smoothed loss falls fastest before its minimum, or, when it hardly falls,
+a tenth of the rate at its minimum (the classic rule). Nothing is saved: no run folder,
+and the model is thrown away.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def range_test(cfg: ExperimentConfig) -> RangeTest:
         jit_compile=rt.jit_compile,
     )
     per_epoch = pipeline.steps_per_epoch(data.train, cfg.data.batch_size)
-    steps = min(MAX_STEPS, max(per_epoch, 20))
+    steps = MAX_STEPS  # over several epochs of a small dataset
     epochs = math.ceil(steps / per_epoch)
     lrs = np.geomspace(MIN_LR, MAX_LR, steps)
     sweep = _Sweep(lrs)
@@ -92,15 +93,19 @@ def range_test(cfg: ExperimentConfig) -> RangeTest:
     return RangeTest(ran, smoothed, suggest(ran, smoothed))
 
 
+CLEAR_DROP = 0.1  # the loss falls by this share of its start before its minimum
+
+
 def suggest(lrs: np.ndarray, losses: np.ndarray) -> float:
-    """The learning rate where the loss falls fastest (per decade), before its minimum."""
+    """Where the loss falls fastest (per decade) before its minimum; if it hardly falls,
+    a tenth of the rate at its minimum (never below the sweep's first rate)."""
     finite = np.isfinite(losses)
     lrs, losses = lrs[finite], losses[finite]
-    end = int(np.argmin(losses)) + 1
-    if end < 3:
-        return float(lrs[0])
-    slope = np.gradient(losses[:end], np.log10(lrs[:end]))
-    return float(lrs[int(np.argmin(slope))])
+    lowest = int(np.argmin(losses))
+    if lowest >= 2 and losses[0] - losses[lowest] > CLEAR_DROP * abs(losses[0]):
+        slope = np.gradient(losses[: lowest + 1], np.log10(lrs[: lowest + 1]))
+        return float(lrs[int(np.argmin(slope))])
+    return float(max(lrs[lowest] / 10, lrs[0]))
 
 
 def write(result: RangeTest, out: Path, title: str) -> list[Path]:
