@@ -67,7 +67,8 @@ def test_one_chart_definition_draws_both_png_and_plotly(tmp_path: Path):
     chart = history_chart(history, "r")
     assert [p.title for p in chart.panels] == ["loss", "accuracy"]
     assert chart.panels[1].percent == "y" and chart.panels[0].integer_x
-    assert [(m.x, m.style) for m in chart.panels[0].marks] == [(2, "dot"), (2.5, "dash")]
+    marks = [(m.x, m.kind) for m in chart.panels[0].marks]
+    assert marks == [(2, "lr_drop"), (2.5, "phase"), (4, "best")]  # lowest val_loss: epoch 4
     fig = to_plotly(chart)
     traces = [(t.name, list(t.y)) for t in fig.data]
     assert traces == [(s.name, s.y) for p in chart.panels for s in p.series]
@@ -97,6 +98,17 @@ def test_compare_writes_report_csv_and_pngs(cli, two_runs: list[Path], tmp_path:
         assert f"{name}: training curves" in page
     assert not re.search(r"<script[^>]+src=", page), "the report must not load scripts"
     assert "Plotly" in page and len(page) > 1_000_000  # plotly.js inlined once
+    assert page.count("most confident mistakes") == 2  # each run's gallery ...
+    assert page.count("data:image/jpeg;base64,") >= 2 + 2 * 5  # ... and example images
+    for run in two_runs:  # each run's confusion matrix and per-class scores
+        label = json.loads((run / "metrics.json").read_text())["name"]
+        assert f"{label}: accuracy " in page
+    assert page.count('class="dataframe scores"') == 2
+    changed = page.split("What changed")[1].split("Side by side")[0]
+    for key in ("training.epochs", "training.learning_rate", "training.lr_patience"):
+        assert key in changed
+    assert "data.img_size" not in changed  # the same in both
+    assert len(page) < 6_000_000  # thumbnails, not full images
     assert len(pd.read_csv(csv)) == 2
     for figure in ("accuracy_vs_params", "gap", "test_accuracy"):
         assert_real_figure(tmp_path / f"report_{figure}.png", (300, 200))

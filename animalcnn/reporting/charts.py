@@ -40,11 +40,20 @@ class Series:
 
 @dataclass
 class Mark:
-    """A vertical line at `x`: a learning-rate drop (dotted) or a phase start (dashed)."""
+    """A vertical line at `x`, drawn by its kind (`MARK_STYLES`)."""
 
     x: float
     label: str
-    style: Literal["dot", "dash"]
+    kind: Literal["lr_drop", "phase", "best", "suggestion"]
+
+
+# kind: (matplotlib line style, plotly dash, colour, in the legend, label written on the plot)
+MARK_STYLES = {
+    "lr_drop": (":", "dot", "grey", True, False),
+    "phase": ("--", "dash", "black", False, True),
+    "best": ("-", "solid", "#2ca02c", True, False),
+    "suggestion": ("--", "dash", "black", False, True),
+}
 
 
 @dataclass
@@ -97,8 +106,11 @@ def phase_starts(history: pd.DataFrame) -> list[tuple[int, str]]:
 
 def history_chart(history: pd.DataFrame, title: str) -> Chart:
     """Loss and accuracy per epoch, training vs validation, LR drops and phases marked."""
-    marks = [Mark(e, "learning rate drop", "dot") for e in lr_drops(history)]
-    marks += [Mark(e - 0.5, phase, "dash") for e, phase in phase_starts(history)]
+    marks = [Mark(e, "learning rate drop", "lr_drop") for e in lr_drops(history)]
+    marks += [Mark(e - 0.5, phase, "phase") for e, phase in phase_starts(history)]
+    if history["val_loss"].notna().any():
+        best = history.loc[history["val_loss"].idxmin(), "epoch"]
+        marks.append(Mark(int(best), "best checkpoint", "best"))
     epochs = history["epoch"].tolist()
     panels = []
     for metric in ("loss", "accuracy"):
@@ -169,7 +181,7 @@ def lr_find_chart(lrs: Any, losses: Any, suggestion: float, title: str) -> Chart
     """The learning-rate range test: loss against learning rate (log axis), the suggested
     rate marked."""
     curve = Series("smoothed training loss", list(map(float, lrs)), list(map(float, losses)))
-    mark = Mark(suggestion, f"suggested {suggestion:.1e}", "dash")
+    mark = Mark(suggestion, f"suggested {suggestion:.1e}", "suggestion")
     panel = Panel("", "learning rate", "loss", [curve], [mark], x_log=True)
     return Chart(f"{title}: learning-rate range test", [panel])
 
@@ -193,16 +205,20 @@ def write_png(chart: Chart, path: Path) -> Path:
             _draw_series(ax, s)
         labelled: set[str] = set()
         for mark in panel.marks:
-            style = ":" if mark.style == "dot" else "--"
-            colour = "grey" if mark.style == "dot" else "black"
-            legend = mark.label if mark.style == "dot" and mark.label not in labelled else None
+            line, _, colour, legend, written = MARK_STYLES[mark.kind]
+            name = mark.label if legend and mark.label not in labelled else None
             labelled.add(mark.label)
-            ax.axvline(mark.x, color=colour, linestyle=style, label=legend)
-            if mark.style == "dash":
-                ax.annotate(mark.label, (mark.x, 0), xycoords=("data", "axes fraction"),
-                            xytext=(3, 4), textcoords="offset points")  # fmt: skip
+            ax.axvline(mark.x, color=colour, linestyle=line, label=name)
+            if written:  # at the top, on a white box: clear of the curves
+                ax.annotate(mark.label, (mark.x, 0.98), xycoords=("data", "axes fraction"),
+                            xytext=(3, 0), textcoords="offset points", va="top", fontsize=8,
+                            bbox={"fc": "white", "ec": "none", "alpha": 0.85})  # fmt: skip
         if panel.x_log:
             ax.set_xscale("log")
+        labelled_points = [
+            p for s in panel.series if s.labels for p in zip(s.labels, s.x, s.y, strict=True)
+        ]
+        _place_labels(fig, ax, labelled_points)
         if panel.percent == "y":
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         elif panel.percent == "x":
@@ -231,12 +247,57 @@ def _draw_series(ax: Any, s: Series) -> None:
             ax.annotate(f"{100 * value:.1f}%", (value, y), xytext=(3, 0),
                         textcoords="offset points", va="center", fontsize=8)  # fmt: skip
         return
-    if s.kind == "scatter":
+    if s.kind == "scatter":  # labels are placed once all points are drawn
         ax.scatter(s.x, s.y, marker="o" if s.marker == "circle" else "s", label=s.name)
-        for label, x, y in zip(s.labels or [], s.x, s.y, strict=False):
-            ax.annotate(label, (x, y), fontsize=8, xytext=(4, 2), textcoords="offset points")
         return
     ax.plot(s.x, s.y, marker=".", label=s.name, color=s.colour)
+
+
+# Where a point's label may go, in points from the point: beside it, then further above
+# and below, right before left.
+LABEL_OFFSETS = [(dx, dy) for dy in (0, 9, -9, 18, -18, 27, -27, 36, -36) for dx in (7, -7)]
+LABEL_FONT = 8
+
+
+def _place_labels(fig: Any, ax: Any, points: list[tuple[str, float, float]]) -> None:
+    """Label each point at the first place that overlaps no point and no label placed
+    before it; where every place is taken, at the one that overlaps least."""
+    if not points:
+        return
+    from matplotlib.transforms import Bbox
+
+    fig.draw_without_rendering()  # the axes' scales, to measure text in pixels
+    renderer = fig.canvas.get_renderer()
+    r = 4  # pixels around each point that a label leaves free
+    taken: list[Any] = [
+        Bbox.from_extents(px - r, py - r, px + r, py + r)
+        for px, py in ax.transData.transform([(x, y) for _, x, y in points])
+    ]
+
+    def overlap(box: Any) -> float:
+        return sum(
+            max(0.0, min(box.x1, o.x1) - max(box.x0, o.x0))
+            * max(0.0, min(box.y1, o.y1) - max(box.y0, o.y0))
+            for o in taken
+        )
+
+    for label, x, y in sorted(points, key=lambda p: (p[2], p[1])):
+        best = None
+        for dx, dy in LABEL_OFFSETS:
+            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
+                               fontsize=LABEL_FONT, ha="left" if dx > 0 else "right",
+                               va="center")  # fmt: skip
+            box = text.get_window_extent(renderer).padded(1)
+            cost = overlap(box)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, text, box)
+            else:
+                text.remove()
+            if cost == 0:
+                break
+        taken.append(best[2])
 
 
 def _draw_heatmap(fig: Any, ax: Any, h: Heatmap) -> None:
@@ -277,12 +338,12 @@ def to_plotly(chart: Chart) -> go.Figure:
             )  # fmt: skip
             fig.update_yaxes(autorange="reversed", row=1, col=col)
         for mark in panel.marks:
-            colour = "grey" if mark.style == "dot" else "black"
-            fig.add_vline(x=mark.x, line_dash=mark.style, line_color=colour, row=1, col=col)
-            if mark.style == "dash":
-                fig.add_annotation(x=mark.x, y=0, yref="y domain", text=mark.label,
-                                   showarrow=False, xanchor="left", yanchor="bottom",
-                                   row=1, col=col)  # fmt: skip
+            _, dash, colour, _, written = MARK_STYLES[mark.kind]
+            fig.add_vline(x=mark.x, line_dash=dash, line_color=colour, row=1, col=col)
+            if written:
+                fig.add_annotation(x=mark.x, y=1, yref="y domain", text=mark.label,
+                                   showarrow=False, xanchor="left", yanchor="top",
+                                   bgcolor="rgba(255,255,255,0.85)", row=1, col=col)  # fmt: skip
         fig.update_xaxes(title=panel.x_label, row=1, col=col)
         fig.update_yaxes(title=panel.y_label, row=1, col=col)
         if panel.x_log:
@@ -309,10 +370,10 @@ def _trace(go: Any, s: Series, fmt: str) -> Any:
             x=s.x, y=s.y, orientation="h", text=[f"{v:.1%}" for v in s.x], name=s.name,
             hovertemplate="%{y}: %{x:.2%}<extra></extra>", showlegend=False,
         )  # fmt: skip
-    if s.kind == "scatter":
+    if s.kind == "scatter":  # names on hover: never written over each other
         return go.Scatter(
-            x=s.x, y=s.y, mode="markers+text", text=s.labels, textposition="top center",
-            name=s.name, marker={"symbol": s.marker, "size": 10},
+            x=s.x, y=s.y, mode="markers", text=s.labels, name=s.name,
+            marker={"symbol": s.marker, "size": 10},
             hovertemplate=f"%{{text}}<br>%{{x:,}}<br>%{{y:{fmt}}}<extra></extra>",
         )  # fmt: skip
     group = s.name.split()[0]

@@ -28,7 +28,7 @@ PREDICTIONS_SHOWN = 50  # rows `predict` prints; its CSV has them all
 COMPARE_COLUMNS = [
     "run", "name", "arch", "strategy", "status", "precision", "params_total", "params_trainable",
     "epochs", "best_epoch", "best_val_accuracy", "train_accuracy", "test_accuracy",
-    "gap", "test_data", "time_s", "images_per_s",
+    "gap", "test_data", "time_s", "images_per_s", "device",
 ]  # fmt: skip
 
 
@@ -56,6 +56,7 @@ def run_row(path: Path) -> dict[str, Any]:
         strategy=m.get("strategy"),
         status=status,
         precision=_precision(m),
+        device=m.get("device"),
         params_total=params.get("total"),
         params_trainable=params.get("trainable"),
         epochs=m.get("epochs_run"),
@@ -115,7 +116,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     atomic_write(path, out.getvalue())
 
 
-def _fmt(value: Any, kind: str = "") -> str:
+def format_cell(value: Any, kind: str = "") -> str:
+    """A table cell: `-` for nothing, percentages, thousands separators."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if kind == "pct":
@@ -137,6 +139,7 @@ COMPARE_SPEC = [
     ("test acc", "test_accuracy", "pct", 0), ("gap", "gap", "pct", 3),
     ("test data", "test_data", "", 4),
     ("time s", "time_s", "float", 4), ("img/s", "images_per_s", "float", 5),
+    ("device", "device", "", 5),
 ]  # fmt: skip
 CELL_PADDING = 3  # a column's border and padding, in characters
 
@@ -144,7 +147,7 @@ CELL_PADDING = 3  # a column's border and padding, in characters
 def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
     """Runs side by side; at `width` characters, the columns that fit, dropped by priority
     (the caption says how many; `compare --csv` has them all)."""
-    cells = {key: [_fmt(r[key], kind) for r in rows] for _, key, kind, _ in COMPARE_SPEC}
+    cells = {key: [format_cell(r[key], kind) for r in rows] for _, key, kind, _ in COMPARE_SPEC}
     for i, r in enumerate(rows):
         if str(r["test_data"]).startswith("stale"):
             cells["test_accuracy"][i] = "stale"
