@@ -96,7 +96,7 @@ def evaluate(
     probs = np.asarray(probs, dtype=np.float64)
     result = score(images.labels, probs, classes)
     paths = [images.paths[r] for r in images.rows]
-    mistakes = top_errors(images.labels, probs, classes, paths, folder, errors)
+    mistakes = top_errors(images.labels, probs, classes, paths, folder.parent, errors)
     best = metrics.get("best") or {}
     result.update(
         data=str(folder),
