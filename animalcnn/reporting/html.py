@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -114,10 +115,14 @@ def what_changed(sections: list[RunSection]) -> pd.DataFrame:
         for s in sections
     }
     keys = sorted({k for f in flat.values() for k in f})
+
+    def shown(f: dict[str, Any], key: str) -> str:
+        return json.dumps(f[key]) if key in f else "-"
+
     rows = {
-        key: [repr(flat[s.label].get(key, "-")) for s in sections]
+        key: [shown(flat[s.label], key) for s in sections]
         for key in keys
-        if len({repr(f.get(key, "-")) for f in flat.values()}) > 1
+        if len({shown(f, key) for f in flat.values()}) > 1
     }
     return pd.DataFrame.from_dict(rows, orient="index", columns=[s.label for s in sections])
 
@@ -156,6 +161,8 @@ def _plain_table(df: pd.DataFrame, css: str) -> str:
 
 def _per_class(evaluation: dict[str, Any]) -> str:
     df = pd.DataFrame(evaluation["per_class"]).T[["precision", "recall", "f1", "support"]]
+    for column in ("precision", "recall", "f1"):
+        df[column] = df[column].map("{:.3f}".format)
     df["support"] = df["support"].astype(int)
     return _plain_table(df, "scores")
 

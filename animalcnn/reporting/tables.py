@@ -157,13 +157,14 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
     }
     shown = list(COMPARE_SPEC)
     by_priority = sorted(COMPARE_SPEC, key=lambda c: -c[3])
-    while width is not None and sum(needed[c[1]] for c in shown) > width:
+    while width is not None and sum(needed[c[1]] for c in shown) + 1 > width:  # + border
         drop = next((c for c in by_priority if c in shown and c[3] > 0), None)
         if drop is None:
             break
         shown.remove(drop)
     left_out = len(COMPARE_SPEC) - len(shown)
-    caption = f"{left_out} columns left out to fit; --csv has them all" if left_out else None
+    plural = "s" if left_out > 1 else ""
+    caption = f"{left_out} column{plural} left out to fit; --csv has them all" if left_out else None
     table = Table(title="runs", header_style="bold", caption=caption)
     for title, _, kind, _ in shown:
         table.add_column(title, justify="right" if kind else "left", overflow="fold")
