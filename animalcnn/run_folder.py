@@ -66,7 +66,7 @@ class _Metrics(BaseModel):
     """What readers rely on in `metrics.json` (more keys are allowed)."""
 
     model_config = ConfigDict(extra="allow")
-    status: Literal["running", "completed", "interrupted", "failed"]
+    status: Literal["running", "completed", "interrupted", "failed", "pruned"]
     name: str | None = None
     arch: str | None = None
     classes: list[str] | None = None

@@ -115,3 +115,9 @@ def test_smallest_input_follows_the_params(tmp_path):
 def test_every_option_has_a_default():
     cfg = ExperimentConfig()
     assert cfg.data.batch_size == 258 and cfg.seed == 42 and cfg.model.arch == "mid"
+
+
+def test_exponents_without_a_dot_are_numbers(tmp_path):
+    path = write(tmp_path, "training: {learning_rate: 1e-4}\n")
+    assert load_config(path).training.learning_rate == 1e-4
+    assert load_config(path, ["training.learning_rate=3e-5"]).training.learning_rate == 3e-5

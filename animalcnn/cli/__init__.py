@@ -1,6 +1,6 @@
 """The `animalcnn` command: a thin layer that parses arguments and calls the packages."""
 
-from animalcnn.cli import datasets, experiments, runs  # noqa: F401 (they register commands)
+from animalcnn.cli import datasets, experiments, runs, sweeps  # noqa: F401 (they register)
 from animalcnn.cli.app import app
 
 

@@ -51,6 +51,7 @@ def evaluate(
     epilog=examples(
         "animalcnn compare runs/*",
         "animalcnn compare runs/* --csv table.csv --report report.html",
+        "animalcnn compare runs/lr-and-batch  # a sweep's trials",
     )
 )
 def compare(
@@ -67,9 +68,15 @@ def compare(
 ) -> None:
     """Runs side by side: parameters, epochs, validation and test accuracy, gap, time."""
     from animalcnn.console import console
-    from animalcnn.reporting.tables import collect, compare_table, resume_hints, write_csv
+    from animalcnn.reporting.tables import (
+        collect,
+        compare_table,
+        expand_runs,
+        resume_hints,
+        write_csv,
+    )
 
-    folders = [p for p in runs if p.is_dir() or not p.exists()]
+    folders = expand_runs([p for p in runs if p.is_dir() or not p.exists()])
     rows = collect(folders)
     console.print(compare_table(rows, console.width))
     for hint in resume_hints(rows, folders):

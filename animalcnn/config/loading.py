@@ -44,7 +44,7 @@ def _fields_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]
     return list(model.model_fields)
 
 
-def _format_errors(err: ValidationError, root: type[BaseModel], prefix: str = "") -> str:
+def format_errors(err: ValidationError, root: type[BaseModel], prefix: str = "") -> str:
     """The first error as `dotted.field: message`, with a did-you-mean for unknown keys."""
     tags = set(augmentation.names())
     e = err.errors()[0]
@@ -70,7 +70,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. training.epochs=5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = read_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return key.strip().split("."), value
@@ -119,6 +119,14 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+# YAML 1.1 reads `1e-5` (no dot) as text; people write learning rates so: read it as 1.2 does.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def read_yaml(text: str) -> Any:
     """YAML as plain data: safe tags only, duplicate keys refused."""
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
@@ -148,7 +156,7 @@ def validate_config(data: dict[str, Any], source: str) -> ExperimentConfig:
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{source}: {_format_errors(err, ExperimentConfig)}") from None
+        raise ConfigError(f"{source}: {format_errors(err, ExperimentConfig)}") from None
     try:
         arch = registry.get(cfg.model.arch)
     except KeyError as err:
@@ -156,15 +164,13 @@ def validate_config(data: dict[str, Any], source: str) -> ExperimentConfig:
     try:
         params = arch.params.model_validate(cfg.model.params)
     except ValidationError as err:
-        raise ConfigError(
-            f"{source}: {_format_errors(err, arch.params, 'model.params.')}"
-        ) from None
+        raise ConfigError(f"{source}: {format_errors(err, arch.params, 'model.params.')}") from None
     cfg.model.params = params.model_dump(mode="json")
     try:
         augs = augmentation.list_adapter().validate_python(cfg.model.augmentation)
     except ValidationError as err:
         raise ConfigError(
-            f"{source}: {_format_errors(err, ModelConfig, 'model.augmentation.')}"
+            f"{source}: {format_errors(err, ModelConfig, 'model.augmentation.')}"
         ) from None
     cfg.model.augmentation = [a.model_dump(mode="json") for a in augs]
     smallest = arch.smallest_input(params)

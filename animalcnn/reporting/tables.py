@@ -99,6 +99,18 @@ def _precision(metrics: dict[str, Any]) -> str | None:
     return None
 
 
+def expand_runs(paths: list[Path]) -> list[Path]:
+    """Run folders as given; a folder of runs (a sweep's, a runs dir) as the runs in it."""
+    from animalcnn.run_folder import METRICS
+
+    found: list[Path] = []
+    for path in paths:
+        inner = sorted(p for p in path.iterdir() if (p / METRICS).is_file()) if (
+            path.is_dir() and not (path / METRICS).exists()) else []  # fmt: skip
+        found += inner or [path]
+    return found
+
+
 def collect(paths: list[Path]) -> list[dict[str, Any]]:
     """One row per folder; `label` is the run's name, or its folder name where names repeat."""
     rows = [run_row(p) for p in paths]

@@ -1,0 +1,59 @@
+"""`animalcnn sweep`: many experiments from one file, on Optuna."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from animalcnn.cli.app import Overrides, command, examples
+
+
+@command(
+    epilog=examples(
+        "animalcnn sweep configs/sweeps/demo.yaml",
+        "animalcnn sweep configs/sweeps/seed.yaml --set training.epochs=5",
+        "animalcnn sweep lr.yaml --storage postgresql://user:pw@db/sweeps  # on every machine",
+    )
+)
+def sweep(
+    file: Annotated[Path, typer.Argument(metavar="SWEEP", help="A sweep file (YAML).")],
+    overrides: Overrides = None,
+    runs_dir: Annotated[
+        Path, typer.Option(metavar="DIR", help="Where the sweep's folder goes.")
+    ] = Path("runs"),
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Optuna storage shared by machines (default: a journal file in the sweep folder).",
+        ),
+    ] = None,  # fmt: skip
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="random/tpe: trials in all (default: the file's).")
+    ] = None,
+) -> None:
+    """Run a sweep's trials until it is complete; run it again (or on more machines) to
+    continue it. Writes sweep.csv and sweep.html in the sweep folder."""
+    from animalcnn.console import console, import_tensorflow
+    from animalcnn.sweep.spec import load_sweep
+
+    spec = load_sweep(file, overrides)
+    if trials is not None:
+        spec.trials = trials
+    import_tensorflow()
+    from animalcnn.reporting import sweep as report
+    from animalcnn.sweep.search import run_sweep
+
+    study = run_sweep(spec, runs_dir, storage)
+    keys = list(spec.search_space())
+    rows = report.trial_rows(study, spec)
+    folder = runs_dir / spec.name
+    written = [report.write_sweep_csv(rows, keys, folder / "sweep.csv"),
+               report.write_sweep_html(study, spec, rows, folder / "sweep.html")]  # fmt: skip
+    console.print(report.trials_table(rows, keys, spec.metric))
+    best = report.best_line(study, spec)
+    if best:
+        console.print(best, highlight=False, markup=False)
+    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)

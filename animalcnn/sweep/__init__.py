@@ -1,0 +1,2 @@
+"""Sweeps: many experiments from one file, searched with Optuna (`spec`: the sweep file;
+`search`: the study and its trials, each an ordinary run folder)."""

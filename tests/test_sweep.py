@@ -1,0 +1,180 @@
+"""Sweeps on Optuna: validation, several processes on one sweep, trial counts, pruning,
+dead workers, and the outputs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import write_config
+from .test_reports import BROWSERS
+
+
+def _sweep(tmp_path: Path, config: Path, name: str, **fields) -> Path:
+    spec = {"name": name, "base": str(config), "metric": "val_accuracy", "method": "grid",
+            "pruner": "none", **fields}  # fmt: skip
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, dataset: Path) -> Path:
+    return write_config(tmp_path / "tiny.yaml", dataset, tmp_path / "unused",
+                        training={"epochs": 1})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"methd": "grid"}, "methd: unknown field (did you mean 'method'?)"),
+        ({"parameters": {"training.lr": {"values": [1]}}}, "unknown field 'training.lr'"),
+        ({"method": "tpe", "parameters": {"training.learning_rate": {"low": -1.0, "high": 0.1}}},
+         "parameters.training.learning_rate: -1.0: training.learning_rate: input should be "
+         "greater than 0"),
+        ({"parameters": {"training.learning_rate": {"low": 0.001, "high": 0.1}}},
+         "parameters.training.learning_rate: a grid needs values, not a range"),
+        ({"metric": "f1"}, "metric: input should be 'loss', 'accuracy', 'val_loss' or"),
+        ({"parameters": {"data.batch_size": {"values": [8, "many"]}}},
+         "parameters.data.batch_size: 'many': data.batch_size: input should be a valid integer"),
+    ],
+)  # fmt: skip
+def test_bad_sweep_files_are_one_line_errors(cli, tmp_path, tiny, fields, expected):
+    path = _sweep(tmp_path, tiny, "bad", **fields)
+    code, _, err = cli("sweep", path, "--runs-dir", tmp_path / "runs")
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: {path}: ")
+    assert not (tmp_path / "runs").exists()
+
+
+def _sweep_process(path: Path, runs: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "animalcnn", "sweep", str(path), "--runs-dir", str(runs)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_processes_share_a_grid_and_rerunning_adds_nothing(cli, tmp_path, tiny):
+    grid = {"training.learning_rate": {"values": [0.002, 0.004]},
+            "data.batch_size": {"values": [8, 16]}}  # fmt: skip
+    path = _sweep(tmp_path, tiny, "shared", parameters=grid)
+    runs = tmp_path / "runs"
+    procs = [_sweep_process(path, runs) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    table = pd.read_csv(runs / "shared" / "sweep.csv")
+    assert len(table) == 4 and set(table["state"]) == {"complete"}
+    points = set(zip(table["training.learning_rate"], table["data.batch_size"], strict=True))
+    assert len(points) == 4
+    folders = [p for p in (runs / "shared").iterdir() if p.is_dir()]
+    assert len(folders) == 4 and all((f / "metrics.json").exists() for f in folders)
+    code, out, err = cli("sweep", path, "--runs-dir", runs)
+    assert code == 0, err
+    assert "trial 4" not in out and len(pd.read_csv(runs / "shared" / "sweep.csv")) == 4
+    code, out, _ = cli("compare", runs / "shared", "--csv", tmp_path / "c.csv")
+    assert code == 0 and len(pd.read_csv(tmp_path / "c.csv")) == 4
+
+
+def test_a_random_sweep_stops_at_its_trials_and_writes_its_outputs(cli, tmp_path, tiny):
+    space = {"training.learning_rate": {"low": 0.001, "high": 0.01, "log": True}}
+    path = _sweep(tmp_path, tiny, "rand", method="random", trials=3, parameters=space)
+    code, out, err = cli("sweep", path, "--runs-dir", tmp_path / "runs")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "runs" / "rand" / "sweep.csv")
+    assert table["trial"].tolist() == [0, 1, 2] and set(table["state"]) == {"complete"}
+    assert table["training.learning_rate"].between(0.001, 0.01).all()
+    assert "best: trial" in out and "--set 'training.learning_rate=" in out
+    for run in table["run"]:
+        metrics = yaml.safe_load(Path(run, "metrics.json").read_text())
+        assert metrics["sweep"]["name"] == "rand" and "trial" in metrics["sweep"]
+        assert Path(run).name.startswith("rand-trial00")
+    page = (tmp_path / "runs" / "rand" / "sweep.html").read_text()
+    assert "Plotly" in page and "<script src=" not in page and "Trials" in page
+    code, out, _ = cli("sweep", path, "--runs-dir", tmp_path / "runs", "--trials", "4")
+    assert code == 0 and len(pd.read_csv(tmp_path / "runs" / "rand" / "sweep.csv")) == 4
+
+
+def _grid_order(values: list[float], seed: int) -> list[int]:
+    """The order in which the sweep's grid sampler takes the points (seeded)."""
+    import optuna
+
+    from animalcnn.sweep.search import _Grid
+
+    study = optuna.create_study(sampler=_Grid({"x": values}, seed=seed))
+    order = []
+    for _ in values:
+        trial = study.ask()
+        order.append(values.index(trial.suggest_categorical("x", values)))
+    return order
+
+
+def test_the_median_pruner_stops_a_hopeless_trial_early(cli, tmp_path):
+    from .test_interpret import _corner_dataset
+
+    data = _corner_dataset(tmp_path / "corners", 24, seed=5)  # easy to learn ...
+    config = write_config(
+        tmp_path / "corner.yaml", data, tmp_path / "unused",
+        model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16, "dropout": 0.0}},
+        training={"epochs": 6},
+    )  # fmt: skip
+    lrs = [0.003, 0.004, 0.005]
+    last = _grid_order(lrs, seed=0)[-1]
+    lrs[last] = 1e-9  # ... but not at this rate: it learns nothing; taken after the others
+    path = _sweep(tmp_path, config, "prune", pruner="median", seed=0,
+                  parameters={"training.learning_rate": {"values": lrs}})  # fmt: skip
+    code, out, err = cli("sweep", path, "--runs-dir", tmp_path / "runs")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "runs" / "prune" / "sweep.csv").set_index("trial")
+    hopeless = table[table["training.learning_rate"] == 1e-9].iloc[0]
+    assert hopeless["state"] == "pruned", table
+    assert (table["state"] == "complete").sum() == 2
+    metrics = yaml.safe_load(Path(hopeless["run"], "metrics.json").read_text())
+    assert metrics["status"] == "pruned" and metrics["epochs_run"] < 6
+
+
+def test_a_dead_workers_trial_does_not_block_the_sweep(cli, tmp_path, tiny):
+    from animalcnn.sweep.search import open_study, storage_for
+    from animalcnn.sweep.spec import load_sweep
+
+    path = _sweep(tmp_path, tiny, "dead",
+                  parameters={"training.learning_rate": {"values": [0.002, 0.003]}})  # fmt: skip
+    spec = load_sweep(path)
+    study = open_study(spec, storage_for(spec, tmp_path / "runs" / "dead", None))
+    trial = study.ask()  # a worker took a point, then died
+    trial.suggest_categorical("training.learning_rate", [0.002, 0.003])
+    trial.set_user_attr("process", {"host": socket.gethostname(), "pid": 2**22 + 7, "start": 1})
+    code, out, err = cli("sweep", path, "--runs-dir", tmp_path / "runs")
+    assert code == 0, err
+    assert "1 trial(s) whose process died marked failed" in err
+    states = pd.read_csv(tmp_path / "runs" / "dead" / "sweep.csv")["state"].tolist()
+    assert sorted(states) == ["complete", "failed"]
+
+
+@pytest.mark.slow
+def test_the_sweep_page_draws_offline_in_a_browser(cli, tmp_path, tiny):
+    browser = next((b for b in BROWSERS if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
+    path = _sweep(tmp_path, tiny, "page", method="random", trials=3,
+                  parameters={"training.learning_rate": {"low": 0.001, "high": 0.01}})  # fmt: skip
+    assert cli("sweep", path, "--runs-dir", tmp_path / "runs")[0] == 0
+    page = tmp_path / "runs" / "page" / "sweep.html"
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    assert dom.count('class="main-svg"') >= 2  # history and parallel coordinates drawn
