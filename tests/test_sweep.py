@@ -178,3 +178,19 @@ def test_the_sweep_page_draws_offline_in_a_browser(cli, tmp_path, tiny):
         capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
     assert dom.count('class="main-svg"') >= 2  # history and parallel coordinates drawn
+
+
+def test_the_shipped_sweeps_validate_and_the_seed_grid_is_the_notebook():
+    from animalcnn.sweep.search import planned
+    from animalcnn.sweep.spec import load_sweep
+
+    from .conftest import CONFIGS
+
+    seed = load_sweep(CONFIGS / "sweeps" / "seed.yaml")
+    names = sorted(b.stem for b in seed.bases)
+    custom = ["inception", "mid", "resnet", "resnet_aug", "simple"]
+    backbones = [f"{n}_{s}" for n in ("mobilenetv2", "resnet50v2", "xception")
+                 for s in ("finetune", "partial", "transfer")]  # fmt: skip
+    assert names == sorted(custom + backbones) and planned(seed) == 14
+    demo = load_sweep(CONFIGS / "sweeps" / "demo.yaml")
+    assert demo.method == "grid" and planned(demo) == 4
