@@ -44,7 +44,7 @@ def sweep(
         spec.trials = trials
     import_tensorflow()
     from animalcnn.reporting import sweep as report
-    from animalcnn.sweep.search import run_sweep
+    from animalcnn.sweep.search import best_line, run_sweep
 
     study = run_sweep(spec, runs_dir, storage)
     keys = list(spec.search_space())
@@ -53,7 +53,7 @@ def sweep(
     written = [report.write_sweep_csv(rows, keys, folder / "sweep.csv"),
                report.write_sweep_html(study, spec, rows, folder / "sweep.html")]  # fmt: skip
     console.print(report.trials_table(rows, keys, spec.metric))
-    best = report.best_line(study, spec)
+    best = best_line(study, spec)
     if best:
         console.print(best, highlight=False, markup=False)
     console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)

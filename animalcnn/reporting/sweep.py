@@ -65,21 +65,6 @@ def trials_table(rows: list[dict[str, Any]], keys: list[str], metric: str) -> Ta
     return table
 
 
-def best_line(study: optuna.Study, spec: SweepSpec) -> str | None:
-    """The best trial and the `--set`s that reproduce it from its base config."""
-    from animalcnn.sweep.spec import BASE, override
-
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if not done:
-        return None
-    best = min(done, key=lambda t: t.value) if spec.minimise else max(done, key=lambda t: t.value)
-    base = best.params.get(BASE, str(spec.bases[0]))
-    sets = [*(override(k, v) for k, v in spec.set.items()),
-            *(f"{k}={v}" for k, v in best.params.items() if k != BASE)]  # fmt: skip
-    command = f"animalcnn train {base} " + " ".join(f"--set {s!r}" for s in sets)
-    return f"best: trial {best.number}, {spec.metric} {best.value:.4f}; reproduce with: {command}"
-
-
 def write_sweep_html(study: optuna.Study, spec: SweepSpec, rows: list[dict], path: Path) -> Path:
     """Optimisation history, parallel coordinates and parameter importances (where there
     are enough finished trials), and the trials table; plotly inlined once."""

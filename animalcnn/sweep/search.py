@@ -239,3 +239,16 @@ def run_sweep(spec: SweepSpec, runs_dir: Path, storage_url: str | None) -> optun
     while (outcome := run_trial(study, spec, sweep_dir)) is not None:
         console.print(outcome_line(outcome), highlight=False, markup=False)
     return study
+
+
+def best_line(study: optuna.Study, spec: SweepSpec) -> str | None:
+    """The best trial and the `--set`s that reproduce it from its base config."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not done:
+        return None
+    best = min(done, key=lambda t: t.value) if spec.minimise else max(done, key=lambda t: t.value)
+    base = best.params.get(BASE, str(spec.bases[0]))
+    sets = [*(override(k, v) for k, v in spec.set.items()),
+            *(f"{k}={v}" for k, v in best.params.items() if k != BASE)]  # fmt: skip
+    command = f"animalcnn train {base} " + " ".join(f"--set {s!r}" for s in sets)
+    return f"best: trial {best.number}, {spec.metric} {best.value:.4f}; reproduce with: {command}"
