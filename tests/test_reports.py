@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from .conftest import write_config
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+from .conftest import dump_dom, write_config
 
 
 def assert_real_figure(path: Path, min_size: tuple[int, int] = (400, 250)) -> None:
@@ -116,18 +113,9 @@ def test_compare_writes_report_csv_and_pngs(cli, two_runs: list[Path], tmp_path:
 
 @pytest.mark.slow
 def test_report_draws_in_a_headless_browser(cli, two_runs: list[Path], tmp_path: Path):
-    browser = next((b for b in BROWSERS if shutil.which(b)), None)
-    if browser is None:
-        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
     report = tmp_path / "report.html"
     assert cli("compare", *two_runs, "--report", report)[0] == 0
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000",
-         "--dump-dom", report.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
+    dom = dump_dom(report, tmp_path / "profile")
     charts = 3 + len(two_runs)
     assert dom.count('class="main-svg"') >= charts  # plotly drew every chart
     assert dom.count('class="scatterlayer') >= charts - 2 and "Test accuracy" in dom

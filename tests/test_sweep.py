@@ -4,7 +4,6 @@ dead workers, and the outputs."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,8 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import write_config
-from .test_reports import BROWSERS
+from .conftest import dump_dom, write_config
 
 
 def _sweep(tmp_path: Path, config: Path, name: str, **fields) -> Path:
@@ -163,20 +161,10 @@ def test_a_dead_workers_trial_does_not_block_the_sweep(cli, tmp_path, tiny):
 
 @pytest.mark.slow
 def test_the_sweep_page_draws_offline_in_a_browser(cli, tmp_path, tiny):
-    browser = next((b for b in BROWSERS if shutil.which(b)), None)
-    if browser is None:
-        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
     path = _sweep(tmp_path, tiny, "page", method="random", trials=3,
                   parameters={"training.learning_rate": {"low": 0.001, "high": 0.01}})  # fmt: skip
     assert cli("sweep", path, "--runs-dir", tmp_path / "runs")[0] == 0
-    page = tmp_path / "runs" / "page" / "sweep.html"
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
+    dom = dump_dom(tmp_path / "runs" / "page" / "sweep.html", tmp_path / "profile")
     assert dom.count('class="main-svg"') >= 2  # history and parallel coordinates drawn
 
 

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 
 def _on_off(value: Any) -> Any:
@@ -36,6 +44,15 @@ MAX_SEED = 2**32 - 1
 MAX_COUNT = 1_000_000  # epochs, patiences, batch sizes: beyond any real run
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RUN_NAME_RULE = "letters, digits, '_', '.' and '-', starting with a letter or digit"
+
+
+def _run_name(v: str) -> str:
+    if not RUN_NAME.match(v):
+        raise ValueError(f"{v!r} is not a run name: use {RUN_NAME_RULE}")
+    return v
+
+
+RunName = Annotated[str, AfterValidator(_run_name)]  # a run's (or a sweep's) folder prefix
 
 
 class DataConfig(Section):
@@ -169,7 +186,7 @@ class OutputConfig(Section):
 
 
 class ExperimentConfig(Section):
-    name: str = Field("experiment", description=f"The run folder's prefix: {RUN_NAME_RULE}.")
+    name: RunName = Field("experiment", description=f"The run folder's prefix: {RUN_NAME_RULE}.")
     seed: int = Field(
         42, ge=0, le=MAX_SEED, description="Seeds the split, shuffling and initialisation."
     )
@@ -179,13 +196,6 @@ class ExperimentConfig(Section):
     transfer: TransferConfig | None = Field(None, description="Only for pretrained architectures.")
     distribute: DistributeConfig = Field(default_factory=DistributeConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
-
-    @field_validator("name")
-    @classmethod
-    def _run_name(cls, v: str) -> str:
-        if not RUN_NAME.match(v):
-            raise ValueError(f"{v!r} is not a run name: use {RUN_NAME_RULE}")
-        return v
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -19,6 +19,7 @@ import numpy as np
 
 from animalcnn.atomic import atomic_path, atomic_write
 from animalcnn.console import print_warning
+from animalcnn.data.files import file_digest
 
 Failures = list[tuple[int, str]]
 
@@ -57,7 +58,7 @@ def load_or_build(
         failures = build(out)
         out.flush()
         del out
-        record = {"failures": failures, "bytes": tmp.stat().st_size, "sha256": _digest(tmp)}
+        record = {"failures": failures, "bytes": tmp.stat().st_size, "sha256": file_digest(tmp)}
         atomic_write(meta, json.dumps(record))  # before the array
     return np.load(npy, mmap_mode="r"), failures, False
 
@@ -71,14 +72,6 @@ def _reserve(path: Path) -> None:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check(npy: Path, meta: Path, shape: tuple[int, ...]) -> tuple[str | None, Failures]:
     """What is wrong with a cache file (None: nothing), and its recorded failures."""
     try:
@@ -86,7 +79,7 @@ def _check(npy: Path, meta: Path, shape: tuple[int, ...]) -> tuple[str | None, F
         failures = [(int(i), str(r)) for i, r in record["failures"]]
         if npy.stat().st_size != record["bytes"]:
             return f"damaged (size {npy.stat().st_size:,}, expected {record['bytes']:,})", []
-        if _digest(npy) != record["sha256"]:
+        if file_digest(npy) != record["sha256"]:
             return "damaged (checksum mismatch)", []
         if np.load(npy, mmap_mode="r").shape != shape:
             return "damaged (wrong shape)", []

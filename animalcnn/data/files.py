@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,3 +41,12 @@ def walk_files(folder: Path, recursive: bool = True) -> Iterator[Path]:
 def list_images(folder: Path) -> list[Path]:
     """Image files below `folder` (recursively), sorted."""
     return sorted(p for p in walk_files(folder) if is_image(p))
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, read in chunks (a checkpoint or a cache can be large)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()

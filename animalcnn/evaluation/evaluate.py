@@ -16,6 +16,7 @@ from animalcnn.console import print_warning, progress_bar
 from animalcnn.data import pipeline
 from animalcnn.data.decoding import decode
 from animalcnn.data.discovery import read_split
+from animalcnn.data.files import file_digest
 from animalcnn.errors import RunFolderError
 from animalcnn.evaluation.gradcam import heatmaps
 from animalcnn.evaluation.interpret import DEFAULT_ERRORS, most_confused, top_errors
@@ -130,12 +131,3 @@ def evaluate(
     write_gallery(tiles, titles, errors_png, f"{title}: most confident mistakes", heats)
     result["written"] = [str(p) for p in (json_path, confusion_png, errors_png)]
     return result
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, read in chunks (checkpoints can be hundreds of MB)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

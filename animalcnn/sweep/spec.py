@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from animalcnn.config import load_config, parse_override
 from animalcnn.config.loading import format_errors, read_yaml
-from animalcnn.config.schema import RUN_NAME, RUN_NAME_RULE
+from animalcnn.config.schema import RUN_NAME_RULE, RunName
 from animalcnn.errors import ConfigError
 
 BASE = "base"  # the parameter that picks among several base configs
@@ -53,7 +53,7 @@ class SweepSpec(BaseModel):
     """A sweep file (see the README's sweep section)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    name: str = Field(description=f"The sweep's folder and study name: {RUN_NAME_RULE}.")
+    name: RunName = Field(description=f"The sweep's folder and study name: {RUN_NAME_RULE}.")
     base: LaxPath | list[LaxPath] = Field(
         description="The experiment(s) each trial starts from; several: a choice."
     )
@@ -66,13 +66,6 @@ class SweepSpec(BaseModel):
     pruner: Literal["none", "median", "hyperband"] = "median"
     seed: int = Field(0, ge=0, le=2**32 - 1)
     parameters: dict[str, Range | Choice] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _run_name(cls, v: str) -> str:
-        if not RUN_NAME.match(v):
-            raise ValueError(f"{v!r} is not a run name: use {RUN_NAME_RULE}")
-        return v
 
     @property
     def bases(self) -> list[Path]:
