@@ -101,6 +101,22 @@ def test_a_random_sweep_stops_at_its_trials_and_writes_its_outputs(cli, tmp_path
     assert "Plotly" in page and "<script src=" not in page and "Trials" in page
     code, out, _ = cli("sweep", path, "--runs-dir", tmp_path / "runs", "--trials", "4")
     assert code == 0 and len(pd.read_csv(tmp_path / "runs" / "rand" / "sweep.csv")) == 4
+    assert list(table.columns) == ["trial", "state", "value", "run", "training.learning_rate",
+                                   "seconds"]  # fmt: skip
+
+
+def test_a_database_url_holds_the_study(cli, tmp_path, tiny):
+    """How machines share a sweep: any storage URL Optuna takes (SQLite here)."""
+    import optuna
+
+    space = {"training.learning_rate": {"values": [0.002, 0.003]}}
+    path = _sweep(tmp_path, tiny, "db", parameters=space)
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    code, _, err = cli("sweep", path, "--runs-dir", tmp_path / "runs", "--storage", url)
+    assert code == 0, err
+    study = optuna.load_study(study_name="db", storage=url)
+    assert sorted(t.params["training.learning_rate"] for t in study.trials) == [0.002, 0.003]
+    assert not (tmp_path / "runs" / "db" / "sweep.journal").exists()
 
 
 def _grid_order(values: list[float], seed: int) -> list[int]:

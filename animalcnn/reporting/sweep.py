@@ -38,8 +38,11 @@ def trial_rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
     keys = list(spec.search_space())
     rows = []
     for t in study.get_trials(deepcopy=False):
+        took = (t.datetime_complete - t.datetime_start).total_seconds() if (
+            t.datetime_complete and t.datetime_start) else None  # fmt: skip
         row = {"trial": t.number, "state": STATES.get(t.state.name, t.state.name.lower()),
-               "value": t.value, "run": t.user_attrs.get("run")}  # fmt: skip
+               "value": t.value, "run": t.user_attrs.get("run"),
+               "seconds": None if took is None else round(took, 1)}  # fmt: skip
         row.update({k: t.params.get(k) for k in keys})
         rows.append(row)
     return rows
@@ -47,7 +50,8 @@ def trial_rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
 
 def write_sweep_csv(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
     out = io.StringIO()
-    writer = csv.DictWriter(out, ["trial", "state", "value", "run", *keys], lineterminator="\n")
+    columns = ["trial", "state", "value", "run", *keys, "seconds"]
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(path, out.getvalue())
@@ -56,12 +60,13 @@ def write_sweep_csv(rows: list[dict[str, Any]], keys: list[str], path: Path) -> 
 
 def trials_table(rows: list[dict[str, Any]], keys: list[str], metric: str) -> Table:
     table = Table(title="trials", header_style="bold")
-    for col in ("trial", "state", *keys, metric, "run"):
+    for col in ("trial", "state", *keys, metric, "time s", "run"):
         table.add_column(col, overflow="fold")
     for r in rows:
         value = "-" if r["value"] is None else f"{r['value']:.4f}"
+        seconds = "-" if r["seconds"] is None else f"{r['seconds']:.0f}"
         table.add_row(str(r["trial"]), r["state"], *(Text(str(r[k])) for k in keys), value,
-                      Text(str(r["run"] or "-")))  # fmt: skip
+                      seconds, Text(str(r["run"] or "-")))  # fmt: skip
     return table
 
 
