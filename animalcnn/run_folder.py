@@ -12,7 +12,6 @@ Reading a run folder never imports TensorFlow.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -203,7 +202,10 @@ class RunFolder:
     def claim(self) -> Iterator[None]:
         """Hold the run folder for this process while it trains: a second process (a second
         `--resume`) is refused with one line. Records this process in `metrics.json` and
-        touches `heartbeat` every HEARTBEAT_SECONDS until released."""
+        touches `heartbeat` every HEARTBEAT_SECONDS until released. (POSIX: the lock is
+        the folder's own `flock`; readers never need it.)"""
+        import fcntl
+
         fd = os.open(self.path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

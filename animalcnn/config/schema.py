@@ -93,6 +93,17 @@ class ModelConfig(Section):
         description="Random transforms applied in training only, in order; each a mapping "
         "with its `type` (animalcnn models lists them) and that type's options.",
     )
+    init_from: Path | None = Field(
+        None,
+        strict=False,
+        description="A run folder whose best weights this run starts from: layers matched "
+        "by name and shape, the others left freshly initialised.",
+    )
+
+    @field_validator("init_from")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else None
 
 
 class TrainingConfig(Section):

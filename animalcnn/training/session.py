@@ -29,16 +29,18 @@ from animalcnn.console import console, print_warning, progress_bar
 from animalcnn.data import pipeline
 from animalcnn.data.decoding import Images, decode
 from animalcnn.data.discovery import Dataset, discover
-from animalcnn.errors import DataError, RunFolderError
+from animalcnn.errors import ConfigError, DataError, RunFolderError
 from animalcnn.keras_internals import adapt_multi_worker
 from animalcnn.models import build_model
 from animalcnn.models.summary import layer_table, parameter_counts
+from animalcnn.models.warm_start import copy_matching_weights
 from animalcnn.reporting.charts import history_chart, write_png
 from animalcnn.run_folder import (
     CONFIG,
     HISTORY_PNG,
     LAST_MODEL,
     METRICS,
+    MODEL,
     STATE,
     SUMMARY,
     RunFolder,
@@ -117,6 +119,7 @@ def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
     classes = data.dataset.classes
     with rt.strategy.scope():
         model = build_model(cfg, len(classes))
+    warm = _warm_start(cfg, model) if cfg.model.init_from is not None else None
     set_trainable(model, phases(cfg)[-1], cfg)  # counts as training ends (fine-tune: unfrozen)
     counts = parameter_counts(model)
 
@@ -141,6 +144,7 @@ def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
             "images": {"train": len(data.train), "val": len(data.val)},
             "skipped_files": [str(b) for b in data.train.bad + data.val.bad],
             "params": counts,
+            "init_from": warm,
         },
     )
     where = "run folder" if rt.chief else "worker's scratch copy (the chief keeps the run folder)"
@@ -152,6 +156,25 @@ def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
     )
     with run.claim():
         return TrainingSession(cfg, rt, data, run, model, None, callbacks).run()
+
+
+def _warm_start(cfg: ExperimentConfig, model: keras.Model) -> dict[str, object]:
+    """Copy the best weights of the run `model.init_from` into `model` where layers match;
+    a one-line error when none does (before any run folder exists)."""
+    try:
+        source = RunFolder.open(cfg.model.init_from)
+        copied, fresh = copy_matching_weights(source.load_model(MODEL), model)
+    except RunFolderError as exc:
+        raise ConfigError(f"model.init_from: {exc}") from None
+    if not copied:
+        raise ConfigError(
+            f"model.init_from: {source.path}: none of its layers matches this model's by "
+            "name and shape"
+        )
+    left = f"; left fresh: {', '.join(fresh)}" if fresh else ""
+    console.print(f"starting from {source.path}: {len(copied)} layers' weights{left}",
+                  highlight=False, markup=False)  # fmt: skip
+    return {"run": str(source.path), "layers_copied": len(copied), "layers_fresh": fresh}
 
 
 def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunFolder:
