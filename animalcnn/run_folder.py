@@ -44,6 +44,7 @@ OTHER_EVALUATIONS = "evaluations"  # on other data folders, one file each
 HISTORY_PNG = "history.png"
 CONFUSION_PNG = "confusion.png"
 ERRORS_PNG = "errors.png"  # the mistakes gallery
+TEST_FILES = "test_files.json"  # a test split held out of the training images
 LAST_MODEL = "last.keras"  # with STATE: what `train --resume` continues from
 STATE = "state.json"
 HEARTBEAT = "heartbeat"

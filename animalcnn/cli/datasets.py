@@ -38,12 +38,15 @@ def data_check(
     """Count images per split and class; list every file that is broken or suspicious.
 
     Exits 1 when a file would be left out of training (it does not decode)."""
+    from animalcnn.config import DataConfig
     from animalcnn.console import console, err_console
     from animalcnn.data.checks import check
+    from animalcnn.data.discovery import layout
     from animalcnn.reporting.tables import check_table
 
     report = check(root.expanduser())
     console.print(check_table(report))
+    console.print(f"layout: {layout(DataConfig(dir=root.expanduser()))}", markup=False)
     for problem in report.problems:
         err_console.print(str(problem), style="red" if problem.error else "yellow",
                           highlight=False, markup=False)  # fmt: skip

@@ -66,6 +66,11 @@ class DataConfig(Section):
     val_fraction: float = Field(
         0.15, gt=0, lt=1, description="Share of train_split held out for validation."
     )
+    test_fraction: float = Field(
+        0.15, gt=0, lt=1,
+        description="Share of the training images held out as the test split when the "
+        "dataset has no test_split folder (class folders at the top, or train_split alone).",
+    )  # fmt: skip
     cache: Literal["memory", "disk", "none"] = Field(
         "memory",
         description="Where decoded uint8 images live: RAM, a reusable file, or decode every epoch.",

@@ -86,14 +86,21 @@ def _inspect(path: Path) -> _FileInfo:
     return info
 
 
+TOP = "(top level)"  # the split name of class folders at the top of the dataset
+
+
 def _splits(root: Path) -> list[tuple[str, list[str] | None]]:
-    """The labelled splits (folders of class folders) and unlabeled ones (files only)."""
+    """The labelled splits (folders of class folders) and unlabeled ones (files only); class
+    folders at the top are one labelled split, TOP."""
     splits: list[tuple[str, list[str] | None]] = []
-    for sub in sorted(
+    subs = sorted(
         p for p in root.iterdir() if p.is_dir() and not is_hidden(p) and not links_back(p, root)
-    ):
+    )
+    for sub in subs:
         has_dirs = any(p.is_dir() and not is_hidden(p) for p in sub.iterdir())
         splits.append((sub.name, class_names(sub) if has_dirs else None))
+    if len(subs) >= 2 and all(classes is None for _, classes in splits):
+        return [(TOP, class_names(root))]
     if not splits:
         raise DataError(f"{root}: no split folders (expected train/ and val/)")
     return splits
@@ -118,8 +125,9 @@ def check(root: Path, train_split: str = "train") -> Report:
         for link in _links_back(root)
     ]
     for split, classes in _splits(root):
+        top = root if split == TOP else root / split
         for name in classes or ["(unlabeled)"]:
-            folder = root / split / name if classes else root / split
+            folder = top / name if classes else top
             files = list(walk_files(folder, recursive=classes is not None))
             s = ClassStats(split, name)
             stats.append(s)
@@ -139,7 +147,8 @@ def check(root: Path, train_split: str = "train") -> Report:
         by_digest.setdefault(info.digest, []).append((s.split, info.path))
     for s in stats:
         if s.images == 0 and s.name != "(unlabeled)":
-            problems.append(Problem(root / s.split / s.name, "no readable images", error=True))
+            where = root if s.split == TOP else root / s.split
+            problems.append(Problem(where / s.name, "no readable images", error=True))
     for copies in by_digest.values():
         splits = {split for split, _ in copies}
         if len(splits) > 1 and train_split in splits:

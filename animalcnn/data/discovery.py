@@ -1,6 +1,10 @@
 """Finding a dataset's splits and classes, and holding out the validation set.
 
-Layout: `<dir>/<train_split>/<class>/*` and `<dir>/<test_split>/<class>/*`.
+Layouts: `<dir>/<train_split>/<class>/*` with `<dir>/<test_split>/<class>/*` (the
+notebook's), `<dir>/<train_split>/` alone, or `<dir>/<class>/*` (class folders at
+the top, as `image_dataset_from_directory` reads them). Without a test split, one is
+held out of the training images (`data.test_fraction`, seeded, stratified), and the
+run folder records exactly which files (`test_files.json`).
 """
 
 from __future__ import annotations
@@ -84,33 +88,60 @@ class Dataset:
     classes: list[str]
     train: Split
     val: Split
-    test: Split | None
+    test: Split
+    held_out: bool  # the test split was held out of the training images
 
 
-def discover(cfg: DataConfig, seed: int, need_test: bool = False) -> Dataset:
-    """Find the splits of `cfg.dir`; the test split is optional unless `need_test`."""
+# The test hold-out draws from its own seed, apart from the validation hold-out's.
+HELD_OUT_SEED = 0x7E57
+
+
+def training_folder(cfg: DataConfig) -> Path:
+    """Where the labelled training images are: `<dir>/<train_split>`, or `<dir>` itself
+    when it holds the class folders directly."""
+    split = cfg.dir / cfg.train_split
+    return split if split.is_dir() else cfg.dir
+
+
+def layout(cfg: DataConfig) -> str:
+    """What `discover` finds in `data.dir`, in words."""
+    folder = training_folder(cfg)
+    if folder == cfg.dir:
+        return (f"class folders at the top: the training images; a test split of "
+                f"{cfg.test_fraction:.0%} is held out")  # fmt: skip
+    if (cfg.dir / cfg.test_split).is_dir():
+        return f"split folders: {cfg.train_split}/ to train, {cfg.test_split}/ to test"
+    return (f"{cfg.train_split}/ alone: a test split of {cfg.test_fraction:.0%} is held "
+            "out of it")  # fmt: skip
+
+
+def discover(cfg: DataConfig, seed: int) -> Dataset:
+    """Find the splits of `cfg.dir`: training, validation (held out of training) and
+    test (its own folder, or held out of training when there is none)."""
     root = cfg.dir
     if not root.is_dir():
         raise DataError(f"data.dir: {root}: folder not found")
-    classes, full = read_split(root / cfg.train_split)
+    folder = training_folder(cfg)
+    classes, full = read_split(folder)
     if len(classes) < 2:
         raise DataError(
-            f"{root / cfg.train_split}: one class ({classes[0]!r}); a classifier needs two "
-            "or more class folders"
+            f"{folder}: one class ({classes[0]!r}); a classifier needs two or more class folders"
         )
-    train, val = train_val_split(full, cfg.val_fraction, seed)
-    if len(val) == 0:
-        raise DataError(f"{root / cfg.train_split}: too few images to hold out a validation set")
     test_dir = root / cfg.test_split
-    test = None
-    if need_test or test_dir.exists():
+    held_out = folder == root or not test_dir.is_dir()
+    if held_out:
+        full, test = train_val_split(full, cfg.test_fraction, seed + HELD_OUT_SEED)
+    else:
         _, test = read_split(test_dir, classes)
-    return Dataset(classes, train, val, test)
+    train, val = train_val_split(full, cfg.val_fraction, seed)
+    if len(val) == 0 or len(full) < 2:
+        raise DataError(f"{folder}: too few images to hold out a validation set")
+    return Dataset(classes, train, val, test, held_out)
 
 
 def class_count(cfg: DataConfig, default: int) -> int:
     """The number of class folders in the training split, or `default` without a dataset."""
     try:
-        return len(class_names(cfg.dir / cfg.train_split))
+        return len(class_names(training_folder(cfg)))
     except DataError:
         return default

@@ -15,7 +15,7 @@ from animalcnn.config import DataConfig, ExperimentConfig
 from animalcnn.console import print_warning, progress_bar
 from animalcnn.data import pipeline
 from animalcnn.data.decoding import decode
-from animalcnn.data.discovery import read_split
+from animalcnn.data.discovery import Split, read_split
 from animalcnn.data.files import file_digest
 from animalcnn.errors import RunFolderError
 from animalcnn.evaluation.gradcam import heatmaps
@@ -29,6 +29,7 @@ from animalcnn.run_folder import (
     EVALUATION,
     MODEL,
     OTHER_EVALUATIONS,
+    TEST_FILES,
     RunFolder,
 )
 
@@ -54,6 +55,22 @@ def reading_config(cfg: ExperimentConfig) -> DataConfig:
     """How to decode images for a run that may be someone else's: its image size and batch,
     but decoded in memory, so its config decides nothing about where files are written."""
     return cfg.data.model_copy(update={"cache": "memory", "cache_dir": DataConfig().cache_dir})
+
+
+def held_out(run: RunFolder) -> Split:
+    """The test files held out of the training images when the run was trained."""
+    root = run.config().data.dir
+    record = run.read_json(TEST_FILES)
+    try:
+        paths = [root / f for f in record["files"]]
+        labels = np.asarray(record["labels"], dtype=np.int32)
+    except (KeyError, TypeError, ValueError):
+        raise RunFolderError(f"{run.file(TEST_FILES)}: damaged") from None
+    missing = [p for p in paths if not p.exists()]
+    if missing or len(paths) != len(labels):
+        what = f"{missing[0]} is gone" if missing else "files and labels differ in number"
+        raise RunFolderError(f"{run.file(TEST_FILES)}: {what}")
+    return Split(paths, labels)
 
 
 def test_folder(run: RunFolder, data: Path | None) -> Path:
@@ -86,8 +103,13 @@ def evaluate(
     status = run.status()
     if status != "completed":
         print_warning(f"{run.path} is {status}: scoring its best checkpoint so far")
-    folder = test_folder(run, data)
-    classes, split = read_split(folder, metrics.get("classes"))
+    if data is None and run.file(TEST_FILES).exists():
+        folder, classes, split = cfg.data.dir, metrics.get("classes") or [], held_out(run)
+        root, shown = folder, f"{folder} (its held-out test files)"
+    else:
+        folder = test_folder(run, data)
+        classes, split = read_split(folder, metrics.get("classes"))
+        root, shown = folder.parent, str(folder)
     model = load_best(run)
     with progress_bar(f"decoding {folder}", len(split)) as advance:
         images = decode(split, reading_config(cfg), advance)
@@ -97,10 +119,10 @@ def evaluate(
     probs = np.asarray(probs, dtype=np.float64)
     result = score(images.labels, probs, classes)
     paths = [images.paths[r] for r in images.rows]
-    mistakes = top_errors(images.labels, probs, classes, paths, folder.parent, errors)
+    mistakes = top_errors(images.labels, probs, classes, paths, root, errors)
     best = metrics.get("best") or {}
     result.update(
-        data=str(folder),
+        data=shown,
         own_test_split=data is None,
         evaluated=datetime.now().isoformat(timespec="seconds"),
         run_status=status,

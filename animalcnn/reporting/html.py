@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from animalcnn.atomic import atomic_write
+from animalcnn.data.discovery import training_folder
 from animalcnn.reporting.charts import (
     Chart,
     comparison_charts,
@@ -90,7 +91,8 @@ def _section(row: dict[str, Any], folder: Path) -> RunSection:
     if current and run.file(ERRORS_PNG).exists():
         with Image.open(run.file(ERRORS_PNG)) as img:
             gallery = _jpeg_uri(img, GALLERY_WIDTH)
-    test_dir = Path(evaluation["data"]) if evaluation else config.data.dir / config.data.test_split
+    scored = Path(evaluation["data"]) if evaluation else config.data.dir / config.data.test_split
+    test_dir = scored if scored.is_dir() else training_folder(config.data)
     classes = run.metrics().get("classes") or []
     return RunSection(
         row["label"], row, run.history(), config.model_dump(mode="json"), evaluation, gallery,

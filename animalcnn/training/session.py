@@ -43,6 +43,7 @@ from animalcnn.run_folder import (
     MODEL,
     STATE,
     SUMMARY,
+    TEST_FILES,
     RunFolder,
 )
 from animalcnn.training import resume as resume_state
@@ -127,6 +128,10 @@ def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
     runs_dir = cfg.output.runs_dir if rt.chief else _worker_scratch()
     run = RunFolder.create(runs_dir, cfg.name)
     run.write_text(CONFIG, cfg.to_yaml())
+    test = data.dataset.test
+    if data.dataset.held_out:  # exactly these files are the test split, never trained on
+        files = [str(p.relative_to(cfg.data.dir)) for p in test.paths]
+        run.write_json(TEST_FILES, {"files": files, "labels": test.labels.tolist()})
     run.write_text(SUMMARY, layer_table(model))
     run.write_json(
         METRICS,
