@@ -38,19 +38,46 @@ def data_check(
     """Count images per split and class; list every file that is broken or suspicious.
 
     Exits 1 when a file would be left out of training (it does not decode)."""
+    if _check(root.expanduser()):
+        raise typer.Exit(1)
+
+
+def _check(root: Path) -> int:
+    """Print `data check`'s table, layout and problems; the number of errors."""
     from animalcnn.config import DataConfig
     from animalcnn.console import console, err_console
     from animalcnn.data.checks import check
     from animalcnn.data.discovery import layout
     from animalcnn.reporting.tables import check_table
 
-    report = check(root.expanduser())
+    report = check(root)
     console.print(check_table(report))
-    console.print(f"layout: {layout(DataConfig(dir=root.expanduser()))}", markup=False)
+    console.print(f"layout: {layout(DataConfig(dir=root))}", markup=False)
     for problem in report.problems:
         err_console.print(str(problem), style="red" if problem.error else "yellow",
                           highlight=False, markup=False)  # fmt: skip
     errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
     console.print(f"{errors} error(s), {warnings} warning(s)")
-    if errors:
+    return errors
+
+
+@command(
+    data_app, name="download",
+    epilog=examples("animalcnn data download", "animalcnn data download owner/name --to data/x"),
+)  # fmt: skip
+def data_download(
+    dataset: Annotated[
+        str, typer.Argument(metavar="DATASET", help="A Kaggle dataset, owner/name.")
+    ] = "antobenedetti/animals",
+    to: Annotated[
+        Path, typer.Option(metavar="DIR", help="Where it goes (the configs' default data.dir).")
+    ] = Path("data/animals"),
+) -> None:
+    """Download a Kaggle dataset (kagglehub), then check it like `data check`."""
+    from animalcnn.console import console
+    from animalcnn.data.download import download
+
+    root = download(dataset, to)
+    console.print(f"downloaded {dataset} into {root}", highlight=False, markup=False)
+    if _check(root):
         raise typer.Exit(1)
