@@ -149,3 +149,41 @@ def explain(
     from animalcnn.evaluation.explain import explain as explain_images
 
     console.print(explain_table(explain_images(folder, paths, out, class_name)))
+
+
+@command(
+    epilog=examples(
+        "animalcnn export runs/mid-20261129-101500",
+        "animalcnn export runs/mid-20261129-101500 --format onnx --out mid.onnx",
+    )
+)
+def export(
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", metavar="FORMAT", help="savedmodel, tflite or onnx."),
+    ] = "savedmodel",
+    out: Annotated[
+        Path | None, typer.Option(metavar="PATH", help="Where it goes (default: RUN/export/).")
+    ] = None,
+) -> None:
+    """Export the best model and check it: its runtime's probabilities against model.keras
+    on a few of the run's images (exit 1 above 1e-3)."""
+    from animalcnn.console import console, import_tensorflow
+    from animalcnn.errors import UserError
+    from animalcnn.run_folder import RunFolder
+
+    folder = RunFolder.open(run)
+    formats = ("savedmodel", "tflite", "onnx")
+    if fmt not in formats:
+        raise UserError(f"--format {fmt}: one of {', '.join(formats)}")
+    import_tensorflow()
+    from animalcnn.deploy.export import PARITY_TOLERANCE
+    from animalcnn.deploy.export import export as export_model
+
+    path, delta = export_model(folder, fmt, out)
+    verdict = "ok" if delta <= PARITY_TOLERANCE else f"above {PARITY_TOLERANCE:g}"
+    console.print(f"wrote {path}; max |Δp| = {delta:.2e} against model.keras ({verdict})",
+                  highlight=False, markup=False)  # fmt: skip
+    if delta > PARITY_TOLERANCE:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Getting a trained model out: exported artifacts checked against `model.keras`."""

@@ -1,0 +1,96 @@
+"""`animalcnn export`: a run's best model as SavedModel, TFLite (LiteRT) or ONNX, with
+Keras's own export, then loaded back with that format's runtime and compared with
+`model.keras` on a few of the run's images. The artifact takes raw 0-255 RGB pixels,
+as `model.keras` does."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from animalcnn.data.decoding import try_load
+from animalcnn.data.discovery import training_folder
+from animalcnn.data.files import list_images
+from animalcnn.errors import DataError, UserError
+from animalcnn.evaluation.evaluate import load_best
+from animalcnn.run_folder import RunFolder
+
+# format: (Keras's name for it, file suffix; a SavedModel is a folder)
+FORMATS = {"savedmodel": ("tf_saved_model", ""), "tflite": ("litert", ".tflite"),
+           "onnx": ("onnx", ".onnx")}  # fmt: skip
+EXPORT_DIR = "export"
+PARITY_TOLERANCE = 1e-3  # the largest difference in a probability that passes
+SAMPLES = 8  # images compared
+
+
+def sample_images(run: RunFolder, n: int = SAMPLES) -> np.ndarray:
+    """Up to `n` readable images of the run's data (test split first), at its size."""
+    cfg = run.config().data
+    folders = [cfg.dir / cfg.test_split, training_folder(cfg)]
+    files = [f for folder in folders if folder.is_dir() for f in list_images(folder)]
+    images = [
+        a for a in (try_load(f, cfg.img_size) for f in files[: 4 * n]) if not isinstance(a, str)
+    ]
+    if not images:
+        raise DataError(f"{cfg.dir}: no readable images of the run's data to compare with")
+    return np.stack(images[:n]).astype(np.float32)
+
+
+def predict_with(fmt: str, path: Path, images: np.ndarray) -> np.ndarray:
+    """Class probabilities from the artifact, run by its own runtime."""
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))  # held: its variables live as long as it
+        return loaded.serve(tf.constant(images)).numpy()
+    if fmt == "tflite":
+        import tensorflow as tf
+
+        with warnings.catch_warnings():  # tf.lite's interpreter warns that it is moving
+            warnings.simplefilter("ignore")
+            interpreter = tf.lite.Interpreter(model_path=str(path))
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(index, images.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(index, images)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("onnxruntime is not installed: pip install 'animalcnn[export]'") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: images})[0]
+
+
+def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, float]:
+    """Write the artifact (default `<run>/export/model<suffix>`) and return it with the
+    largest difference between its probabilities and `model.keras`'s."""
+    keras_format, suffix = FORMATS[fmt]
+    target = out if out is not None else run.file(EXPORT_DIR) / f"model{suffix or '_savedmodel'}"
+    model = load_best(run)
+    images = sample_images(run)
+    reference = model.predict(images, verbose=0)  # (this also builds what ONNX export needs)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:  # written beside the target, then renamed: never half an artifact
+        tmp = scratch / f"model{suffix}"
+        with warnings.catch_warnings():  # the converters' own deprecation notices
+            warnings.simplefilter("ignore", FutureWarning)
+            model.export(str(tmp), format=keras_format, verbose=False)
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except ModuleNotFoundError as exc:
+        raise UserError(
+            f"{fmt}: {exc.name} is not installed: pip install 'animalcnn[export]'"
+        ) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    probs = predict_with(fmt, target, images)
+    return target, float(np.abs(np.asarray(probs, np.float64) - reference).max())
