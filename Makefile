@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# CPU TensorFlow by default; `make install EXTRAS=gpu,dev,export` on a CUDA machine.
-EXTRAS ?= cpu,dev,export
+# CPU TensorFlow by default; `make install EXTRAS=gpu,dev,export,serve` on a CUDA machine.
+EXTRAS ?= cpu,dev,export,serve
 DEMO_DATA := data/demo
 
 .PHONY: install demo test test-fast lint format benchmark clean

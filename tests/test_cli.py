@@ -213,7 +213,8 @@ def _animalcnn(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 COMMANDS = ["train", "summary", "config", "models", "evaluate", "compare", "predict",
-            "explain", "lr-find", "sweep", "data synth", "data check", "data download"]  # fmt: skip
+            "explain", "lr-find", "sweep", "export", "serve", "data synth", "data check",
+            "data download"]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS)

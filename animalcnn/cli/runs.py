@@ -187,3 +187,32 @@ def export(
                   highlight=False, markup=False)  # fmt: skip
     if delta > PARITY_TOLERANCE:
         raise typer.Exit(1)
+
+
+@command(
+    epilog=examples(
+        "animalcnn serve runs/mid-20261129-101500",
+        "animalcnn serve runs/mid-20261129-101500 --host 0.0.0.0 --port 8080",
+    )
+)
+def serve(
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")],
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Address to listen on (this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    max_upload_mb: Annotated[
+        float, typer.Option(min=0.001, help="Largest image accepted (HTTP 413 above).")
+    ] = 20.0,
+) -> None:
+    """Serve the run's model over HTTP: a page at /, POST /predict, GET /health."""
+    from animalcnn.console import console, import_tensorflow
+    from animalcnn.run_folder import RunFolder
+
+    folder = RunFolder.open(run)
+    import_tensorflow()
+    from animalcnn.deploy.serve import serve as serve_run
+
+    console.print(f"serving {folder.path} on http://{host}:{port}/ (Ctrl-C stops)",
+                  highlight=False, markup=False)  # fmt: skip
+    serve_run(folder, host, port, max_upload_mb)

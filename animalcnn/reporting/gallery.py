@@ -78,3 +78,17 @@ def write_gradcam(
     right.set_title("top classes")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def overlay_uri(image: np.ndarray, heat: np.ndarray) -> str:
+    """An image with its heat map over it, as a data: URI of a PNG (for a web page)."""
+    import base64
+
+    from matplotlib import colormaps
+    from PIL import Image
+
+    colours = colormaps["jet"](heat)[..., :3] * 255
+    blend = (1 - HEAT_ALPHA) * image.astype(np.float64) + HEAT_ALPHA * colours
+    buffer = BytesIO()
+    Image.fromarray(np.clip(blend, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
