@@ -280,18 +280,20 @@ def test_layer_table_has_every_column_whatever_the_terminal(trained_run: Path):
     assert "total 1,614,885 parameters: 1,614,885 trainable, 0 non-trainable" in done.stdout
 
 
-def test_tensorflow_start_up_lines_only_when_asked_and_once():
+def test_tensorflow_start_up_lines_only_when_asked_and_once(monkeypatch):
+    from animalcnn.console import VERBOSE_ENV, verbose
+
     from .conftest import CONFIGS
 
     quiet = _animalcnn("summary", str(CONFIGS / "simple.yaml"), "--json")
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
-    loud = _animalcnn("summary", str(CONFIGS / "simple.yaml"), "--json", ANIMALCNN_VERBOSE="1")
+    loud = _animalcnn("--verbose", "summary", str(CONFIGS / "simple.yaml"), "--json")
     assert loud.returncode == 0
     messages = [_LOG_PREFIX.sub("", line) for line in loud.stderr.splitlines() if line.strip()]
     assert len(messages) == len(set(messages)), loud.stderr  # each message at most once
-    flag = _animalcnn("--verbose", "summary", str(CONFIGS / "simple.yaml"), "--json")
-    assert flag.returncode == 0
-    assert [_LOG_PREFIX.sub("", line) for line in flag.stderr.splitlines()] == messages
+    for value, expected in (("1", True), ("0", False), ("", False)):  # or by the environment
+        monkeypatch.setenv(VERBOSE_ENV, value)
+        assert verbose() is expected
 
 
 _LOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]+\] ")
