@@ -39,6 +39,8 @@ Overrides = Annotated[
     ),
 ]  # fmt: skip
 RunFolders = Annotated[list[Path], typer.Argument(metavar="RUN", help="Run folders.")]
+RunFolderArg = Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")]
+ImagePaths = Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files and folders.")]
 
 
 def examples(*lines: str) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from animalcnn.cli.app import RunFolders, command, examples
+from animalcnn.cli.app import ImagePaths, RunFolderArg, RunFolders, command, examples
 
 
 @command(
@@ -98,8 +98,8 @@ def compare(
     )
 )
 def predict(
-    run: Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")],
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files and folders.")],
+    run: RunFolderArg,
+    paths: ImagePaths,
     csv: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Write one row per image as CSV.")
     ] = None,
@@ -128,8 +128,8 @@ def predict(
     )
 )
 def explain(
-    run: Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")],
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files and folders.")],
+    run: RunFolderArg,
+    paths: ImagePaths,
     out: Annotated[
         Path | None,
         typer.Option(metavar="DIR", help="Where the figures go (default: RUN/explain)."),
@@ -158,7 +158,7 @@ def explain(
     )
 )
 def export(
-    run: Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")],
+    run: RunFolderArg,
     fmt: Annotated[
         str,
         typer.Option("--format", metavar="FORMAT", help="savedmodel, tflite or onnx."),
@@ -196,7 +196,7 @@ def export(
     )
 )
 def serve(
-    run: Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")],
+    run: RunFolderArg,
     host: Annotated[
         str, typer.Option(metavar="HOST", help="Address to listen on (this machine only).")
     ] = "127.0.0.1",
