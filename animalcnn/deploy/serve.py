@@ -20,10 +20,8 @@ from animalcnn.errors import UserError
 from animalcnn.evaluation.evaluate import load_best
 from animalcnn.run_folder import RunFolder
 
-DEFAULT_MAX_UPLOAD_MB = 20.0
 
-
-def create_app(run: RunFolder, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> Any:
+def create_app(run: RunFolder, max_upload_mb: float) -> Any:
     """The FastAPI app for `run` (its best model loaded now, once)."""
     try:
         from fastapi import FastAPI, File, HTTPException, UploadFile
