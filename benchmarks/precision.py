@@ -22,14 +22,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import typing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from animalcnn.config.schema import TrainingConfig  # noqa: E402
 from animalcnn.training.runtime import BF16_MATRIX_FLAGS, cpu_flags  # noqa: E402
 
-POLICY_FLAGS = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+# `training.mixed_precision`'s values, from the schema.
+POLICIES = typing.get_args(TrainingConfig.model_fields["mixed_precision"].annotation)
+# The CLI as a module: it runs wherever the package imports (an install or this checkout).
+CLI = [sys.executable, "-m", "animalcnn"]
 
 
 def machine() -> str:
@@ -65,13 +70,12 @@ def run_once(args: argparse.Namespace, config: str, size: int, policy: str) -> d
         "training.val_patience=1000", "training.lr_patience=1000",
         f"output.runs_dir={runs}", "output.tensorboard=false", *args.set,
     ]  # fmt: skip
-    exe = str(Path(sys.executable).with_name("animalcnn"))
-    command = [exe, "train", config, *(x for s in sets for x in ("--set", s))]
+    command = [*CLI, "train", config, *(x for s in sets for x in ("--set", s))]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"{config} {size}px {policy} failed:\n{done.stderr[-3000:]}")
     (run,) = runs.iterdir()
-    done = subprocess.run([exe, "evaluate", str(run)], capture_output=True, text=True)
+    done = subprocess.run([*CLI, "evaluate", str(run)], capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"evaluate {run} failed:\n{done.stderr[-3000:]}")
     metrics = json.loads((run / "metrics.json").read_text())
@@ -101,7 +105,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=1, help="passes, in alternating order")
     parser.add_argument(
-        "--policies", nargs="+", choices=list(POLICY_FLAGS),
+        "--policies", nargs="+", choices=POLICIES,
         help="training.mixed_precision values (default: off and what the device runs)",
     )  # fmt: skip
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
