@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from animalcnn.config import load_config  # noqa: E402
 from animalcnn.training.runtime import choose_precision, cpu_flags  # noqa: E402
+from benchmarks.precision import POLICIES  # noqa: E402
+from benchmarks.precision import machine as cpu_machine  # noqa: E402
 
 NUM_CLASSES = 5  # the seed's classes; the figures do not depend on the labels
 
@@ -94,7 +94,6 @@ def machine() -> str:
     import keras
 
     backend = keras.backend.backend()
-    version = __import__(backend if backend != "torch" else "torch").__version__
     try:
         gpu = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
@@ -103,15 +102,9 @@ def machine() -> str:
         ).stdout.strip()
     except FileNotFoundError:
         gpu = ""
-    cpu = next(
-        (ln.partition(":")[2].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-         if ln.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    amx = "AMX-BF16" if "amx_bf16" in cpu_flags() else "no AMX"
     return (
-        f"Keras {keras.__version__} on {backend} {version}; GPU: {gpu or 'none seen'}; "
-        f"CPU: {cpu} ({os.cpu_count()} cores, {amx})"
+        f"Keras {keras.__version__} on {backend} {__import__(backend).__version__}; "
+        f"GPU: {gpu or 'none seen'}; CPU: {cpu_machine()}"
     )
 
 
@@ -121,7 +114,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     parser.add_argument(
         "--policies", nargs="+", default=["off", "float16", "bfloat16"],
-        choices=["off", "float16", "bfloat16"], help="training.mixed_precision values",
+        choices=POLICIES, help="training.mixed_precision values",
     )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=45, help="steps per epoch")
