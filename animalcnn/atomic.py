@@ -1,11 +1,14 @@
 """Atomic file writes: every file the project writes appears whole or not at all.
 
 Each writer gets its own temporary file beside the target (so two writers never
-share one), and a rename puts it in place; on any failure the temporary file goes.
+share one); the file is flushed to the disk (`fsync`) and then renamed into place,
+and the rename itself is flushed, so "whole or not at all" holds through a power
+loss too. On any failure the temporary file goes.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -19,7 +22,10 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
 
     `suffix` is for writers that insist on one (Keras wants `.keras`, numpy `.npy`). The
     file gets the mode the user's umask gives new files (a temporary file is private).
+    A `path` that is a folder is refused before anything is written.
     """
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; name a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -27,7 +33,9 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -39,6 +47,22 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             tmp.write_bytes(data)
         else:
             tmp.write_text(data, encoding="utf-8")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk; where a system cannot
+    open a folder for that (Windows), the rename stands as it is."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (IsADirectoryError, PermissionError):
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF):  # a folder that cannot be synced
+            raise
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

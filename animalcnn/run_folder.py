@@ -12,12 +12,13 @@ Reading a run folder never imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +50,10 @@ LAST_MODEL = "last.keras"  # with STATE: what `train --resume` continues from
 STATE = "state.json"
 HEARTBEAT = "heartbeat"
 HEARTBEAT_SECONDS = 10.0  # how often a training process touches `heartbeat`
+# A process on another host whose heartbeat is older than this is taken for dead (hosts'
+# clocks must agree to well within it).
+STALE_AFTER_SECONDS = 60.0
+LOCK = ".lock"  # held by the process training the run (filelock); readers never need it
 HISTORY_COLUMNS = [
     "epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"
 ]  # fmt: skip
@@ -79,41 +84,65 @@ class _Metrics(BaseModel):
     process: dict[str, Any] | None = None
 
 
-def _process_start(pid: int) -> int | None:
-    """When process `pid` started (clock ticks since boot), to tell it from a later process
-    given the same pid; None where there is no /proc or no such process."""
+def _process_start(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), to tell it from a later
+    process given the same pid; None where there is no such process."""
+    import psutil
+
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    except psutil.AccessDenied:  # it exists, but its start time is not ours to read
+        return -1.0
 
 
 def this_process() -> dict[str, Any]:
+    """Where this process runs (host, pid, start time): how a run or a trial names the
+    process working on it."""
     pid = os.getpid()
     return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid)}
 
 
 def process_alive(record: dict[str, Any] | None, heartbeat_age: float | None) -> bool | None:
-    """Whether the process in `record` still runs: on this host by its pid and start time,
-    elsewhere by a fresh heartbeat; None when the run recorded no process."""
+    """Whether the process in `record` still runs. A host judges only its own processes,
+    by pid and start time; a process on another host is alive while its heartbeat is
+    younger than STALE_AFTER_SECONDS. None when nothing was recorded."""
     if not record:
         return None
     if record.get("host") == socket.gethostname():
-        pid = record.get("pid")
+        pid, start = record.get("pid"), record.get("start")
         if not isinstance(pid, int) or pid <= 0:
             return False
-        start = _process_start(pid)
-        if start is not None or Path("/proc/self/stat").exists():
-            return start is not None and start == record.get("start")
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        now = _process_start(pid)
+        if now is None:
             return False
-        except PermissionError:
-            return True
-        return True
-    return heartbeat_age is not None and heartbeat_age < 3 * HEARTBEAT_SECONDS
+        if now < 0 or not isinstance(start, int | float):
+            return True  # the pid runs; its start cannot be compared
+        return abs(now - start) < 1.0
+    return heartbeat_age is not None and heartbeat_age < STALE_AFTER_SECONDS
+
+
+@contextmanager
+def heartbeat(beat: Callable[[], None], seconds: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """Call `beat` now and every `seconds` from a thread until the block ends: how a live
+    process shows it lives to readers elsewhere."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat is no reason to stop
+                beat()
+            if stop.wait(seconds):
+                return
+
+    thread = threading.Thread(target=loop, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 class RunFolder:
@@ -203,38 +232,24 @@ class RunFolder:
     def claim(self) -> Iterator[None]:
         """Hold the run folder for this process while it trains: a second process (a second
         `--resume`) is refused with one line. Records this process in `metrics.json` and
-        touches `heartbeat` every HEARTBEAT_SECONDS until released. (POSIX: the lock is
-        the folder's own `flock`; readers never need it.)"""
-        import fcntl
+        touches `heartbeat` every HEARTBEAT_SECONDS until released. The lock is a
+        `filelock` on `.lock` in the folder, released by the system if the process dies."""
+        from filelock import FileLock, Timeout
 
-        fd = os.open(self.path, os.O_RDONLY)
+        lock = FileLock(self.path / LOCK)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            lock.acquire(timeout=0)
+        except Timeout:
             who = (self.metrics().get("process") or {}) if self.file(METRICS).exists() else {}
             by = f" (pid {who.get('pid')} on {who.get('host')})" if who else ""
             raise RunFolderError(f"{self.path}: another process is training this run{by}") from None
-        self.update_metrics(process=this_process())
-        stop = threading.Event()
-        beat = self.path / HEARTBEAT
-
-        def heartbeat() -> None:
-            while True:
-                beat.touch()
-                if stop.wait(HEARTBEAT_SECONDS):
-                    return
-
-        thread = threading.Thread(target=heartbeat, name="heartbeat", daemon=True)
-        thread.start()
         try:
-            yield
+            self.update_metrics(process=this_process())
+            with heartbeat(lambda: (self.path / HEARTBEAT).touch()):
+                yield
         finally:
-            stop.set()
-            thread.join()
-            beat.unlink(missing_ok=True)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            (self.path / HEARTBEAT).unlink(missing_ok=True)
+            lock.release()
 
     def update_metrics(self, **values: Any) -> dict[str, Any]:
         path = self.path / METRICS

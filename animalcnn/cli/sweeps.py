@@ -33,10 +33,18 @@ def sweep(
     trials: Annotated[
         int | None, typer.Option(min=1, help="random/tpe: trials in all (default: the file's).")
     ] = None,
+    new_study: Annotated[
+        bool,
+        typer.Option(
+            "--new-study",
+            help="Start the sweep's study again (its settings changed); old runs are kept.",
+        ),
+    ] = False,
 ) -> None:
     """Run a sweep's trials until it is complete; run it again (or on more machines) to
-    continue it. Writes sweep.csv and sweep.html in the sweep folder."""
-    from animalcnn.console import console, import_tensorflow
+    continue it (points left without a value are retried). Writes sweep.csv and sweep.html
+    in the sweep folder; exits 1 when a grid point has no value or no trial completed."""
+    from animalcnn.console import console, import_tensorflow, print_error
     from animalcnn.sweep.spec import load_sweep
 
     spec = load_sweep(file, overrides)
@@ -46,7 +54,8 @@ def sweep(
     from animalcnn.reporting import sweep as report
     from animalcnn.sweep.search import best_line, run_sweep
 
-    study = run_sweep(spec, runs_dir, storage)
+    result = run_sweep(spec, runs_dir, storage, new_study)
+    study = result.study
     keys = list(spec.search_space())
     rows = report.trial_rows(study, spec)
     folder = runs_dir / spec.name
@@ -57,3 +66,7 @@ def sweep(
     if best:
         console.print(best, highlight=False, markup=False)
     console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)
+    for problem in result.problems:
+        print_error(f"sweep {spec.name}: {problem}")
+    if result.problems:
+        raise typer.Exit(1)

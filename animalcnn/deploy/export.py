@@ -1,10 +1,16 @@
 """`animalcnn export`: a run's best model as SavedModel, TFLite (LiteRT) or ONNX, with
 Keras's own export, then loaded back with that format's runtime and compared with
 `model.keras` on a few of the run's images. The artifact takes raw 0-255 RGB pixels,
-as `model.keras` does."""
+as `model.keras` does.
+
+An existing target is replaced only when this command wrote it (a SavedModel folder
+holding our marker file, or a file of the same format); anything else is refused, and
+the run folder, its parents and `/` are never targets.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -17,7 +23,7 @@ from animalcnn.data.decoding import try_load
 from animalcnn.data.discovery import training_folder
 from animalcnn.data.files import list_images
 from animalcnn.errors import DataError, UserError
-from animalcnn.evaluation.evaluate import load_best
+from animalcnn.evaluation.evaluate import load_best, warn_unfinished
 from animalcnn.run_folder import RunFolder
 
 # format: (Keras's name for it, file suffix; a SavedModel is a folder)
@@ -26,6 +32,10 @@ FORMATS = {"savedmodel": ("tf_saved_model", ""), "tflite": ("litert", ".tflite")
 EXPORT_DIR = "export"
 PARITY_TOLERANCE = 1e-3  # the largest difference in a probability that passes
 SAMPLES = 8  # images compared
+# A SavedModel folder written by this command holds this file; only such a folder is
+# ever replaced.
+MARKER = ".animalcnn-export"
+TFLITE_MAGIC = b"TFL3"  # bytes 4-8 of a TFLite flatbuffer
 
 
 def sample_images(run: RunFolder, n: int = SAMPLES) -> np.ndarray:
@@ -68,11 +78,46 @@ def predict_with(fmt: str, path: Path, images: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: images})[0]
 
 
+def _is_ours(target: Path, fmt: str) -> bool:
+    """Whether `target`, which exists, is an artifact of format `fmt` this command wrote
+    (and so may be replaced)."""
+    if target.is_symlink():
+        return False
+    if fmt == "savedmodel":
+        return target.is_dir() and (target / MARKER).is_file()
+    if not target.is_file() or target.suffix != FORMATS[fmt][1]:
+        return False
+    with open(target, "rb") as f:
+        head = f.read(8)
+    if fmt == "tflite":
+        return head[4:8] == TFLITE_MAGIC
+    return head[:1] == b"\x08"  # an ONNX ModelProto opens with its ir_version field
+
+
+def check_target(run: RunFolder, target: Path, fmt: str) -> None:
+    """Refuse a target that is not ours to replace, in one line, before anything is built."""
+    resolved = target.expanduser().resolve()
+    run_dir = run.path.resolve()
+    if resolved == run_dir or resolved in run_dir.parents or resolved == Path(resolved.anchor):
+        raise UserError(f"--out {target}: the run folder, a folder above it or / is never "
+                        "an export target; name a new path")  # fmt: skip
+    if not target.exists() and not target.is_symlink():
+        return
+    if not _is_ours(target, fmt):
+        what = "a folder" if target.is_dir() else "a file"
+        raise UserError(
+            f"--out {target}: {what} that is not a {fmt} export of animalcnn's; "
+            "it is left as it is (name a new path, or remove it yourself)"
+        )
+
+
 def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, float]:
     """Write the artifact (default `<run>/export/model<suffix>`) and return it with the
     largest difference between its probabilities and `model.keras`'s."""
     keras_format, suffix = FORMATS[fmt]
     target = out if out is not None else run.file(EXPORT_DIR) / f"model{suffix or '_savedmodel'}"
+    check_target(run, target, fmt)
+    warn_unfinished(run, "exporting")
     model = load_best(run)
     images = sample_images(run)
     reference = model.predict(images, verbose=0)  # (this also builds what ONNX export needs)
@@ -83,14 +128,46 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
         with warnings.catch_warnings():  # the converters' own deprecation notices
             warnings.simplefilter("ignore", FutureWarning)
             model.export(str(tmp), format=keras_format, verbose=False)
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        if fmt == "savedmodel":
+            (tmp / MARKER).write_text(f"written by animalcnn export from {run.path}\n")
+        _replace(tmp, target, fmt)
     except ModuleNotFoundError as exc:
         raise UserError(
             f"{fmt}: {exc.name} is not installed: pip install 'animalcnn[export]'"
         ) from None
+    except Exception as exc:  # a full disk surfaces as OSError or as TensorFlow's own errors
+        if _disk_full(exc):
+            free = shutil.disk_usage(target.parent).free
+            raise UserError(
+                f"{target.parent}: disk full while writing the {fmt} export "
+                f"({free / 2**20:,.1f} MiB free); nothing was left behind"
+            ) from None
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     probs = predict_with(fmt, target, images)
     return target, float(np.abs(np.asarray(probs, np.float64) - reference).max())
+
+
+def _replace(new: Path, target: Path, fmt: str) -> None:
+    """Put `new` at `target`; an old artifact of ours there is moved aside first and
+    removed only once the new one is in place."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if not _is_ours(target, fmt):  # (it may have changed since the first check)
+        raise UserError(f"--out {target}: changed while exporting; it is left as it is")
+    old = new.parent / "old"
+    os.replace(target, old)
+    os.replace(new, target)
+    if old.is_dir():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    text = str(exc)
+    return "No space left on device" in text or type(exc).__name__ == "ResourceExhaustedError"

@@ -51,6 +51,15 @@ def load_best(run: RunFolder) -> keras.Model:
     return model
 
 
+def warn_unfinished(run: RunFolder, doing: str) -> str:
+    """The run's status, with a warning when it never completed: its best checkpoint so far
+    is what gets used."""
+    status = run.status()
+    if status != "completed":
+        print_warning(f"{run.path} is {status}: {doing} its best checkpoint so far")
+    return status
+
+
 def reading_config(cfg: ExperimentConfig) -> DataConfig:
     """How to decode images for a run that may be someone else's: its image size and batch,
     but decoded in memory, so its config decides nothing about where files are written."""
@@ -100,9 +109,7 @@ def evaluate(
     `explain` draws each one's Grad-CAM over it."""
     cfg = run.config()
     metrics = run.metrics()
-    status = run.status()
-    if status != "completed":
-        print_warning(f"{run.path} is {status}: scoring its best checkpoint so far")
+    status = warn_unfinished(run, "scoring")
     if data is None and run.file(TEST_FILES).exists():
         folder, classes, split = cfg.data.dir, metrics.get("classes") or [], held_out(run)
         root, shown = folder, f"{folder} (its held-out test files)"

@@ -30,7 +30,9 @@ def outcome_line(o: Outcome) -> str:
     value = "-" if o.value is None else f"{o.value:.4f}"
     why = f" ({o.error})" if o.error else ""
     run = o.run or "-"
-    return f"trial {o.number}: {o.state}{why}  {params}  metric {value}  {o.seconds:.0f}s  {run}"
+    notes = "".join(f"; {n}" for n in o.notes)
+    return (f"trial {o.number}: {o.state}{why}  {params}  metric {value}  {o.seconds:.0f}s  "
+            f"{run}{notes}")  # fmt: skip
 
 
 def trial_rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:

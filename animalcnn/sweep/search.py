@@ -3,51 +3,75 @@
 Each trial is an ordinary run folder under `<runs_dir>/<name>/`, named for its trial
 number. The study lives in Optuna storage: by default a journal file in the sweep
 folder, which processes on one machine share safely; any URL Optuna accepts (such
-as PostgreSQL) spreads a sweep over machines. Trials are taken with Optuna's
-ask-and-tell interface under a lock, so processes on one machine never start the
-same grid point twice, nor more trials than asked for; a trial whose process died
-is marked failed, so it never holds the sweep up.
+as PostgreSQL) spreads a sweep over machines.
+
+- A trial records its process (host, pid, start) before it trains, its run folder as
+  soon as that exists, and a heartbeat in the storage every HEARTBEAT_SECONDS. A
+  running trial is failed as stale only when its process is gone: judged by pid on
+  its own host, by a heartbeat older than STALE_AFTER_SECONDS from any other.
+- A grid takes its points in order; a point left without a value (its trial failed,
+  was interrupted or killed) is taken again by the next run of the sweep, resuming
+  its run folder where that kept a resume state, or recording its result where the
+  run was finished by hand (`train --resume`).
+- The study keeps the settings it was made with (search space, metric, direction,
+  method, fixed overrides): a rerun with others is refused, so old results are never
+  read as new ones.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import itertools
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from animalcnn.config import ExperimentConfig, load_config
 from animalcnn.console import console, print_warning
-from animalcnn.errors import ConfigError, UserError
-from animalcnn.run_folder import process_alive, this_process
+from animalcnn.errors import ConfigError, RunFolderError, UserError
+from animalcnn.run_folder import (
+    HEARTBEAT,
+    RunFolder,
+    heartbeat,
+    process_alive,
+    this_process,
+)
 from animalcnn.sweep.spec import BASE, Choice, Range, SweepSpec, override
 
 JOURNAL = "sweep.journal"
 LOCK = ".sweep.lock"
+SETTINGS = "sweep"  # the study's user attribute holding the settings it was made with
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
 
 def storage_for(spec: SweepSpec, sweep_dir: Path, url: str | None) -> Any:
-    """`url`, or the journal file in the sweep folder."""
-    if url:
-        return url
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    """The storage named by `url`, or the journal file in the sweep folder; one line when
+    it cannot be opened (a bad URL, a missing driver or folder, a damaged journal)."""
+    try:
+        if url:
+            return optuna.storages.get_storage(url)
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
 
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL)))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL)))
+    except Exception as exc:  # SQLAlchemy, drivers and the journal raise many kinds
+        where = f"--storage {url}" if url else str(sweep_dir / JOURNAL)
+        raise UserError(f"{where}: cannot be opened ({_gist(exc)})") from None
 
 
-def _grid(spec: SweepSpec) -> dict[str, list[Any]]:
-    return {key: [_plain(v) for v in p.values] for key, p in spec.search_space().items()}  # type: ignore[union-attr]
+def _gist(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
 def _plain(value: Any) -> Any:
@@ -55,74 +79,106 @@ def _plain(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list | dict) else value
 
 
-class _Grid(optuna.samplers.GridSampler):
-    """Optuna's grid, for the ask-and-tell loop: the loop itself stops once every point
-    has started (the stock sampler stops `study.optimize`, which this loop does not use)."""
+def settings(spec: SweepSpec) -> dict[str, Any]:
+    """What a study's results mean: a rerun must search the same space toward the same
+    goal. (The trial count, pruner and seed may change between runs.)"""
+    space = {k: p.model_dump() for k, p in spec.search_space().items() if k != BASE}
+    return {
+        "parameters": json.loads(json.dumps(space)),
+        "bases": sorted(Path(b).name for b in spec.bases),
+        "set": json.loads(json.dumps(spec.set, default=str)),
+        "metric": spec.metric,
+        "direction": "minimize" if spec.minimise else "maximize",
+        "method": spec.method,
+    }
 
-    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
-        return None
 
-
-def open_study(spec: SweepSpec, storage: Any) -> optuna.Study:
+def open_study(spec: SweepSpec, storage: Any, new_study: bool = False) -> optuna.Study:
+    """The sweep's study, made on first use; refused in one line when it was made with
+    other settings (unless `new_study`, which starts it again, leaving old run folders)."""
     direction = "minimize" if spec.minimise else "maximize"
-    if spec.method == "grid":
-        sampler: optuna.samplers.BaseSampler = _Grid(_grid(spec), seed=spec.seed)
-    elif spec.method == "random":
-        sampler = optuna.samplers.RandomSampler(seed=spec.seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=spec.seed)
-    pruner: optuna.pruners.BasePruner
-    if spec.pruner == "median":
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    elif spec.pruner == "hyperband":
-        pruner = optuna.pruners.HyperbandPruner()
-    else:
-        pruner = optuna.pruners.NopPruner()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
-        study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
-        direction=direction, load_if_exists=True,
-    )  # fmt: skip
+    try:
+        if new_study and spec.name in optuna.get_all_study_names(storage):
+            optuna.delete_study(study_name=spec.name, storage=storage)
+        study = optuna.create_study(
+            study_name=spec.name, storage=storage, sampler=_sampler(spec), pruner=_pruner(spec),
+            direction=direction, load_if_exists=True,
+        )  # fmt: skip
+        stored = study.user_attrs.get(SETTINGS)
+    except ValueError as exc:  # a study of this name made with another direction
+        stored, study = {"direction": f"other ({exc})"}, None
+    except Exception as exc:
+        raise UserError(f"sweep {spec.name}: its storage cannot be read ({_gist(exc)})") from None
+    wanted = settings(spec)
+    if stored is None and study is not None:
+        study.set_user_attr(SETTINGS, wanted)
+        return study
+    changed = [k for k in wanted if stored.get(k) != wanted[k]]
+    if changed:
+        raise ConfigError(
+            f"sweep {spec.name}: its study was made with other {', '.join(changed)}; "
+            "give the sweep a new name, or pass --new-study to start it again"
+        )
+    assert study is not None
+    return study
+
+
+def _sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    if spec.method == "tpe":
+        return optuna.samplers.TPESampler(seed=spec.seed)
+    return optuna.samplers.RandomSampler(seed=spec.seed)  # a grid's points are enqueued
+
+
+def _pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every point of a grid, in the order a sweep takes them (the values' order)."""
+    space = {k: [_plain(v) for v in p.values] for k, p in spec.search_space().items()}  # type: ignore[union-attr]
+    return [dict(zip(space, combo, strict=True)) for combo in itertools.product(*space.values())]
 
 
 def planned(spec: SweepSpec) -> int:
     """How many trials the sweep has in all."""
-    if spec.method != "grid":
-        return spec.trials
-    total = 1
-    for p in spec.search_space().values():
-        total *= len(p.values)  # type: ignore[union-attr]
-    return total
+    return spec.grid_size() if spec.method == "grid" else spec.trials
 
 
-@contextlib.contextmanager
-def _turn(sweep_dir: Path) -> Iterator[None]:
-    """One process at a time takes a trial (on this machine)."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(sweep_dir / LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _point(trial: optuna.trial.FrozenTrial, keys: list[str]) -> tuple:
+    params = trial.params or trial.system_attrs.get("fixed_params") or {}
+    return tuple(params.get(k) for k in keys)
 
 
 def fail_stale(study: optuna.Study) -> int:
     """Mark failed each running trial whose process is gone; how many."""
     failed = 0
+    now = time.time()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        record = t.user_attrs.get("process")
+        ages = []
+        if isinstance(t.user_attrs.get("heartbeat"), int | float):
+            ages.append(now - t.user_attrs["heartbeat"])
         run = t.user_attrs.get("run")
-        beat = Path(run) / "heartbeat" if run else None
-        age = time.time() - beat.stat().st_mtime if beat and beat.exists() else None
-        if process_alive(record, age) is False:
-            study.tell(t.number, state=TrialState.FAIL)
+        beat = Path(run) / HEARTBEAT if run else None
+        if beat is not None and beat.exists():
+            ages.append(now - beat.stat().st_mtime)
+        if process_alive(t.user_attrs.get("process"), min(ages, default=None)) is False:
+            try:
+                study.tell(t.number, state=TrialState.FAIL)
+            except (ValueError, UpdateFinishedTrialError):  # its process told first
+                continue
             failed += 1
     return failed
 
 
 class PruneOnMetric(keras.callbacks.Callback):
-    """Reports the metric to Optuna after every epoch; stops the run when told to prune."""
+    """Reports the metric to Optuna after every epoch; stops the run when told to prune.
+    A trial another process has (wrongly) failed keeps training: its value is recorded
+    afterwards as a new trial."""
 
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         super().__init__()
@@ -133,8 +189,12 @@ class PruneOnMetric(keras.callbacks.Callback):
         value = (logs or {}).get(self.metric)
         if value is None:
             return
-        self.trial.report(float(value), step=epoch + 1)
-        if self.trial.should_prune():
+        try:
+            self.trial.report(float(value), step=epoch + 1)
+            prune = self.trial.should_prune()
+        except UpdateFinishedTrialError:
+            return
+        if prune:
             self.pruned_at = epoch + 1
             self.model.stop_training = True
 
@@ -148,6 +208,7 @@ class Outcome:
     params: dict[str, Any]
     seconds: float
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def trial_config(
@@ -173,72 +234,234 @@ def _suggest(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
     return params
 
 
-def run_trial(study: optuna.Study, spec: SweepSpec, sweep_dir: Path) -> Outcome | None:
-    """Take the next trial, if the sweep has one left, and run it to its end."""
-    from animalcnn.training.session import TrainingFailed, start
+class Sweep:
+    """One process's work on a sweep: take trials until none is left, run each."""
 
-    with _turn(sweep_dir):
-        stale = fail_stale(study)
-        if stale:
-            print_warning(f"{stale} trial(s) whose process died marked failed")
-        trials = study.get_trials(deepcopy=False)
-        started = sum(t.state in (*FINISHED, TrialState.RUNNING) for t in trials)
-        if started >= planned(spec):
+    def __init__(self, spec: SweepSpec, study: optuna.Study, sweep_dir: Path) -> None:
+        self.spec, self.study, self.sweep_dir = spec, study, sweep_dir
+        self.keys = list(spec.search_space())
+        self.tried: set[tuple] = set()  # grid points this process has run (never twice)
+
+    def _next_point(self) -> tuple[dict[str, Any], optuna.trial.FrozenTrial | None] | None:
+        """The first grid point that has no value and no trial under way, with its last
+        failed trial (whose run folder may be resumed)."""
+        by_point: dict[tuple, list[optuna.trial.FrozenTrial]] = {}
+        for t in self.study.get_trials(deepcopy=False):
+            by_point.setdefault(_point(t, self.keys), []).append(t)
+        for point in grid_points(self.spec):
+            key = tuple(point[k] for k in self.keys)
+            trials = by_point.get(key, [])
+            if key in self.tried or any(t.state in TAKEN for t in trials):
+                continue
+            if any(_training(t.user_attrs.get("run")) for t in trials):
+                continue  # failed in the study, but its run still trains: under way
+            return point, max(trials, key=lambda t: t.number) if trials else None
+        return None
+
+    def take(self) -> tuple[optuna.Trial, str | None] | None:
+        """The next trial, with the run folder to resume or record (a failed point's), if
+        the sweep has one left; under the lock, so processes never take the same one."""
+        from filelock import FileLock
+
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.sweep_dir / LOCK):
+            stale = fail_stale(self.study)
+            if stale:
+                print_warning(f"{stale} trial(s) whose process died marked failed")
+            previous_run = None
+            if self.spec.method == "grid":
+                chosen = self._next_point()
+                if chosen is None:
+                    return None
+                point, previous = chosen
+                self.study.enqueue_trial(point)
+                if previous is not None:
+                    previous_run = previous.user_attrs.get("run")
+            else:
+                trials = self.study.get_trials(deepcopy=False)
+                if sum(t.state in (*FINISHED, TrialState.RUNNING) for t in trials) >= planned(
+                    self.spec
+                ):
+                    return None
+            trial = self.study.ask()
+            trial.set_user_attr("process", this_process())
+            trial.set_user_attr("heartbeat", time.time())
+        return trial, previous_run
+
+    def run_trial(self) -> Outcome | None:
+        """Take the next trial, if the sweep has one left, and run it to its end."""
+        taken = self.take()
+        if taken is None:
             return None
-        trial = study.ask()
-        trial.set_user_attr("process", this_process())
-        params = _suggest(trial, spec)
-    clock = time.perf_counter()
-    outcome = Outcome(trial.number, "failed", None, None, params, 0.0)
-    try:
-        cfg = trial_config(spec, params, trial.number, sweep_dir)
-        keras.backend.clear_session()
-        pruning = PruneOnMetric(trial, spec.metric)
-        run = start(cfg, [pruning])
-        outcome.run = str(run.path)
+        trial, previous_run = taken
+        params = _suggest(trial, self.spec)
+        self.tried.add(tuple(params.get(k) for k in self.keys))
+        clock = time.perf_counter()
+        outcome = Outcome(trial.number, "failed", None, None, params, 0.0)
+        beat = lambda: trial.set_user_attr("heartbeat", time.time())  # noqa: E731
+        with heartbeat(beat):
+            try:
+                self._train(trial, params, previous_run, outcome)
+            except KeyboardInterrupt:
+                self._tell(trial, outcome, TrialState.FAIL)
+                raise
+        outcome.seconds = round(time.perf_counter() - clock, 1)
+        return outcome
+
+    def _record_run(self, trial: optuna.Trial, run: RunFolder, params: dict[str, Any]) -> None:
+        """Tie the run folder to the trial as soon as it exists (before it trains)."""
         trial.set_user_attr("run", str(run.path))
-        best = run.metrics().get("best") or {}
-        outcome.value = best.get(spec.metric)
-        run.update_metrics(sweep={"name": spec.name, "trial": trial.number, "parameters": params})
-        if pruning.pruned_at is not None:
-            run.update_metrics(status="pruned", reason=f"pruned after epoch {pruning.pruned_at}")
-            outcome.state = "pruned"
-            study.tell(trial, state=TrialState.PRUNED)
-        elif outcome.value is None:
-            outcome.error = "no value of the metric"
-            study.tell(trial, state=TrialState.FAIL)
-        else:
-            outcome.state = "complete"
-            study.tell(trial, outcome.value)
-    except (ConfigError, UserError, TrainingFailed) as exc:
-        if isinstance(exc, TrainingFailed):
-            outcome.run = str(exc.run.path)
-            trial.set_user_attr("run", outcome.run)
-            if exc.status == "interrupted":
-                study.tell(trial, state=TrialState.FAIL)
-                raise KeyboardInterrupt from None
-        outcome.error = str(exc)
-        trial.set_user_attr("error", outcome.error)
-        study.tell(trial, state=TrialState.FAIL)
-    except KeyboardInterrupt:
-        study.tell(trial, state=TrialState.FAIL)
-        raise
-    outcome.seconds = round(time.perf_counter() - clock, 1)
-    return outcome
+        run.update_metrics(
+            sweep={"name": self.spec.name, "trial": trial.number, "parameters": params}
+        )
+
+    def _train(
+        self, trial: optuna.Trial, params: dict[str, Any], previous_run: str | None, o: Outcome
+    ) -> None:
+        from animalcnn.training.session import TrainingFailed, resume, start
+
+        pruning = PruneOnMetric(trial, self.spec.metric)
+        try:
+            cfg = trial_config(self.spec, params, trial.number, self.sweep_dir)
+            keras.backend.clear_session()
+            old = _reusable(previous_run)
+            if old is not None and old.status() == "completed":
+                o.notes.append(f"result of {old.path} recorded (it was finished by hand)")
+                self._record_run(trial, old, params)
+                run = old
+            elif old is not None:
+                o.notes.append(f"resuming {old.path}")
+                self._record_run(trial, old, params)
+                run = resume(old, [pruning])
+            else:
+                run = start(cfg, [pruning], lambda r: self._record_run(trial, r, params))
+            o.run = str(run.path)
+            o.value = (run.metrics().get("best") or {}).get(self.spec.metric)
+            if pruning.pruned_at is not None:
+                run.update_metrics(
+                    status="pruned", reason=f"pruned after epoch {pruning.pruned_at}"
+                )
+                self._tell(trial, o, TrialState.PRUNED)
+            elif o.value is None:
+                o.error = "no value of the metric"
+                self._tell(trial, o, TrialState.FAIL)
+            else:
+                self._tell(trial, o, TrialState.COMPLETE)
+        except (ConfigError, UserError, TrainingFailed) as exc:
+            if isinstance(exc, TrainingFailed):
+                o.run = str(exc.run.path)
+                if exc.status == "interrupted":
+                    self._tell(trial, o, TrialState.FAIL)
+                    raise KeyboardInterrupt from None
+            o.error = str(exc)
+            _set_attr(trial, "error", o.error)
+            self._tell(trial, o, TrialState.FAIL)
+
+    def _tell(self, trial: optuna.Trial, o: Outcome, state: TrialState) -> None:
+        """Tell the study how the trial ended. If another process has failed it meanwhile
+        (it took this one for dead), the result is recorded as a new trial instead."""
+        value = o.value if state in (TrialState.COMPLETE, TrialState.PRUNED) else None
+        o.state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(
+            state, "failed"
+        )
+        try:
+            if state == TrialState.COMPLETE:
+                self.study.tell(trial, value)
+            else:
+                self.study.tell(trial, state=state)
+            return
+        except (ValueError, UpdateFinishedTrialError):
+            pass
+        if state == TrialState.FAIL:
+            return  # (failed either way)
+        try:
+            attrs = {"run": o.run, "replaces": trial.number, "process": this_process()}
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    state=state, value=value if state == TrialState.COMPLETE else None,
+                    params=trial.params, distributions=trial.distributions, user_attrs=attrs,
+                )
+            )  # fmt: skip
+            o.notes.append("another process had marked it failed: its result is recorded as a "
+                           "new trial")  # fmt: skip
+        except Exception as exc:  # the storage went away, say
+            o.notes.append(f"its result could not be recorded ({_gist(exc)})")
 
 
-def run_sweep(spec: SweepSpec, runs_dir: Path, storage_url: str | None) -> optuna.Study:
+def _set_attr(trial: optuna.Trial, key: str, value: Any) -> None:
+    with contextlib.suppress(UpdateFinishedTrialError):
+        trial.set_user_attr(key, value)
+
+
+def _training(path: str | None) -> bool:
+    """Whether a run folder (on this machine's view of the disk) is being trained now."""
+    if not path:
+        return False
+    try:
+        return RunFolder.open(Path(path)).status() == "running"
+    except RunFolderError:
+        return False
+
+
+def _reusable(path: str | None) -> RunFolder | None:
+    """A failed trial's run folder that can be resumed or whose result stands."""
+    if not path:
+        return None
+    try:
+        run = RunFolder.open(Path(path))
+        status = run.status()
+    except RunFolderError:
+        return None
+    return run if status == "completed" or (status != "running" and run.resumable()) else None
+
+
+@dataclass
+class Result:
+    study: optuna.Study
+    problems: list[str]  # why the sweep is not done (the exit status is then non-zero)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    runs_dir: Path,
+    storage_url: str | None,
+    new_study: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> Result:
     """Run trials until the sweep is complete (across every process working on it)."""
     from animalcnn.reporting.sweep import outcome_line
 
+    say = say or (lambda line: console.print(line, highlight=False, markup=False))
     sweep_dir = runs_dir / spec.name
-    study = open_study(spec, storage_for(spec, sweep_dir, storage_url))
-    console.print(f"sweep {spec.name}: {planned(spec)} trials, {spec.method}, "
-                  f"{'minimising' if spec.minimise else 'maximising'} {spec.metric}; "
-                  f"runs in {sweep_dir}", highlight=False, markup=False)  # fmt: skip
-    while (outcome := run_trial(study, spec, sweep_dir)) is not None:
-        console.print(outcome_line(outcome), highlight=False, markup=False)
-    return study
+    study = open_study(spec, storage_for(spec, sweep_dir, storage_url), new_study)
+    say(f"sweep {spec.name}: {planned(spec)} trials, {spec.method}, "
+        f"{'minimising' if spec.minimise else 'maximising'} {spec.metric}; "
+        f"runs in {sweep_dir}")  # fmt: skip
+    sweep = Sweep(spec, study, sweep_dir)
+    while (outcome := sweep.run_trial()) is not None:
+        say(outcome_line(outcome))
+    return Result(study, problems(study, spec))
+
+
+def problems(study: optuna.Study, spec: SweepSpec) -> list[str]:
+    """Why the sweep is not done: grid points without a value, or no completed trial."""
+    trials = study.get_trials(deepcopy=False)
+    found = []
+    if spec.method == "grid":
+        keys = list(spec.search_space())
+        states: dict[tuple, set[TrialState]] = {}
+        for t in trials:
+            states.setdefault(_point(t, keys), set()).add(t.state)
+        missing = [p for p in grid_points(spec)
+                   if not states.get(tuple(p[k] for k in keys), set()) & set(TAKEN)]  # fmt: skip
+        if missing:
+            shown = "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in missing[:3])
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            found.append(f"{len(missing)} grid point(s) have no value: {shown}{more}; run the "
+                         "sweep again to retry them")  # fmt: skip
+    if not any(t.state == TrialState.COMPLETE for t in trials):
+        found.append("no trial completed")
+    return found
 
 
 def best_line(study: optuna.Study, spec: SweepSpec) -> str | None:

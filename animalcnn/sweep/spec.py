@@ -20,6 +20,8 @@ from animalcnn.config.schema import RUN_NAME_RULE, RunName
 from animalcnn.errors import ConfigError
 
 BASE = "base"  # the parameter that picks among several base configs
+# The most points a grid may have: each is a trial, and the grid is listed in memory.
+MAX_GRID_POINTS = 10_000
 LaxPath = Annotated[Path, Field(strict=False)]  # a path as YAML gives it: text
 
 
@@ -75,6 +77,13 @@ class SweepSpec(BaseModel):
     def minimise(self) -> bool:
         return self.metric.endswith("loss")
 
+    def grid_size(self) -> int:
+        """How many points the grid has (every combination of the listed values)."""
+        total = 1
+        for p in self.search_space().values():
+            total *= len(p.values) if isinstance(p, Choice) else 1
+        return total
+
     def search_space(self) -> dict[str, Range | Choice]:
         """The parameters, with the choice of base config first when there are several."""
         space: dict[str, Range | Choice] = {}
@@ -106,6 +115,11 @@ def load_sweep(path: Path, overrides: list[str] | None = None) -> SweepSpec:
     for text in overrides or []:
         keys, value = parse_override(text)
         spec.set[".".join(keys)] = value
+    if spec.method == "grid" and spec.grid_size() > MAX_GRID_POINTS:
+        raise ConfigError(
+            f"{path}: parameters: the grid has {spec.grid_size():,} points, more than the "
+            f"{MAX_GRID_POINTS:,} a sweep takes; list fewer values, or use method: random or tpe"
+        )
     fixed = [override(k, v) for k, v in spec.set.items()]
     for base in spec.bases:
         _check(path, spec, base, fixed)

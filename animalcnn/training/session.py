@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -111,10 +111,16 @@ def _worker_scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="animalcnn-worker-"))
 
 
-def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunFolder:
+def start(
+    cfg: ExperimentConfig,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    on_created: Callable[[RunFolder], None] | None = None,
+) -> RunFolder:
     """Train `cfg` into a new run folder and return it; raises TrainingFailed if it stops.
 
-    `callbacks` are added to every phase's `fit` (from a notebook, say).
+    `callbacks` are added to every phase's `fit` (from a notebook, say); `on_created` is
+    called with the run folder once it exists, before training (a sweep ties it to its
+    trial there).
     """
     rt, data = _prepare(cfg)
     classes = data.dataset.classes
@@ -160,6 +166,8 @@ def start(cfg: ExperimentConfig, callbacks: Sequence[keras.callbacks.Callback] =
         markup=False,
     )
     with run.claim():
+        if on_created is not None:
+            on_created(run)
         return TrainingSession(cfg, rt, data, run, model, None, callbacks).run()
 
 
