@@ -29,7 +29,7 @@ def server(trained_run: Path):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "animalcnn", "serve", str(trained_run), "--port", str(port),
-         "--max-upload-mb", "0.05"],
+         "--max-upload-mb", "0.5"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
     )  # fmt: skip
@@ -80,10 +80,24 @@ def test_bad_and_oversized_uploads_are_refused_and_the_server_goes_on(server, tm
     assert answer.status_code == 422
     assert answer.json() == {"detail": "notes.jpg: not an image (cannot identify the format)"}
     big = tmp_path / "big.png"
-    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(big)  # ~120 kB, over the 0.05 MB limit
+    noise = np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(big)  # ~1 MB, over the 0.5 MB limit
     answer = _upload(server, big)
-    assert answer.status_code == 413 and "over the 52,428 limit" in answer.json()["detail"]
+    assert answer.status_code == 413 and "over the 524,288 limit" in answer.json()["detail"]
+    half = tmp_path / "half.png"
+    Image.fromarray(noise[:200, :]).save(half)  # each under the limit, two of them over it
+    assert _upload(server, half).status_code == 200
+    assert _upload(server, half, half).status_code == 413
+
+    def endless():  # chunked, no Content-Length: counted as it arrives
+        yield (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+               b"Content-Type: image/png\r\n\r\n")  # fmt: skip
+        for _ in range(10_000):
+            yield b"x" * 65536
+
+    answer = requests.post(f"{server}/predict", data=endless(), timeout=60,
+                           headers={"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    assert answer.status_code == 413
     assert requests.get(f"{server}/health", timeout=10).ok
 
 
@@ -112,3 +126,108 @@ def test_the_page_shows_an_uploaded_images_class(server, dataset: Path, tmp_path
         browser.close()
     assert shown.startswith(f"{image.name}: {expected} (")
     assert gradcam.startswith("data:image/png;base64,")
+
+
+# ---- one server in this process, for what needs its settings or its timing -----------
+
+
+@pytest.fixture
+def local_server(run_copy: Path):
+    """Start `create_app` for a run in this process on a free port; yields a function
+    that starts it (for another run folder, say) and returns its URL."""
+    import threading
+
+    import uvicorn
+
+    from animalcnn.deploy.serve import create_app, listen
+
+    servers = []
+
+    def start(run: Path = run_copy, limit_mb: float = 4.0) -> str:
+        from animalcnn.run_folder import RunFolder
+
+        server = uvicorn.Server(uvicorn.Config(create_app(RunFolder.open(run), limit_mb),
+                                               log_level="warning"))  # fmt: skip
+        sock = listen("127.0.0.1", 0)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        return url
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _sixteen_bit(path: Path, side: int = 7000) -> Path:
+    """A 16-bit gray PNG of `side`² pixels that compresses to ~100 kB."""
+    Image.fromarray(np.full((side, side), 40000, np.uint16)).save(path)
+    return path
+
+
+def test_health_answers_while_the_largest_images_decode(local_server, tmp_path):
+    import threading
+
+    url = local_server()
+    image = _sixteen_bit(tmp_path / "deep.png")
+    answers: list = []
+    upload = threading.Thread(target=lambda: answers.append(_upload(url, *[image] * 6)))
+    upload.start()
+    time.sleep(0.3)
+    during = 0
+    while upload.is_alive():
+        assert requests.get(f"{url}/health", timeout=30).ok
+        during += upload.is_alive()  # (answered while the upload was still being worked on)
+    upload.join()
+    assert answers[0].status_code == 200 and len(answers[0].json()["predictions"]) == 6
+    assert during >= 1
+
+
+def test_a_full_queue_answers_503_and_names_are_checked(local_server, tmp_path, monkeypatch):
+    import threading
+
+    from animalcnn.deploy import serve
+
+    monkeypatch.setattr(serve, "WORKERS", 1)
+    monkeypatch.setattr(serve, "QUEUE", 0)
+    url = local_server()
+    image = _sixteen_bit(tmp_path / "deep.png")
+    slow = threading.Thread(target=lambda: _upload(url, *[image] * 6))
+    slow.start()
+    time.sleep(0.5)
+    busy = _upload(url, image)
+    slow.join()
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
+    small = sorted(Path(image).parent.glob("*.png"))[0].read_bytes()
+    for name, expected in (("cat\x00.png", "file name with a control character"),
+                           ("c" * 300 + ".png", "over 255 characters"),
+                           ("cat." + "x" * 250, "an extension over 32 characters")):  # fmt: skip
+        answer = requests.post(f"{url}/predict", files=[("file", (name, small))], timeout=60)
+        assert answer.status_code == 422 and expected in answer.json()["detail"], answer.text
+
+
+def test_markup_in_a_run_name_is_shown_as_text(local_server, run_copy, tmp_path):
+    odd = run_copy.rename(run_copy.parent / "x<img src=x onerror=alert(1)>")
+    page = requests.get(local_server(odd), timeout=10).text
+    assert "<img src=x" not in page and "animalcnn: x&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "5 classes (circle, cross, square, stripes, triangle)" in page
+
+
+def test_serve_says_why_it_cannot_listen_and_warns_off_loopback(cli, run_copy):
+    from animalcnn.deploy.serve import listen, loopback
+
+    taken = listen("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    code, out, err = cli("serve", run_copy, "--port", port)
+    assert code == 2 and f"error: cannot listen on 127.0.0.1:{port}: " in err
+    assert "serving" not in out
+    assert loopback("127.0.0.1") and loopback("localhost") and not loopback("0.0.0.0")
+    code, _, err = cli("serve", run_copy, "--max-upload-mb", "inf")
+    assert code == 2 and "OverflowError" not in err and "--max-upload-mb" in err
+    taken.close()

@@ -202,10 +202,14 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     max_upload_mb: Annotated[
-        float, typer.Option(min=0.001, help="Largest image accepted (HTTP 413 above).")
+        float,
+        typer.Option(
+            min=0.001, max=4096, help="Largest request, all its images together (413 above)."
+        ),
     ] = 20.0,
 ) -> None:
-    """Serve the run's model over HTTP: a page at /, POST /predict, GET /health."""
+    """Serve the run's model over HTTP: a page at /, POST /predict, GET /health. Listens
+    on this machine only unless --host says otherwise (there is no authentication)."""
     from animalcnn.console import console, import_tensorflow
     from animalcnn.run_folder import RunFolder
 
@@ -213,6 +217,5 @@ def serve(
     import_tensorflow()
     from animalcnn.deploy.serve import serve as serve_run
 
-    console.print(f"serving {folder.path} on http://{host}:{port}/ (Ctrl-C stops)",
-                  highlight=False, markup=False)  # fmt: skip
-    serve_run(folder, host, port, max_upload_mb)
+    serve_run(folder, host, port, max_upload_mb,
+              lambda line: console.print(line, highlight=False, markup=False))  # fmt: skip

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -63,10 +64,14 @@ class Images:
         return np.stack([load_image(self.paths[r], self.size) for r in rows])
 
 
-# The largest image decoded, in pixels: about 200 MB as RGBA. PIL's own decompression-bomb
-# limit is set to it, and an image above it is refused from its header, before decoding.
+# The largest image decoded, in pixels, and in bytes as PIL holds it decoded (its bit depth
+# and channels: 1 byte a pixel for gray, 2 for 16-bit gray, 4 for colour, CMYK, 32-bit).
+# PIL's own decompression-bomb limit is set to the first; an image above either is refused
+# from its header, before decoding.
 MAX_PIXELS = 50_000_000
+MAX_DECODED_BYTES = 200_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # checked below
 # Decoding threads at most: each holds one full-size image, so peak memory is bounded
 # by this, not by the number of cores.
@@ -77,10 +82,16 @@ class ImageTooLarge(ValueError):
     """An image whose header promises more pixels than MAX_PIXELS."""
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
-    """One image as uint8 RGB (size, size, 3): EXIF orientation applied; gray, palette,
-    CMYK, alpha (on white) and 16-bit images converted; an animation's first frame."""
-    with Image.open(path) as img:
+def decoded_bytes(img: Image.Image) -> int:
+    """What decoding `img` takes in memory, from its header: pixels times bytes a pixel."""
+    return img.width * img.height * _BYTES_PER_PIXEL.get(img.mode, 4)
+
+
+def load_image(source: Path | BinaryIO, size: int) -> np.ndarray:
+    """One image (a file, or an open binary stream such as an upload) as uint8 RGB
+    (size, size, 3): EXIF orientation applied; gray, palette, CMYK, alpha (on white)
+    and 16-bit images converted; an animation's first frame."""
+    with Image.open(source) as img:
         pixels = img.width * img.height
         if pixels > Image.MAX_IMAGE_PIXELS:
             raise ImageTooLarge(
@@ -88,6 +99,11 @@ def load_image(path: Path, size: int) -> np.ndarray:
             )
         if img.format == "JPEG":  # decode at the smallest scale still >= size: faster
             img.draft("RGB", (size, size))
+        if decoded_bytes(img) > MAX_DECODED_BYTES:
+            raise ImageTooLarge(
+                f"too large: {img.width}x{img.height} {img.mode} pixels take "
+                f"{decoded_bytes(img):,} bytes decoded (limit {MAX_DECODED_BYTES:,})"
+            )
         img.seek(0)
         img.load()
         img = ImageOps.exif_transpose(img)
@@ -96,7 +112,10 @@ def load_image(path: Path, size: int) -> np.ndarray:
 
 def _resized_rgb(img: Image.Image, size: int) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16-bit (or wider) gray: scale to 8 bits, not clip (which turns it white)
+        # 16-bit (or wider) gray: scale to 8 bits, not clip (which turns it white); resized
+        # first, so a large image never exists as floats
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
         values = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
         img = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8))
@@ -111,19 +130,25 @@ def _resized_rgb(img: Image.Image, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def try_load(path: Path, size: int) -> np.ndarray | str:
-    """The image, or the reason it cannot be decoded."""
+def try_load(source: Path | BinaryIO, size: int) -> np.ndarray | str:
+    """The image (from a file or an open binary stream), or the reason it cannot be
+    decoded; never an exception, whatever the bytes."""
     try:
-        if path.stat().st_size == 0:
+        if isinstance(source, Path):
+            empty = source.stat().st_size == 0
+        else:
+            empty = source.seek(0, os.SEEK_END) == 0
+            source.seek(0)
+        if empty:
             return "empty file"
-        return load_image(path, size)
+        return load_image(source, size)
     except UnidentifiedImageError:
         return "not an image (cannot identify the format)"
     except ImageTooLarge as exc:
         return str(exc)
     except Image.DecompressionBombError as exc:  # far past the limit: PIL refuses at open
         return f"too large: {str(exc).splitlines()[0]}"
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # a damaged file can make any decoder raise anything
         return f"cannot decode: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
 
 

@@ -1,24 +1,107 @@
 """`animalcnn serve`: a run's model behind HTTP (FastAPI, served by uvicorn), loaded once.
 
-- `GET /health`: `{"status": "ok", "run": ..., "classes": [...]}`
+- `GET /health`: `{"status": "ok", "run": ..., "classes": [...]}`, answered at once
+  whatever the server is doing (it never waits for predictions).
 - `POST /predict`: image files in the multipart field `file`; the same numbers as
-  `animalcnn predict` (the same decoding, the same model); 422 for a file that is not an
-  image, 413 for one over the size limit; the server goes on serving.
+  `animalcnn predict` (the same decoding, the same model). 413 for a request over the
+  size limit, counted as it arrives (never read whole first); 422 for a file that is
+  not an image or has an unusable name, or too many files; 503 when the queue is full.
 - `GET /`: one page to choose or drop images and see each with its Grad-CAM overlay
-  and its class probabilities as bars; its script is inline, nothing comes from the
-  network.
+  and its class probabilities as bars; rendered from a template, its script inline,
+  nothing from the network.
+
+The work (decoding and the model) runs in a bounded thread pool behind a bounded
+queue, so one client cannot starve the others, and decoding is bounded by the
+decoded size of each image (`data.decoding.MAX_DECODED_BYTES`).
 """
 
-import tempfile  # no `from __future__ import annotations`: FastAPI reads the route types
-from pathlib import Path
+import asyncio  # no `from __future__ import annotations`: FastAPI reads the route types
+import ipaddress
+import json
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from animalcnn.data.decoding import try_load
 from animalcnn.errors import UserError
-from animalcnn.evaluation.evaluate import load_best
-from animalcnn.run_folder import RunFolder
+from animalcnn.evaluation.evaluate import load_best, warn_unfinished
+from animalcnn.reporting.pages import render
+from animalcnn.run_folder import EVALUATION, RunFolder
+
+WORKERS = 2  # requests worked on at once (each decodes and predicts its files)
+QUEUE = 8  # requests waiting for a worker; past that, 503
+MAX_FILES = 64  # files in one request
+MAX_NAME = 255  # characters in an uploaded file's name
+MAX_SUFFIX = 32  # characters in its extension (no image format has a longer one)
+
+
+class RequestTooLarge(Exception):
+    """The request body passed the limit as it arrived."""
+
+
+class LimitRequestSize:
+    """ASGI middleware: a request body over `limit` bytes gets 413 as soon as that is
+    known, from its Content-Length or from the running count of what arrived; the rest
+    is never read."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send, int(declared))
+            return
+        seen, over, started = 0, False, False
+
+        async def counted() -> dict:
+            nonlocal seen, over
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                over = True
+                raise RequestTooLarge
+            return message
+
+        async def guarded(message: dict) -> None:
+            nonlocal started
+            if over:  # the app's own answer to the broken-off body is replaced by 413
+                return
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except RequestTooLarge:
+            pass
+        if over and not started:
+            await self._refuse(send, seen)
+
+    async def _refuse(self, send: Callable, size: int) -> None:
+        body = json.dumps({"detail": f"request of {size:,}+ bytes, over the {self.limit:,} "
+                                     "limit"}).encode()  # fmt: skip
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+                   (b"content-length", str(len(body)).encode())]  # fmt: skip
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _bad_name(name: str) -> str | None:
+    """Why an uploaded file's name is refused, if it is."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "a control character"
+    if len(name) > MAX_NAME:
+        return f"over {MAX_NAME} characters"
+    if len(name.rsplit(".", 1)[-1]) > MAX_SUFFIX and "." in name:
+        return f"an extension over {MAX_SUFFIX} characters"
+    return None
 
 
 def create_app(run: RunFolder, max_upload_mb: float) -> Any:
@@ -29,25 +112,50 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
     except ImportError:
         raise UserError("fastapi is not installed: pip install 'animalcnn[serve]'") from None
 
+    warn_unfinished(run, "serving")
     model = load_best(run)
     classes = run.metrics().get("classes") or []
     size = run.config().data.img_size
     limit = int(max_upload_mb * 2**20)
+    pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="predict")
+    model_lock = threading.Lock()  # one model call at a time; decoding runs in parallel
+    waiting = 0  # requests queued or being worked on
+    test_accuracy = None
+    if run.file(EVALUATION).exists():
+        test_accuracy = run.read_json(EVALUATION).get("accuracy")
     app = FastAPI(title=f"animalcnn: {run.name}")
 
-    def decode(name: str, data: bytes) -> np.ndarray:
-        if len(data) > limit:
-            raise HTTPException(413, f"{name}: {len(data):,} bytes, over the {limit:,} limit")
-        with tempfile.NamedTemporaryFile(suffix=Path(name).suffix or ".img") as f:
-            f.write(data)
-            f.flush()
-            image = try_load(Path(f.name), size)  # exactly as `predict` reads a file
-        if isinstance(image, str):
-            raise HTTPException(422, f"{name}: {image}")
-        return image
+    def work(uploads: list[tuple[str, Any]], explain: bool) -> dict[str, Any]:
+        images = []
+        for name, stream in uploads:
+            image = try_load(stream, size)  # exactly as `predict` reads a file
+            if isinstance(image, str):
+                raise HTTPException(422, f"{name}: {image}")
+            images.append(image)
+        batch = np.stack(images).astype(np.float32)
+        with model_lock:
+            probs = model.predict(batch, verbose=0)
+        predictions = [
+            {
+                "file": name,
+                "predicted": classes[int(p.argmax())],
+                "confidence": float(p.max()),
+                "probabilities": {c: float(v) for c, v in zip(classes, p, strict=True)},
+            }
+            for (name, _), p in zip(uploads, probs, strict=True)
+        ]
+        if explain:
+            from animalcnn.evaluation.gradcam import heatmaps
+            from animalcnn.reporting.gallery import overlay_uri
+
+            with model_lock:
+                heats, _ = heatmaps(model, batch)
+            for prediction, image, heat in zip(predictions, images, heats, strict=True):
+                prediction["gradcam"] = overlay_uri(image, heat)
+        return {"predictions": predictions}
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         return {"status": "ok", "run": str(run.path), "classes": classes}
 
     @app.post("/predict")
@@ -56,102 +164,72 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
         explain: bool = False,
     ) -> dict[str, Any]:
         """Each image's class probabilities; with `explain`, its Grad-CAM overlay too."""
-        names = [f.filename or "upload" for f in file]
-        images = [decode(name, await f.read()) for name, f in zip(names, file, strict=True)]
-        batch = np.stack(images).astype(np.float32)
-        probs = model.predict(batch, verbose=0)
-        predictions = [
-            {
-                "file": name,
-                "predicted": classes[int(p.argmax())],
-                "confidence": float(p.max()),
-                "probabilities": {c: float(v) for c, v in zip(classes, p, strict=True)},
-            }
-            for name, p in zip(names, probs, strict=True)
-        ]
-        if explain:
-            from animalcnn.evaluation.gradcam import heatmaps
-            from animalcnn.reporting.gallery import overlay_uri
-
-            heats, _ = heatmaps(model, batch)
-            for prediction, image, heat in zip(predictions, images, heats, strict=True):
-                prediction["gradcam"] = overlay_uri(image, heat)
-        return {"predictions": predictions}
+        nonlocal waiting
+        if len(file) > MAX_FILES:
+            raise HTTPException(422, f"{len(file)} files: at most {MAX_FILES} a request")
+        uploads = []
+        for f in file:
+            name = f.filename or "upload"
+            why = _bad_name(name)
+            if why is not None:
+                raise HTTPException(422, f"{ascii(name[:80])}: file name with {why}")
+            uploads.append((name, f.file))
+        if waiting >= WORKERS + QUEUE:
+            raise HTTPException(503, "busy: too many requests waiting; try again shortly",
+                                headers={"Retry-After": "2"})  # fmt: skip
+        waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, work, uploads, explain)
+        finally:
+            waiting -= 1
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
-        return PAGE.replace("{{title}}", run.name)
+        return render("serve.html", run=run.name, classes=classes, size=size,
+                      test_accuracy=test_accuracy, max_files=MAX_FILES,
+                      max_mb=f"{max_upload_mb:g}")  # fmt: skip
 
-    return app
+    return LimitRequestSize(app, limit)
 
 
-def serve(run: RunFolder, host: str, port: int, max_upload_mb: float) -> None:
-    """Serve until interrupted, one log line per request."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or one line saying why not (before anything says
+    the server is up)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.getaddrinfo(host, None)[0][4][0]).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def serve(
+    run: RunFolder, host: str, port: int, max_upload_mb: float, say: Callable[[str], None]
+) -> None:
+    """Serve until interrupted, one log line per request; `say` tells where, once the
+    address is bound."""
     try:
         import uvicorn
     except ImportError:
         raise UserError("uvicorn is not installed: pip install 'animalcnn[serve]'") from None
-    uvicorn.run(create_app(run, max_upload_mb), host=host, port=port, log_level="info")
+    app = create_app(run, max_upload_mb)
+    sock = listen(host, port)
+    if not loopback(host):
+        from animalcnn.console import print_warning
 
-
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>animalcnn: {{title}}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 900px; color: #222; }
-#drop { border: 2px dashed #999; border-radius: 8px; padding: 2em; text-align: center; }
-#drop.over { background: #eef; }
-.result { display: flex; gap: 1.5em; margin-top: 1.5em; align-items: center; }
-.result img { width: 160px; height: 160px; object-fit: cover; border-radius: 4px; }
-.bars { flex: 1; } .bar { display: flex; align-items: center; gap: 0.5em; margin: 2px 0; }
-.bar span.name { width: 8em; text-align: right; }
-.bar div.fill { background: #1f77b4; height: 1em; }
-.predicted { font-weight: 600; font-size: 1.1em; } .error { color: #b00; }
-</style></head><body>
-<h1>animalcnn: {{title}}</h1>
-<div id="drop">Drop images here, or <input type="file" id="files" accept="image/*" multiple></div>
-<div id="results"></div>
-<script>
-const results = document.getElementById('results');
-async function send(files) {
-  const form = new FormData();
-  for (const f of files) form.append('file', f);
-  const response = await fetch('/predict?explain=true', {method: 'POST', body: form});
-  const body = await response.json();
-  if (!response.ok) {
-    const p = document.createElement('p'); p.className = 'error';
-    p.textContent = body.detail; results.prepend(p); return;
-  }
-  body.predictions.forEach((pred, i) => {
-    const row = document.createElement('div'); row.className = 'result';
-    const img = document.createElement('img'); img.src = URL.createObjectURL(files[i]);
-    const bars = document.createElement('div'); bars.className = 'bars';
-    const title = document.createElement('div'); title.className = 'predicted';
-    title.textContent = pred.file + ': ' + pred.predicted + ' (' +
-      (100 * pred.confidence).toFixed(1) + '%)';
-    bars.appendChild(title);
-    Object.entries(pred.probabilities).sort((a, b) => b[1] - a[1]).forEach(([name, p]) => {
-      const bar = document.createElement('div'); bar.className = 'bar';
-      const label = document.createElement('span'); label.className = 'name';
-      label.textContent = name;
-      const fill = document.createElement('div'); fill.className = 'fill';
-      fill.style.width = (300 * p) + 'px';
-      const value = document.createElement('span'); value.textContent = (100 * p).toFixed(1) + '%';
-      bar.append(label, fill, value); bars.appendChild(bar);
-    });
-    row.append(img);
-    if (pred.gradcam) {
-      const heat = document.createElement('img'); heat.className = 'gradcam';
-      heat.src = pred.gradcam; heat.title = 'Grad-CAM: where the evidence lies'; row.append(heat);
-    }
-    row.append(bars); results.prepend(row);
-  });
-}
-document.getElementById('files').addEventListener('change', e => send([...e.target.files]));
-const drop = document.getElementById('drop');
-drop.addEventListener('dragover', e => { e.preventDefault(); drop.classList.add('over'); });
-drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-drop.addEventListener('drop', e => { e.preventDefault(); drop.classList.remove('over');
-  send([...e.dataTransfer.files]); });
-</script>
-</body></html>
-"""
+        print_warning(f"listening on {host}: other machines can reach this server, and it "
+                      "has no authentication")  # fmt: skip
+    shown = f"[{host}]" if ":" in host else host
+    say(f"serving {run.path} on http://{shown}:{sock.getsockname()[1]}/ (Ctrl-C stops)")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
+    server.run(sockets=[sock])
