@@ -16,6 +16,7 @@ decoded size of each image (`data.decoding.MAX_DECODED_BYTES`).
 """
 
 import asyncio  # no `from __future__ import annotations`: FastAPI reads the route types
+import contextlib
 import ipaddress
 import json
 import socket
@@ -77,10 +78,8 @@ class LimitRequestSize:
             started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(RequestTooLarge):
             await self.app(scope, counted, guarded)
-        except RequestTooLarge:
-            pass
         if over and not started:
             await self._refuse(send, seen)
 
