@@ -100,7 +100,7 @@ def test_compare_writes_report_csv_and_pngs(cli, two_runs: list[Path], tmp_path:
     for run in two_runs:  # each run's confusion matrix and per-class scores
         label = json.loads((run / "metrics.json").read_text())["name"]
         assert f"{label}: accuracy " in page
-    assert page.count('class="dataframe scores"') == 2
+    assert page.count('class="scores"') == 2
     changed = page.split("What changed")[1].split("Side by side")[0]
     for key in ("training.epochs", "training.learning_rate", "training.lr_patience"):
         assert key in changed
@@ -164,3 +164,25 @@ def test_tensorboard_logs_when_enabled(cli, dataset: Path, tmp_path: Path):
     (run,) = (tmp_path / "runs").iterdir()
     for split in ("train", "validation"):
         assert list((run / "tensorboard" / split).glob("events.out.tfevents.*"))
+
+
+def test_markup_in_names_is_text_in_the_report_and_a_folder_is_no_report(
+    cli, two_runs: list[Path], tmp_path: Path
+):
+    import shutil
+
+    odd = Path(shutil.copytree(two_runs[0], tmp_path / "<b>bold</b><script>x()</script>"))
+    metrics = json.loads((odd / "metrics.json").read_text())
+    (odd / "metrics.json").write_text(json.dumps({**metrics, "name": "<i>run</i>"}))
+    report = tmp_path / "r.html"
+    assert cli("compare", odd, two_runs[1], "--report", report)[0] == 0
+    page = report.read_text()
+    assert "<i>run</i>" not in page and "&lt;i&gt;run&lt;/i&gt;" in page
+    assert "<script>x()</script>" not in page
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    code, _, err = cli("compare", *two_runs, "--report", folder, "--csv", tmp_path / "d")
+    assert code == 1 and f"error: {folder}: is a folder; name a file" in err
+    assert list(folder.iterdir()) == [] and not list(tmp_path.glob("a-folder_*.png"))
+    code, _, err = cli("compare", *two_runs, "--csv", folder)
+    assert code == 1 and f"error: {folder}: is a folder; name a file" in err

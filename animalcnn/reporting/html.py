@@ -11,7 +11,7 @@ images are embedded as small JPEG thumbnails, so the file needs no network.
 from __future__ import annotations
 
 import base64
-import html
+import errno
 import io
 import json
 from dataclasses import dataclass
@@ -129,15 +129,13 @@ def what_changed(sections: list[RunSection]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=[s.label for s in sections])
 
 
-def _runs_table(rows: list[dict[str, Any]]) -> str:
-    head = "".join(
-        f'<th class="{"secondary" if p >= SECONDARY else ""}" data-kind="{kind or "text"}">'
-        f"{html.escape(title)}</th>"
-        for title, _, kind, p in COMPARE_SPEC
-    )
-    body = []
+def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[dict], list[list[dict]]]:
+    """The runs table's columns and cells (shown text, sort key, folded or not)."""
+    columns = [{"title": title, "kind": kind or "text", "secondary": p >= SECONDARY}
+               for title, _, kind, p in COMPARE_SPEC]  # fmt: skip
+    cells = []
     for r in rows:
-        cells = []
+        row = []
         for _, key, kind, p in COMPARE_SPEC:
             value = r[key]
             shown = (
@@ -146,27 +144,17 @@ def _runs_table(rows: list[dict[str, Any]]) -> str:
                 else format_cell(value, kind)
             )
             sort = value if isinstance(value, int | float) else ""
-            cls = "secondary" if p >= SECONDARY else ""
-            cells.append(f'<td class="{cls}" data-sort="{html.escape(str(sort))}">'
-                         f"{html.escape(shown)}</td>")  # fmt: skip
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return (
-        '<label><input type="checkbox" id="all-columns"> show every column</label>'
-        f'<table class="runs sortable" id="runs"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
-    )
+            row.append({"shown": shown, "sort": sort, "secondary": p >= SECONDARY})
+        cells.append(row)
+    return columns, cells
 
 
-def _plain_table(df: pd.DataFrame, css: str) -> str:
-    return df.to_html(classes=css, border=0, escape=True)
-
-
-def _per_class(evaluation: dict[str, Any]) -> str:
+def _per_class(evaluation: dict[str, Any]) -> dict[str, Any]:
     df = pd.DataFrame(evaluation["per_class"]).T[["precision", "recall", "f1", "support"]]
     for column in ("precision", "recall", "f1"):
         df[column] = df[column].map("{:.3f}".format)
     df["support"] = df["support"].astype(int)
-    return _plain_table(df, "scores")
+    return {"columns": list(df.columns), "rows": [(i, list(r)) for i, r in df.iterrows()]}
 
 
 def _charts_html(charts: list[Chart], first: bool) -> list[str]:
@@ -179,100 +167,45 @@ def _charts_html(charts: list[Chart], first: bool) -> list[str]:
     ]  # fmt: skip
 
 
-def _run_html(s: RunSection) -> str:
+def _run_view(s: RunSection) -> dict[str, Any]:
+    """What the page shows of one run."""
     r = s.row
     facts = (
-        f"{html.escape(str(r['arch']))}, {html.escape(str(r['status']))}, device "
-        f"{html.escape(str(r.get('device') or '-'))}, precision "
-        f"{html.escape(str(r['precision'] or '-'))}; test figures from "
-        f"{html.escape(str(r['test_data'] or 'no evaluation'))}"
+        f"{r['arch']}, {r['status']}, device {r.get('device') or '-'}, precision "
+        f"{r['precision'] or '-'}; test figures from {r['test_data'] or 'no evaluation'}"
     )
-    parts = [f"<p>{facts}</p>"]
-    if len(s.history):
-        parts += _charts_html([history_chart(s.history, s.label)], False)
+    charts = _charts_html([history_chart(s.history, s.label)], False) if len(s.history) else []
     if s.evaluation is not None:
-        parts += _charts_html([confusion_chart(s.evaluation, s.label)], False)
-        parts.append("<h4>per class</h4>" + _per_class(s.evaluation))
-    if s.gallery is not None:
-        parts.append(f'<h4>most confident mistakes</h4><img class="gallery" src="{s.gallery}" '
-                     'alt="mistakes gallery">')  # fmt: skip
-    if any(s.examples.values()):
-        cells = "".join(
-            f"<figure><figcaption>{html.escape(name)}</figcaption>"
-            + "".join(f'<img src="{uri}" alt="{html.escape(name)}">' for uri in uris)
-            + "</figure>"
-            for name, uris in s.examples.items()
-        )
-        parts.append(f'<h4>examples per class</h4><div class="examples">{cells}</div>')
-    return (
-        f'<details class="run" open><summary>{html.escape(s.label)}</summary>'
-        f"{''.join(parts)}</details>"
-    )
-
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1240px; color: #222;
-       padding: 0 1em; }
-table { border-collapse: collapse; font-size: 0.85em; }
-th, td { padding: 0.25em 0.55em; border-bottom: 1px solid #ddd; }
-td { text-align: right; } th { background: #f4f4f4; }
-table.sortable th { cursor: pointer; } table.sortable th:hover { background: #e6e6e6; }
-table.runs .secondary { display: none; } table.runs.all .secondary { display: table-cell; }
-table.runs td:first-child, table.changes th, table.changes td { text-align: left; }
-table.runs td:first-child { max-width: 18em; overflow-wrap: anywhere; }
-details.run { margin-top: 1.5em; border-top: 2px solid #ccc; }
-details.run summary { font-size: 1.2em; font-weight: 600; cursor: pointer; padding: 0.4em 0; }
-img.gallery { max-width: 100%; }
-div.examples { display: flex; flex-wrap: wrap; gap: 1em; }
-div.examples figure { margin: 0; } div.examples img { margin-right: 2px; }
-"""
-
-SCRIPT = """
-document.getElementById('all-columns').addEventListener('change', e =>
-  document.getElementById('runs').classList.toggle('all', e.target.checked));
-document.querySelectorAll('table.sortable th').forEach((th, col) => {
-  th.addEventListener('click', () => {
-    const body = th.closest('table').tBodies[0];
-    const up = th.dataset.dir !== 'up'; th.dataset.dir = up ? 'up' : 'down';
-    const key = tr => { const td = tr.cells[col];
-      return td.dataset.sort !== '' ? parseFloat(td.dataset.sort) : td.textContent; };
-    const rows = [...body.rows].sort((a, b) => { const x = key(a), y = key(b);
-      const c = typeof x === 'number' && typeof y === 'number' ? x - y
-        : String(x).localeCompare(String(y)); return up ? c : -c; });
-    rows.forEach(r => body.appendChild(r));
-  });
-});
-"""
+        charts += _charts_html([confusion_chart(s.evaluation, s.label)], False)
+    return {
+        "label": s.label,
+        "facts": facts,
+        "charts": charts,
+        "per_class": _per_class(s.evaluation) if s.evaluation is not None else None,
+        "gallery": s.gallery,
+        "examples": [(n, u) for n, u in s.examples.items()] if any(s.examples.values()) else [],
+    }
 
 
 def write_report(rows: list[dict[str, Any]], sections: list[RunSection], path: Path) -> Path:
     """The page for `compare`'s rows and the sections of its readable runs."""
+    from animalcnn.reporting.pages import render
+
     df = pd.DataFrame(rows)
-    charts = _charts_html(list(comparison_charts(df).values()), True)
     changed = what_changed(sections) if len(sections) > 1 else pd.DataFrame()
-    changes = (
-        _plain_table(changed, "changes") if len(changed) else "<p>The configs are the same.</p>"
+    columns, cells = _runs_table(rows)
+    page = render(
+        "report.html",
+        stamp=datetime.now().isoformat(timespec="seconds"),
+        columns=columns,
+        rows=cells,
+        changes={
+            "labels": list(changed.columns),
+            "rows": [(k, list(v)) for k, v in changed.iterrows()],
+        },  # fmt: skip
+        charts=_charts_html(list(comparison_charts(df).values()), True),
+        sections=[_run_view(s) for s in sections],
     )
-    stamp = datetime.now().isoformat(timespec="seconds")
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>animalcnn: {len(rows)} runs</title>
-<style>{STYLE}</style></head><body>
-<h1>animalcnn: {len(rows)} runs</h1>
-<p>Written {html.escape(stamp)}. Accuracies are the best checkpoint's (lowest val_loss);
-gap = its training accuracy - test accuracy. A test accuracy evaluated on an earlier
-best checkpoint reads <em>stale</em>. Click a column to sort.</p>
-{_runs_table(rows)}
-<h2>What changed between the runs</h2>
-{changes}
-<h2>Side by side</h2>
-{"".join(f'<section class="chart">{c}</section>' for c in charts)}
-<h2>Each run</h2>
-{"".join(_run_html(s) for s in sections)}
-<script>{SCRIPT}</script>
-</body></html>
-"""
     atomic_write(path, page)
     return path
 
@@ -281,6 +214,8 @@ def write_comparison(rows: list[dict[str, Any]], folders: list[Path], path: Path
     """The report of `compare`'s rows (one per folder) at `path`, and its comparison
     figures as PNG beside it; damaged folders are in the table only. Returns what it
     wrote."""
+    if path.is_dir():  # checked before any figure is written beside it
+        raise IsADirectoryError(errno.EISDIR, "is a folder; name a file", str(path))
     sections = []
     for row, folder in zip(rows, folders, strict=True):
         if not str(row["status"]).startswith("damaged"):

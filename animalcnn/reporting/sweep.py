@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
 import warnings
 from pathlib import Path
@@ -85,34 +84,22 @@ def write_sweep_html(study: optuna.Study, spec: SweepSpec, rows: list[dict], pat
                 warnings.simplefilter("ignore", UserWarning)
                 figures.append(plot(study))
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # too few trials
-            figures.append(html.escape(f"{plot.__name__}: {exc}"))
+            figures.append(f"{plot.__name__}: {exc}")
     parts = []
     first = True
     for fig in figures:
         if isinstance(fig, str):
-            parts.append(f"<p>{fig}</p>")
+            parts.append({"note": fig})
             continue
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=first, default_height="440px"))
+        html = fig.to_html(full_html=False, include_plotlyjs=first, default_height="440px")
+        parts.append({"html": html})
         first = False
-    keys = list(spec.search_space())
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("trial", "state", "value", "run", *keys))
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('-' if r[c] is None else str(r[c]))}</td>"
-                         for c in ("trial", "state", "value", "run", *keys)) + "</tr>"
-        for r in rows
+    from animalcnn.reporting.pages import render
+
+    page = render(
+        "sweep.html", name=spec.name, method=spec.method, metric=spec.metric,
+        goal="minimising" if spec.minimise else "maximising", parts=parts, rows=rows,
+        columns=["trial", "state", "value", "run", *spec.search_space()],
     )  # fmt: skip
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>sweep {html.escape(spec.name)}</title>
-<style>body {{ font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1240px; }}
-table {{ border-collapse: collapse; font-size: 0.85em; }}
-td, th {{ padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; }}</style></head><body>
-<h1>sweep {html.escape(spec.name)}</h1>
-<p>{len(rows)} trials, {html.escape(spec.method)}, {
-        "minimising" if spec.minimise else "maximising"
-    } {html.escape(spec.metric)}.</p>
-{"".join(f'<section class="chart">{p}</section>' for p in parts)}
-<h2>Trials</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-</body></html>
-"""
     atomic_write(path, page)
     return path
