@@ -30,8 +30,15 @@ def test_a_run_begins_where_its_source_ended(cli, trained_run: Path, dataset, tm
                     strict=True):  # fmt: skip
         np.testing.assert_allclose(a, b, atol=1e-6)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["init_from"] == {"run": str(trained_run), "layers_copied": 3,
-                                    "layers_fresh": []}  # fmt: skip
+    from animalcnn.data.files import file_digest
+
+    best = json.loads((trained_run / "metrics.json").read_text())["best"]["epoch"]
+    assert metrics["init_from"] == {
+        "run": str(trained_run),
+        "checkpoint": {"epoch": best, "sha256": file_digest(trained_run / "model.keras"),
+                       "run_status": "completed"},
+        "classes_match": True, "layers_copied": 3, "layers_fresh": [],
+    }  # fmt: skip
 
 
 def test_a_classifier_for_other_classes_starts_fresh(cli, trained_run, dataset, tmp_path):
@@ -45,7 +52,7 @@ def test_a_classifier_for_other_classes_starts_fresh(cli, trained_run, dataset, 
     )  # fmt: skip
     code, out, err = cli("train", config)
     assert code == 0, err
-    assert "2 layers' weights; left fresh: predictions" in out
+    assert "2 layers' weights; left fresh: predictions (its classes [" in out
     (run,) = (tmp_path / "runs").iterdir()
     source = keras.saving.load_model(trained_run / "model.keras", compile=False)
     model = keras.saving.load_model(run / "model.keras", compile=False)
@@ -69,3 +76,39 @@ def test_nothing_in_common_is_one_line_before_any_run_folder(cli, trained_run, d
                           model={"init_from": str(tmp_path)})  # fmt: skip
     code, _, err = cli("train", config)
     assert code == 2 and f"model.init_from: {tmp_path}: not a run folder" in err
+
+
+def test_a_classifier_for_as_many_other_classes_starts_fresh(cli, trained_run, dataset, tmp_path):
+    renamed = Path(shutil.copytree(dataset, tmp_path / "renamed"))
+    for split in ("train", "val"):
+        (renamed / split / "circle").rename(renamed / split / "zebra")  # 5 classes, new order
+    config = write_config(
+        tmp_path / "renamed.yaml", renamed, tmp_path / "runs",
+        model={"arch": "simple", "params": {"activation": "relu"}, "init_from": str(trained_run)},
+        training={"epochs": 1, "learning_rate": 1e-12},
+    )  # fmt: skip
+    code, out, err = cli("train", config)
+    assert code == 0, err
+    assert "left fresh: predictions (its classes ['circle', " in out.replace("\n", "")
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "metrics.json").read_text())["init_from"]["classes_match"] is False
+    ours = keras.saving.load_model(run / "model.keras", compile=False)
+    source = keras.saving.load_model(trained_run / "model.keras", compile=False)
+    assert not np.allclose(ours.get_layer("predictions").get_weights()[0],
+                           source.get_layer("predictions").get_weights()[0], atol=1e-3)  # fmt: skip
+
+
+def test_a_source_still_training_is_warned_of(cli, run_copy, dataset, tmp_path):
+    from animalcnn.run_folder import this_process
+
+    metrics = json.loads((run_copy / "metrics.json").read_text())
+    metrics.update(status="running", process=this_process())  # alive: this very process
+    (run_copy / "metrics.json").write_text(json.dumps(metrics))
+    config = write_config(
+        tmp_path / "live.yaml", dataset, tmp_path / "runs",
+        model={"arch": "simple", "params": {"activation": "relu"}, "init_from": str(run_copy)},
+        training={"epochs": 1},
+    )  # fmt: skip
+    code, _, err = cli("train", config)
+    assert code == 0, err
+    assert f"warning: model.init_from: {run_copy} is still training" in err.replace("\n", "")

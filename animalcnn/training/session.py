@@ -29,11 +29,12 @@ from animalcnn.console import console, print_warning, progress_bar
 from animalcnn.data import pipeline
 from animalcnn.data.decoding import Images, decode
 from animalcnn.data.discovery import Dataset, discover
+from animalcnn.data.files import file_digest
 from animalcnn.errors import ConfigError, DataError, RunFolderError
 from animalcnn.keras_internals import adapt_multi_worker
 from animalcnn.models import build_model
 from animalcnn.models.summary import layer_table, parameter_counts
-from animalcnn.models.warm_start import copy_matching_weights
+from animalcnn.models.warm_start import classifier, copy_matching_weights
 from animalcnn.reporting.charts import history_chart, write_png
 from animalcnn.run_folder import (
     CONFIG,
@@ -126,7 +127,7 @@ def start(
     classes = data.dataset.classes
     with rt.strategy.scope():
         model = build_model(cfg, len(classes))
-    warm = _warm_start(cfg, model) if cfg.model.init_from is not None else None
+    warm = _warm_start(cfg, model, classes) if cfg.model.init_from is not None else None
     set_trainable(model, phases(cfg)[-1], cfg)  # counts as training ends (fine-tune: unfrozen)
     counts = parameter_counts(model)
 
@@ -171,12 +172,18 @@ def start(
         return TrainingSession(cfg, rt, data, run, model, None, callbacks).run()
 
 
-def _warm_start(cfg: ExperimentConfig, model: keras.Model) -> dict[str, object]:
+def _warm_start(cfg: ExperimentConfig, model: keras.Model, classes: list[str]) -> dict[str, object]:
     """Copy the best weights of the run `model.init_from` into `model` where layers match;
-    a one-line error when none does (before any run folder exists)."""
+    its classifier only when the two runs' classes are the same, in the same order (else
+    output 0 would mean another class). A one-line error when nothing matches (before
+    any run folder exists)."""
     try:
         source = RunFolder.open(cfg.model.init_from)
-        copied, fresh = copy_matching_weights(source.load_model(MODEL), model)
+        theirs = source.metrics().get("classes")
+        keep = frozenset() if theirs == classes else frozenset({classifier(model)})
+        copied, fresh = copy_matching_weights(source.load_model(MODEL), model, keep)
+        status = source.status()
+        best = source.metrics().get("best") or {}
     except RunFolderError as exc:
         raise ConfigError(f"model.init_from: {exc}") from None
     if not copied:
@@ -184,10 +191,24 @@ def _warm_start(cfg: ExperimentConfig, model: keras.Model) -> dict[str, object]:
             f"model.init_from: {source.path}: none of its layers matches this model's by "
             "name and shape"
         )
-    left = f"; left fresh: {', '.join(fresh)}" if fresh else ""
+    if status == "running":
+        print_warning(f"model.init_from: {source.path} is still training: starting from its "
+                      "best checkpoint so far")  # fmt: skip
+    why = f" (its classes {theirs} are not {classes})" if keep else ""
+    left = f"; left fresh: {', '.join(fresh)}{why}" if fresh else ""
     console.print(f"starting from {source.path}: {len(copied)} layers' weights{left}",
                   highlight=False, markup=False)  # fmt: skip
-    return {"run": str(source.path), "layers_copied": len(copied), "layers_fresh": fresh}
+    return {
+        "run": str(source.path),
+        "checkpoint": {
+            "epoch": best.get("epoch"),
+            "sha256": file_digest(source.file(MODEL)),
+            "run_status": status,
+        },  # fmt: skip
+        "classes_match": not keep,
+        "layers_copied": len(copied),
+        "layers_fresh": fresh,
+    }
 
 
 def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunFolder:
