@@ -261,10 +261,16 @@ class RunFolder:
     def load_model(self, name: str, compile: bool = False) -> keras.Model:
         """One of the run's model files, ready for its architecture (`compile` restores the
         optimizer, to train on); a damaged file is a one-line error naming it."""
+        import zipfile
+
         from animalcnn.models import load_model
 
         path = self.path / name
         arch = self.config().model.arch
+        if path.is_file() and not zipfile.is_zipfile(path):  # Keras calls that "not found"
+            size = path.stat().st_size
+            raise RunFolderError(f"{path}: cannot be loaded (damaged: {size:,} bytes that are "
+                                 "not a .keras zip archive)")  # fmt: skip
         try:
             return load_model(path, arch, compile=compile)
         except Exception as exc:  # Keras raises many kinds for a damaged file

@@ -47,9 +47,10 @@ def test_names_with_markup_characters_are_printed_as_they_are(cli, copy_of, tmp_
 @pytest.mark.parametrize(
     ("damage", "expected"),
     [
-        (lambda r: (r / "model.keras").write_bytes(b"PK\x03\x04 no zip"), "model.keras: cannot"),
+        (lambda r: (r / "model.keras").write_bytes(b"PK\x03\x04 no zip"),
+         "model.keras: cannot be loaded (damaged: 11 bytes that are not a .keras zip archive)"),
         (lambda r: (r / "model.keras").write_bytes((r / "model.keras").read_bytes()[:5000]),
-         "model.keras: cannot"),
+         "model.keras: cannot be loaded (damaged: 5,000 bytes"),
         (lambda r: (r / "metrics.json").write_text('{"status": "completed", "best": "x"}'),
          "metrics.json: best: "),
         (lambda r: (r / "metrics.json").write_text("[1, 2]"), "metrics.json: expected a JSON"),
@@ -270,3 +271,26 @@ def test_a_foreign_run_folder_decides_nothing_about_where_files_are_written(
     assert code == 0, err
     assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "elsewhere-runs").exists()
     assert (run_copy / "evaluation.json").exists()
+
+
+# ---- outputs with clashing or odd names ---------------------------------------------
+
+
+def test_explain_gives_each_image_its_own_figure(cli, run_copy, dataset, tmp_path):
+    source = sorted((dataset / "inf").iterdir())[:2]
+    for folder, image in zip(("a", "b"), source, strict=True):
+        (tmp_path / folder).mkdir()
+        shutil.copy(image, tmp_path / folder / f"x{image.suffix}")
+    a, b = (next((tmp_path / f).iterdir()) for f in ("a", "b"))
+    code, out, err = cli("explain", run_copy, a, b, a, "--out", tmp_path / "figs")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "a-x_gradcam.png", "b-x_gradcam.png"]  # fmt: skip
+    assert out.count("_gradcam.png") == 2  # each image once
+
+
+def test_a_folder_given_for_a_csv_is_one_line(cli, run_copy, dataset, tmp_path):
+    image = sorted((dataset / "inf").iterdir())[0]
+    code, out, err = cli("predict", run_copy, image, "--csv", tmp_path)
+    assert code == 1 and err.strip() == f"error: {tmp_path}: is a folder; name a file"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -62,3 +62,18 @@ def test_held_out_test_files_are_recorded_never_trained_on_and_scored(
     assert ev["images"] == 20 and ev["data"] == f"{root} (its held-out test files)"
     for e in ev["top_errors"]:
         assert e["file"] in record["files"]
+
+
+def test_a_class_too_small_to_split_is_named(flat: Path):
+    from animalcnn.config import DataConfig
+    from animalcnn.data.discovery import discover
+
+    for extra in sorted((flat / "cross").iterdir())[1:]:
+        extra.unlink()  # one image left: none for validation or test
+    dataset = discover(DataConfig(dir=flat), seed=7)
+    assert dataset.notes == [
+        f"{flat}: class(es) cross have too few images to give any to the validation split: "
+        "their validation scores will be missing",
+        f"{flat}: class(es) cross have too few images to give any to the test split: "
+        "their test scores will be missing",
+    ]

@@ -220,3 +220,16 @@ def test_two_hosts_finish_a_grid_on_one_storage(tmp_path, tiny):
     hosts = {yaml.safe_load(Path(r, "metrics.json").read_text())["process"]["host"]
              for r in table["run"]}  # fmt: skip
     assert hosts == {socket.gethostname(), other}
+
+
+def test_compare_on_a_sweep_whose_trials_all_failed(cli, tmp_path, tiny, trained_run):
+    path = _sweep(tmp_path, tiny, "allfail", parameters={"model.params.bogus": {"values": [1]}})
+    assert cli("sweep", path, "--runs-dir", tmp_path / "runs")[0] == 1
+    folder = tmp_path / "runs" / "allfail"
+    code, _, err = cli("compare", folder)
+    assert code == 2 and err.strip() == (
+        f"error: {folder}: a sweep with no trial run folders (every trial failed before "
+        "training; sweep.csv says why)"
+    )
+    code, out, err = cli("compare", folder, trained_run)
+    assert code == 0 and "damaged" not in out and f"warning: {folder}: a sweep with" in err

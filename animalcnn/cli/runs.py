@@ -67,7 +67,7 @@ def compare(
     ] = None,
 ) -> None:
     """Runs side by side: parameters, epochs, validation and test accuracy, gap, time."""
-    from animalcnn.console import console
+    from animalcnn.console import console, print_warning
     from animalcnn.reporting.tables import (
         collect,
         compare_table,
@@ -76,7 +76,9 @@ def compare(
         write_csv,
     )
 
-    folders = expand_runs([p for p in runs if p.is_dir() or not p.exists()])
+    folders, notes = expand_runs([p for p in runs if p.is_dir() or not p.exists()])
+    for note in notes:
+        print_warning(note)
     rows = collect(folders)
     console.print(compare_table(rows, console.width))
     for hint in resume_hints(rows, folders):

@@ -9,7 +9,7 @@ run folder records exactly which files (`test_files.json`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +90,7 @@ class Dataset:
     val: Split
     test: Split
     held_out: bool  # the test split was held out of the training images
+    notes: list[str] = field(default_factory=list)  # what a user should know of the split
 
 
 # The test hold-out draws from its own seed, apart from the validation hold-out's.
@@ -136,7 +137,15 @@ def discover(cfg: DataConfig, seed: int) -> Dataset:
     train, val = train_val_split(full, cfg.val_fraction, seed)
     if len(val) == 0 or len(full) < 2:
         raise DataError(f"{folder}: too few images to hold out a validation set")
-    return Dataset(classes, train, val, test, held_out)
+    notes = []
+    for what, split in (("validation", val), *((("test", test),) if held_out else ())):
+        missing = [c for i, c in enumerate(classes) if not (split.labels == i).any()]
+        if missing:
+            notes.append(
+                f"{folder}: class(es) {', '.join(missing)} have too few images to give "
+                f"any to the {what} split: their {what} scores will be missing"
+            )
+    return Dataset(classes, train, val, test, held_out, notes)
 
 
 def class_count(cfg: DataConfig, default: int) -> int:

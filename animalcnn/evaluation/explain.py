@@ -19,12 +19,27 @@ EXPLAIN_DIR = "explain"  # in the run folder, unless --out says otherwise
 TOP = 3  # classes shown beside each heat map
 
 
+def unique_stems(files: list[Path]) -> list[str]:
+    """A figure name per file, never the same for two: the file's stem, with its folder's
+    name before it where stems repeat (`a/x.jpg`, `b/x.jpg`: `a-x`, `b-x`), and a count
+    after it where even that repeats."""
+    stems = [f.stem for f in files]
+    named = [f"{f.parent.name}-{f.stem}" if stems.count(f.stem) > 1 else f.stem for f in files]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in named:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return unique
+
+
 def explain(
     run: RunFolder, paths: list[Path], out: Path | None = None, class_name: str | None = None
 ) -> pd.DataFrame:
     """Write `<stem>_gradcam.png` for each image (heat of the predicted class, or
-    `class_name`) into `out` (default `<run>/explain/`); one row per image: `file`,
-    `predicted`, `confidence`, `output`, or the reason it could not be read in `error`."""
+    `class_name`; names from `unique_stems`) into `out` (default `<run>/explain/`); one row
+    per image: `file`, `predicted`, `confidence`, `output`, or why it could not be read in
+    `error`."""
     classes = run.metrics().get("classes") or []
     if class_name is not None and class_name not in classes:
         raise DataError(f"--class {class_name}: not one of the run's classes {classes}")
@@ -33,7 +48,7 @@ def explain(
     model = load_best(run)
     size = run.config().data.img_size
     rows = []
-    for path in files:
+    for path, stem in zip(files, unique_stems(files), strict=True):
         image = try_load(path, size)
         if isinstance(image, str):
             rows.append({"file": str(path), "error": image})
@@ -43,7 +58,7 @@ def explain(
         order = np.argsort(-probs[0])[:TOP]
         top = [(classes[i], float(probs[0, i])) for i in order]
         shown = class_name or top[0][0]
-        output = out / f"{path.stem}_gradcam.png"
+        output = out / f"{stem}_gradcam.png"
         write_gradcam(image, heat[0], top, output, f"{path.name}: heat for {shown}")
         rows.append(
             {"file": str(path), "predicted": top[0][0], "confidence": top[0][1],

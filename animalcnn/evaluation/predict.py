@@ -25,6 +25,8 @@ def expand_paths(paths: list[Path]) -> list[Path]:
             files.append(path)
         else:
             raise DataError(f"{path}: no such file or folder")
+    seen: set[Path] = set()
+    files = [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]  # once each
     if not files:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the paths given")
     return files

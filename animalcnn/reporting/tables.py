@@ -99,16 +99,28 @@ def _precision(metrics: dict[str, Any]) -> str | None:
     return None
 
 
-def expand_runs(paths: list[Path]) -> list[Path]:
-    """Run folders as given; a folder of runs (a sweep's, a runs dir) as the runs in it."""
+SWEEP_FILES = ("sweep.journal", "sweep.csv")  # what marks a sweep's folder
+
+
+def expand_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """Run folders as given; a folder of runs (a sweep's, a runs dir) as the runs in it.
+    Returns them with a note for each sweep folder that has no run yet (every trial failed
+    before training), which is left out; one line when that leaves nothing."""
     from animalcnn.run_folder import METRICS
 
     found: list[Path] = []
+    notes: list[str] = []
     for path in paths:
         inner = sorted(p for p in path.iterdir() if (p / METRICS).is_file()) if (
             path.is_dir() and not (path / METRICS).exists()) else []  # fmt: skip
+        if not inner and any((path / f).exists() for f in SWEEP_FILES):
+            notes.append(f"{path}: a sweep with no trial run folders (every trial failed "
+                         "before training; sweep.csv says why)")  # fmt: skip
+            continue
         found += inner or [path]
-    return found
+    if not found and notes:
+        raise RunFolderError(notes[0])
+    return found, notes
 
 
 def collect(paths: list[Path]) -> list[dict[str, Any]]:

@@ -78,6 +78,8 @@ class TrainingData:
 def load_training_data(cfg: ExperimentConfig) -> TrainingData:
     """Find, split and decode the training and validation images, checking every file."""
     dataset = discover(cfg.data, cfg.seed)
+    for note in dataset.notes:
+        print_warning(note)
     decoded = []
     for label, split in (("train", dataset.train), ("validation", dataset.val)):
         with progress_bar(f"decoding {label} images", len(split)) as advance:
