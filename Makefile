@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 EXTRAS ?= cpu,dev,export,serve
 DEMO_DATA := data/demo
 
-.PHONY: install demo test test-fast lint format benchmark clean
+.PHONY: install demo test test-fast lint format benchmark constraints clean
 
-$(BIN)/animalcnn: pyproject.toml
+$(BIN)/animalcnn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
 install: $(BIN)/animalcnn
@@ -40,6 +40,11 @@ lint: install
 format: install
 	$(BIN)/ruff format animalcnn tests $(wildcard benchmarks)
 	$(BIN)/ruff check --fix animalcnn tests $(wildcard benchmarks)
+
+# The versions in constraints.txt, refreshed from what is installed (after a green test).
+constraints: install
+	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^animalcnn'; } > constraints.new
+	mv constraints.new constraints.txt
 
 clean:
 	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache

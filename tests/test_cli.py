@@ -290,6 +290,8 @@ def test_tensorflow_start_up_lines_only_when_asked_and_once(monkeypatch):
     loud = _animalcnn("--verbose", "summary", str(CONFIGS / "simple.yaml"), "--json")
     assert loud.returncode == 0
     messages = [_LOG_PREFIX.sub("", line) for line in loud.stderr.splitlines() if line.strip()]
+    assert messages, "--verbose showed none of TensorFlow's start-up lines"
+    assert any(_LOG_PREFIX.match(line) for line in loud.stderr.splitlines()), loud.stderr
     assert len(messages) == len(set(messages)), loud.stderr  # each message at most once
     for value, expected in (("1", True), ("0", False), ("", False)):  # or by the environment
         monkeypatch.setenv(VERBOSE_ENV, value)

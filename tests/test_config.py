@@ -113,6 +113,22 @@ def test_smallest_input_follows_the_params(tmp_path):
 
 
 def test_every_option_has_a_default():
+    from pydantic import BaseModel
+
+    def required(model: type[BaseModel], prefix: str = "") -> list[str]:
+        """Every field below `model` that has no default, by its dotted name."""
+        found = []
+        for name, field in model.model_fields.items():
+            if field.is_required():
+                found.append(prefix + name)
+            kinds = [field.annotation, *getattr(field.annotation, "__args__", ())]
+            for kind in kinds:
+                if isinstance(kind, type) and issubclass(kind, BaseModel):
+                    found += required(kind, f"{prefix}{name}.")
+        return found
+
+    assert required(ExperimentConfig) == []
+    assert len(ExperimentConfig().model_dump()) >= 6  # every section, from defaults alone
     cfg = ExperimentConfig()
     assert cfg.data.batch_size == 258 and cfg.seed == 42 and cfg.model.arch == "mid"
 
