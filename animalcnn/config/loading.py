@@ -64,11 +64,16 @@ def format_errors(err: ValidationError, root: type[BaseModel], prefix: str = "")
     return f"{field or '(top level)'}: {msg}" + (f" (and {more} more)" if more else "")
 
 
+def _shown(text: str) -> str:
+    """An override as typed, with control characters escaped (errors stay one line)."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode()
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`a.b.c=value` -> (['a', 'b', 'c'], value read as a YAML scalar)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. training.epochs=5")
+        raise ConfigError(f"--set {_shown(text)}: expected KEY=VALUE, e.g. training.epochs=5")
     try:
         value = read_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -85,7 +90,8 @@ def _apply_override(data: dict[str, Any], text: str) -> None:
             valid = _fields_at(model, ())
             if part not in valid:
                 where = ".".join(path[: i + 1])
-                raise ConfigError(f"--set {text}: unknown field {where!r}{_closest(part, valid)}")
+                hint = _closest(part, valid)
+                raise ConfigError(f"--set {_shown(text)}: unknown field {where!r}{hint}")
             if part == "params" and model is ModelConfig:
                 model = None  # the architecture's own options, checked after validation
             else:
