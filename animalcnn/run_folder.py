@@ -249,9 +249,7 @@ class RunFolder:
                 yield
         finally:
             (self.path / HEARTBEAT).unlink(missing_ok=True)
-            with contextlib.suppress(RunFolderError):
-                if self.metrics().get("status") == "completed":  # never claimed again
-                    (self.path / LOCK).unlink(missing_ok=True)
+            (self.path / LOCK).unlink(missing_ok=True)  # removed while held: no one waits on it
             lock.release()
 
     def update_metrics(self, **values: Any) -> dict[str, Any]:

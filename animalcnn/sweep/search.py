@@ -97,7 +97,7 @@ def open_study(spec: SweepSpec, storage: Any, new_study: bool = False) -> optuna
     """The sweep's study, made on first use; refused in one line when it was made with
     other settings (unless `new_study`, which starts it again, leaving old run folders)."""
     direction = "minimize" if spec.minimise else "maximize"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # what matters, we say ourselves
     try:
         if new_study and spec.name in optuna.get_all_study_names(storage):
             optuna.delete_study(study_name=spec.name, storage=storage)
