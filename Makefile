@@ -2,11 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# CPU TensorFlow by default; `make install EXTRAS=gpu,dev,export,serve` on a CUDA machine.
-EXTRAS ?= cpu,dev,export,serve
+# CPU TensorFlow and JAX by default; `make install EXTRAS=gpu,dev,export,serve` on a CUDA
+# machine; add `torch` for PyTorch (a multi-gigabyte CUDA build from PyPI: see test-torch).
+EXTRAS ?= cpu,jax,dev,export,serve
+# PyTorch's CPU build (small; the default wheel bundles CUDA).
+TORCH_CPU ?= torch==2.13.0+cpu
 DEMO_DATA := data/demo
 
-.PHONY: install demo test test-fast lint format benchmark constraints clean
+.PHONY: install demo test test-fast test-torch lint format benchmark constraints clean
 
 $(BIN)/animalcnn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +30,11 @@ demo: install $(DEMO_DATA)/train
 test: install
 	$(BIN)/pytest -q
 
+# PyTorch's CPU build, then the tests that train, resume, evaluate and predict on it.
+test-torch: install
+	$(BIN)/pip install --quiet "$(TORCH_CPU)"
+	$(BIN)/pytest -q tests/test_backends.py
+
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
 
@@ -43,7 +51,7 @@ format: install
 
 # The versions in constraints.txt, refreshed from what is installed (after a green test).
 constraints: install
-	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^animalcnn'; } > constraints.new
+	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^animalcnn\|^torch=='; } > constraints.new
 	mv constraints.new constraints.txt
 
 clean:

@@ -89,8 +89,8 @@ def measure(method: str, args: argparse.Namespace, size: int) -> dict:
 
     import keras
 
+    from animalcnn.backends import runtime
     from animalcnn.models import build_model
-    from animalcnn.training import runtime
 
     runtime.configure(cfg)
     timer = EpochTimer()

@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from animalcnn.backends.runtime import BF16_MATRIX_FLAGS, cpu_flags  # noqa: E402
 from animalcnn.config.schema import TrainingConfig  # noqa: E402
-from animalcnn.training.runtime import BF16_MATRIX_FLAGS, cpu_flags  # noqa: E402
 
 # `training.mixed_precision`'s values, from the schema.
 POLICIES = typing.get_args(TrainingConfig.model_fields["mixed_precision"].annotation)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from animalcnn.training.runtime import choose_precision, cpu_flags
+from animalcnn.backends.runtime import choose_precision, cpu_flags
 
 from .conftest import write_config
 

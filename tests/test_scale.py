@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from animalcnn.training.runtime import is_chief
+from animalcnn.backends.runtime import is_chief
 
 from .conftest import assert_histories_close, write_config
 

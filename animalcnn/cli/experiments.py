@@ -69,13 +69,14 @@ def summary(
     ] = None,
 ) -> None:
     """Build the model and show its layers and parameter counts (no training, no data)."""
+    from animalcnn import backends
     from animalcnn.config import load_config
-    from animalcnn.console import console, import_tensorflow
+    from animalcnn.console import console
     from animalcnn.data.discovery import class_count
 
     cfg = load_config(config, overrides)
     classes = classes or class_count(cfg.data, default=5)
-    import_tensorflow()
+    backends.start(cfg.training.backend)
     from animalcnn.training.phases import describe
 
     counts, table = describe(cfg, classes)
@@ -101,11 +102,12 @@ def lr_find(
 ) -> None:
     """Find a learning rate: train briefly while it grows, and suggest where the loss falls
     fastest. Creates no run folder."""
+    from animalcnn import backends
     from animalcnn.config import load_config
-    from animalcnn.console import console, import_tensorflow
+    from animalcnn.console import console
 
     cfg = load_config(config, overrides)
-    import_tensorflow()
+    backends.start(cfg.training.backend)
     from animalcnn.training import lr_finder
 
     result = lr_finder.range_test(cfg)

@@ -32,12 +32,13 @@ def evaluate(
 ) -> None:
     """Score each run's best checkpoint on its test split: scores, confusion matrix, the
     most confused classes and a gallery of the most confident mistakes."""
-    from animalcnn.console import console, import_tensorflow
+    from animalcnn import backends
+    from animalcnn.console import console
     from animalcnn.reporting.tables import evaluation_tables
     from animalcnn.run_folder import RunFolder
 
     folders = [RunFolder.open(path) for path in runs]
-    import_tensorflow()
+    backends.start()
     from animalcnn.evaluation.evaluate import evaluate as evaluate_run
 
     for run in folders:
@@ -107,13 +108,14 @@ def predict(
     ] = None,
 ) -> None:
     """Label images with a run's best checkpoint: class, confidence, class probabilities."""
+    from animalcnn import backends
     from animalcnn.atomic import atomic_write
-    from animalcnn.console import console, import_tensorflow
+    from animalcnn.console import console
     from animalcnn.reporting.tables import prediction_table
     from animalcnn.run_folder import RunFolder
 
     folder = RunFolder.open(run)
-    import_tensorflow()
+    backends.start()
     from animalcnn.evaluation.predict import predict as predict_images
 
     df = predict_images(folder, paths)
@@ -142,12 +144,13 @@ def explain(
     ] = None,
 ) -> None:
     """Show where each image's evidence lies: a Grad-CAM heat map per image."""
-    from animalcnn.console import console, import_tensorflow
+    from animalcnn import backends
+    from animalcnn.console import console
     from animalcnn.reporting.tables import explain_table
     from animalcnn.run_folder import RunFolder
 
     folder = RunFolder.open(run)
-    import_tensorflow()
+    backends.start()
     from animalcnn.evaluation.explain import explain as explain_images
 
     console.print(explain_table(explain_images(folder, paths, out, class_name)))
@@ -171,7 +174,8 @@ def export(
 ) -> None:
     """Export the best model and check it: its runtime's probabilities against model.keras
     on a few of the run's images (exit 1 above 1e-3)."""
-    from animalcnn.console import console, import_tensorflow
+    from animalcnn import backends
+    from animalcnn.console import console
     from animalcnn.errors import UserError
     from animalcnn.run_folder import RunFolder
 
@@ -179,7 +183,12 @@ def export(
     formats = ("savedmodel", "tflite", "onnx")
     if fmt not in formats:
         raise UserError(f"--format {fmt}: one of {', '.join(formats)}")
-    import_tensorflow()
+    backend = backends.start()
+    if fmt in ("savedmodel", "tflite") and not backends.installed("tensorflow"):
+        raise UserError(
+            f"{fmt}: needs TensorFlow, which is not installed here (backend {backend}): "
+            "pip install 'animalcnn[cpu]', or use --format onnx"
+        )
     from animalcnn.deploy.export import PARITY_TOLERANCE
     from animalcnn.deploy.export import export as export_model
 
@@ -212,11 +221,12 @@ def serve(
 ) -> None:
     """Serve the run's model over HTTP: a page at /, POST /predict, GET /health. Listens
     on this machine only unless --host says otherwise (there is no authentication)."""
-    from animalcnn.console import console, import_tensorflow
+    from animalcnn import backends
+    from animalcnn.console import console
     from animalcnn.run_folder import RunFolder
 
     folder = RunFolder.open(run)
-    import_tensorflow()
+    backends.start()
     from animalcnn.deploy.serve import serve as serve_run
 
     serve_run(folder, host, port, max_upload_mb,

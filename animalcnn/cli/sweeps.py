@@ -44,13 +44,14 @@ def sweep(
     """Run a sweep's trials until it is complete; run it again (or on more machines) to
     continue it (points left without a value are retried). Writes sweep.csv and sweep.html
     in the sweep folder; exits 1 when a grid point has no value or no trial completed."""
-    from animalcnn.console import console, import_tensorflow, print_error
+    from animalcnn import backends
+    from animalcnn.console import console, print_error
     from animalcnn.sweep.spec import load_sweep
 
     spec = load_sweep(file, overrides)
     if trials is not None:
         spec.trials = trials
-    import_tensorflow()
+    backends.start(str(spec.set.get("training.backend", "auto")))
     from animalcnn.reporting import sweep as report
     from animalcnn.sweep.search import best_line, run_sweep
 

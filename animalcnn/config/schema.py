@@ -131,6 +131,11 @@ class TrainingConfig(Section):
     deterministic: bool = Field(
         True, description="Deterministic ops: identical reruns, at some cost in GPU speed."
     )
+    backend: Literal["auto", "tensorflow", "jax", "torch"] = Field(
+        "auto",
+        description="The Keras backend: auto = the KERAS_BACKEND environment variable if "
+        "set, else TensorFlow if installed, else JAX, else PyTorch.",
+    )
     mixed_precision: Annotated[
         Literal["auto", "on", "off", "float16", "bfloat16"], BeforeValidator(_on_off)
     ] = Field(

@@ -1,4 +1,5 @@
-"""tf.data input pipelines over decoded images.
+"""tf.data input pipelines over decoded images (the TensorFlow backend's; JAX and PyTorch
+use `data.batches`).
 
 Images stay uint8 until a batch is formed (a quarter of a float32 copy), and
 batches are gathered by index: from one in-memory tensor, from a memory-mapped
@@ -8,8 +9,6 @@ batches an uninterrupted one would.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -22,10 +21,6 @@ def _options() -> tf.data.Options:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return options
-
-
-def steps_per_epoch(images: Images, batch_size: int) -> int:
-    return math.ceil(len(images) / batch_size)
 
 
 def _as_tensor(array: np.ndarray) -> tf.Tensor:

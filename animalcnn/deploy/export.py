@@ -17,6 +17,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from animalcnn.data.decoding import try_load
@@ -132,6 +133,9 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
             (tmp / MARKER).write_text(f"written by animalcnn export from {run.path}\n")
         _replace(tmp, target, fmt)
     except ModuleNotFoundError as exc:
+        if exc.name == "tensorflow":  # (JAX exports through jax2tf)
+            raise UserError(f"{fmt}: on {keras.backend.backend()}, Keras's export needs "
+                            "TensorFlow, which is not installed here") from None  # fmt: skip
         raise UserError(
             f"{fmt}: {exc.name} is not installed: pip install 'animalcnn[export]'"
         ) from None

@@ -13,7 +13,6 @@ import numpy as np
 
 from animalcnn.config import DataConfig, ExperimentConfig
 from animalcnn.console import print_warning, progress_bar
-from animalcnn.data import pipeline
 from animalcnn.data.decoding import decode
 from animalcnn.data.discovery import Split, read_split
 from animalcnn.data.files import file_digest
@@ -32,6 +31,7 @@ from animalcnn.run_folder import (
     TEST_FILES,
     RunFolder,
 )
+from animalcnn.training.compiling import eval_batches
 
 
 def load_best(run: RunFolder) -> keras.Model:
@@ -122,7 +122,7 @@ def evaluate(
         images = decode(split, reading_config(cfg), advance)
     for b in images.bad:
         print_warning(f"skipped {b}")
-    probs = model.predict(pipeline.eval_dataset(images, cfg.data.batch_size), verbose=0)
+    probs = model.predict(eval_batches(images, cfg.data.batch_size), verbose=0)
     probs = np.asarray(probs, dtype=np.float64)
     result = score(images.labels, probs, classes)
     paths = [images.paths[r] for r in images.rows]

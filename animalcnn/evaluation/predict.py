@@ -35,8 +35,8 @@ def expand_paths(paths: list[Path]) -> list[Path]:
 def predict(run: RunFolder, paths: list[Path]) -> pd.DataFrame:
     """One row per file: predicted class, confidence and one probability per class;
     a file that cannot be read gets its reason in `error` and no prediction."""
-    from animalcnn.data import pipeline
     from animalcnn.evaluation.evaluate import load_best
+    from animalcnn.training.compiling import eval_batches
 
     cfg = run.config()
     classes = run.metrics().get("classes") or []
@@ -49,7 +49,7 @@ def predict(run: RunFolder, paths: list[Path]) -> pd.DataFrame:
     if ok:
         array = np.stack([decoded[i] for i in ok])
         images = Images(array, np.arange(len(ok)), np.zeros(len(ok), np.int32), [], size)
-        probs[ok] = model.predict(pipeline.eval_dataset(images, cfg.data.batch_size), verbose=0)
+        probs[ok] = model.predict(eval_batches(images, cfg.data.batch_size), verbose=0)
     rows = []
     for i, (path, d) in enumerate(zip(files, decoded, strict=True)):
         row: dict[str, object] = {"file": str(path)}

@@ -171,7 +171,8 @@ def _run_view(s: RunSection) -> dict[str, Any]:
     """What the page shows of one run."""
     r = s.row
     facts = (
-        f"{r['arch']}, {r['status']}, device {r.get('device') or '-'}, precision "
+        f"{r['arch']}, {r['status']}, device {r.get('device') or '-'}, backend "
+        f"{r.get('backend') or '-'}, precision "
         f"{r['precision'] or '-'}; test figures from {r['test_data'] or 'no evaluation'}"
     )
     charts = _charts_html([history_chart(s.history, s.label)], False) if len(s.history) else []

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 PREDICTIONS_SHOWN = 50  # rows `predict` prints; its CSV has them all
 
 COMPARE_COLUMNS = [
-    "run", "name", "arch", "strategy", "status", "precision", "params_total", "params_trainable",
+    "run", "name", "arch", "strategy", "status", "backend", "precision", "params_total",
+    "params_trainable",
     "epochs", "best_epoch", "best_val_accuracy", "train_accuracy", "test_accuracy",
     "gap", "test_data", "time_s", "images_per_s", "device",
 ]  # fmt: skip
@@ -56,6 +57,7 @@ def run_row(path: Path) -> dict[str, Any]:
         strategy=m.get("strategy"),
         status=status,
         precision=_precision(m),
+        backend=m.get("backend", "tensorflow"),  # (runs from before the choice: TensorFlow)
         device=m.get("device"),
         params_total=params.get("total"),
         params_trainable=params.get("trainable"),
@@ -156,7 +158,7 @@ def format_cell(value: Any, kind: str = "") -> str:
 # (title, row key, format, priority): at a narrow width the highest priorities drop first.
 COMPARE_SPEC = [
     ("run", "run", "", 0), ("arch", "arch", "", 1), ("strategy", "strategy", "", 3),
-    ("status", "status", "", 0), ("precision", "precision", "", 2),
+    ("status", "status", "", 0), ("backend", "backend", "", 2), ("precision", "precision", "", 2),
     ("params", "params_total", "int", 4),
     ("trainable", "params_trainable", "int", 2), ("epochs", "epochs", "int", 3),
     ("best val acc", "best_val_accuracy", "pct", 0), ("train acc", "train_accuracy", "pct", 2),

@@ -17,12 +17,13 @@ import keras
 import numpy as np
 
 from animalcnn.atomic import atomic_write
+from animalcnn.backends.runtime import configure
 from animalcnn.config import ExperimentConfig
-from animalcnn.data import pipeline
+from animalcnn.data.batches import steps_per_epoch
 from animalcnn.models import build_model
 from animalcnn.reporting.charts import lr_find_chart, write_png
+from animalcnn.training.compiling import compile_for_training, training_batches
 from animalcnn.training.phases import phases, set_trainable
-from animalcnn.training.runtime import configure
 from animalcnn.training.session import load_training_data
 
 MIN_LR, MAX_LR = 1e-7, 10.0
@@ -66,22 +67,18 @@ def range_test(cfg: ExperimentConfig) -> RangeTest:
     """Run the test on the config's model and training data."""
     rt = configure(cfg)
     data = load_training_data(cfg)
-    with rt.strategy.scope():
+    with rt.scope():
         model = build_model(cfg, len(data.dataset.classes))
     first = phases(cfg)[0]
     set_trainable(model, first, cfg)
-    model.compile(
-        optimizer=keras.optimizers.Adam(MIN_LR),
-        loss="sparse_categorical_crossentropy",
-        jit_compile=rt.jit_compile,
-    )
-    per_epoch = pipeline.steps_per_epoch(data.train, cfg.data.batch_size)
+    compile_for_training(model, rt, keras.optimizers.Adam(MIN_LR))
+    per_epoch = steps_per_epoch(data.train, cfg.data.batch_size)
     steps = MAX_STEPS  # over several epochs of a small dataset
     epochs = math.ceil(steps / per_epoch)
     lrs = np.geomspace(MIN_LR, MAX_LR, steps)
     sweep = _Sweep(lrs)
     model.fit(
-        pipeline.training_dataset(data.train, cfg.data.batch_size, cfg.seed, 0, epochs),
+        training_batches(rt, data.train, cfg.data.batch_size, cfg.seed, 0, epochs),
         steps_per_epoch=steps,
         epochs=1,
         callbacks=[sweep],

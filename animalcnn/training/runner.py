@@ -7,16 +7,20 @@ only the chief keeps the run folder, and the lines say so.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
+from animalcnn import backends
+from animalcnn.backends.runtime import keeps_run_folder
 from animalcnn.config import ExperimentConfig, load_config
-from animalcnn.console import console, err_console, import_tensorflow, print_error
+from animalcnn.console import console, err_console, print_error
 from animalcnn.errors import UserError
 from animalcnn.run_folder import RunFolder
-from animalcnn.training.runtime import keeps_run_folder
 
 if TYPE_CHECKING:
     from animalcnn.training.session import TrainingFailed
@@ -43,19 +47,34 @@ def load_all(
 
 
 def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) -> int:
-    """Train each config into its run folder; returns the exit code (0: all completed)."""
+    """Train each config into its run folder; returns the exit code (0: all completed).
+    A config on another Keras backend than the first one's trains in a process of its
+    own (Keras takes one backend per process)."""
     loaded = load_all(paths, overrides, runs_dir)
-    import_tensorflow()
+    wanted = [None if isinstance(c, UserError) else backends.choose(c.training.backend)
+              for c in loaded]  # fmt: skip
+    here = next((name for name in wanted if name), None)
+    if here is None:
+        return EXIT_FAILED
+    backends.activate(here)
     import keras
 
     from animalcnn.training.session import TrainingFailed, start
 
     outcomes: list[tuple[Path, str]] = []
     code = 0
-    for path, cfg in zip(paths, loaded, strict=True):
+    for path, cfg, name in zip(paths, loaded, wanted, strict=True):
         if isinstance(cfg, UserError):
             outcomes.append((path, "config error"))
             code = EXIT_FAILED
+            continue
+        if name != here:
+            status = _in_own_process(path, overrides, runs_dir, name)
+            outcomes.append((path, f"on {name} in a process of its own: exit {status}"))
+            if status == EXIT_INTERRUPTED:
+                code = EXIT_INTERRUPTED
+                break
+            code = code or (EXIT_FAILED if status else 0)
             continue
         keras.backend.clear_session()
         try:
@@ -84,11 +103,24 @@ def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) ->
     return code
 
 
+def _in_own_process(path: Path, overrides: list[str], runs_dir: Path | None, name: str) -> int:
+    """Train one config in a new process on backend `name`; its exit code."""
+    command = [sys.executable, "-m", "animalcnn", "train", str(path)]
+    command += [arg for o in overrides for arg in ("--set", o)]
+    command += ["--set", f"training.backend={name}"]
+    if runs_dir is not None:
+        command += ["--runs-dir", str(runs_dir)]
+    console.print(f"{path}: training on {name} in a process of its own", highlight=False,
+                  markup=False)  # fmt: skip
+    return subprocess.run(command, env={**os.environ, "KERAS_BACKEND": name}).returncode
+
+
 def resume_one(path: Path) -> int:
-    """Continue a stopped run in its folder; returns the exit code."""
+    """Continue a stopped run in its folder (on the backend it trained on); returns the
+    exit code."""
     folder = RunFolder.open(path)
     cfg = folder.config()
-    import_tensorflow()
+    backends.activate(backends.choose(cfg.training.backend))
     from animalcnn.training.session import TrainingFailed, resume
 
     try:

@@ -24,14 +24,14 @@ import keras
 import numpy as np
 from rich.markup import escape
 
+from animalcnn.backends.runtime import Runtime, configure, keeps_run_folder
 from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, print_warning, progress_bar
-from animalcnn.data import pipeline
+from animalcnn.data.batches import steps_per_epoch
 from animalcnn.data.decoding import Images, decode
 from animalcnn.data.discovery import Dataset, discover
 from animalcnn.data.files import file_digest
 from animalcnn.errors import ConfigError, DataError, RunFolderError
-from animalcnn.keras_internals import adapt_multi_worker
 from animalcnn.models import build_model
 from animalcnn.models.summary import layer_table, parameter_counts
 from animalcnn.models.warm_start import classifier, copy_matching_weights
@@ -49,6 +49,7 @@ from animalcnn.run_folder import (
 )
 from animalcnn.training import resume as resume_state
 from animalcnn.training.callbacks import ConsoleProgress, PhaseCallbacks, RunRecorder, StopOnSignal
+from animalcnn.training.compiling import compile_for_training, eval_batches, training_batches
 from animalcnn.training.phases import Phase, phases, set_trainable
 from animalcnn.training.resume import (
     PhaseWindow,
@@ -57,7 +58,6 @@ from animalcnn.training.resume import (
     ResumeState,
     restore_rng_state,
 )
-from animalcnn.training.runtime import Runtime, configure, keeps_run_folder
 
 
 class TrainingFailed(Exception):
@@ -100,9 +100,12 @@ def load_training_data(cfg: ExperimentConfig) -> TrainingData:
 
 def _prepare(cfg: ExperimentConfig) -> tuple[Runtime, TrainingData]:
     """What a new and a resumed run both need first: the runtime, then the checked data."""
+    from animalcnn import backends
+
+    backends.activate(backends.choose(cfg.training.backend))  # (refused if Keras runs on another)
     rt = configure(cfg)
     console.print(
-        f"[bold]{escape(cfg.name)}[/]: {cfg.model.arch} on {rt.device}; "
+        f"[bold]{escape(cfg.name)}[/]: {cfg.model.arch} on {rt.device}; backend {rt.backend}, "
         f"precision {rt.precision}, XLA {'on' if rt.jit_compile else 'off'}",
         highlight=False,
     )
@@ -127,7 +130,7 @@ def start(
     """
     rt, data = _prepare(cfg)
     classes = data.dataset.classes
-    with rt.strategy.scope():
+    with rt.scope():
         model = build_model(cfg, len(classes))
     warm = _warm_start(cfg, model, classes) if cfg.model.init_from is not None else None
     set_trainable(model, phases(cfg)[-1], cfg)  # counts as training ends (fine-tune: unfrozen)
@@ -151,6 +154,7 @@ def start(
             "strategy": cfg.transfer.strategy if cfg.transfer else None,
             "started": datetime.now().isoformat(timespec="seconds"),
             "device": rt.device,
+            "backend": rt.backend,
             "precision": rt.precision,
             "jit_compile": rt.jit_compile,
             "replicas": rt.replicas,
@@ -237,7 +241,7 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
         run = RunFolder(Path(shutil.copytree(run.path, _worker_scratch() / run.name)))
     if data.dataset.classes != metrics.get("classes"):
         raise DataError(f"{cfg.data.dir}: its classes are not the run's {metrics.get('classes')}")
-    with rt.strategy.scope():
+    with rt.scope():
         model = run.load_model(LAST_MODEL, compile=True)
     restore_rng_state(model, state.rng)
     console.print(
@@ -267,8 +271,9 @@ class TrainingSession:
         self.cfg, self.rt, self.data, self.run_folder = cfg, rt, data, run
         self.model, self.state, self.extra = model, state, list(extra)
         self.plan = phases(cfg)
-        self.steps = pipeline.steps_per_epoch(data.train, cfg.data.batch_size)
-        self.val_ds = pipeline.eval_dataset(data.val, cfg.data.batch_size)
+        self._told_tensorboard = False
+        self.steps = steps_per_epoch(data.train, cfg.data.batch_size)
+        self.val_ds = eval_batches(data.val, cfg.data.batch_size)
         self.recorder = RunRecorder(run, len(data.train))
         self.stopper = StopOnSignal(console)
         total = sum(p.epochs for p in self.plan)
@@ -341,21 +346,13 @@ class TrainingSession:
         carry_on = self._carries_on(window.index)
         if not carry_on:
             set_trainable(self.model, phase, self.cfg)
-        with self.rt.strategy.scope():
-            self.model.compile(
-                optimizer=self.model.optimizer
-                if carry_on
-                else keras.optimizers.Adam(phase.learning_rate),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-                jit_compile=self.rt.jit_compile,
-            )
-        adapt_multi_worker(self.model, self.rt.strategy)
+        optimizer = self.model.optimizer if carry_on else keras.optimizers.Adam(phase.learning_rate)
+        compile_for_training(self.model, self.rt, optimizer)
         self.recorder.phase = phase.name
         first = len(self.recorder.rows)
         batch = self.cfg.data.batch_size
         self.model.fit(
-            pipeline.training_dataset(self.data.train, batch, self.cfg.seed, first, window.end),
+            training_batches(self.rt, self.data.train, batch, self.cfg.seed, first, window.end),
             steps_per_epoch=self.steps,
             validation_data=self.val_ds,
             initial_epoch=first,
@@ -387,11 +384,24 @@ class TrainingSession:
             checkpoint=ResumeCheckpoint(run, self.recorder, stopping, plateau, window)
             if t.resume_checkpoints
             else None,
-            tensorboard=keras.callbacks.TensorBoard(log_dir=str(run.file("tensorboard")))
-            if self.cfg.output.tensorboard
-            else None,
+            tensorboard=self._tensorboard(),
             extra=self.extra,
         )
+
+    def _tensorboard(self) -> keras.callbacks.Callback | None:
+        """Keras's TensorBoard callback, where TensorFlow's summary writer is installed;
+        without it the run says so once (at its first phase) and trains on."""
+        if not self.cfg.output.tensorboard:
+            return None
+        from animalcnn import backends
+
+        if not backends.installed("tensorflow"):
+            if not self._told_tensorboard:
+                print_warning("output.tensorboard: TensorBoard logs need TensorFlow's summary "
+                              "writer, which is not installed; this run writes none")  # fmt: skip
+                self._told_tensorboard = True
+            return None
+        return keras.callbacks.TensorBoard(log_dir=str(self.run_folder.file("tensorboard")))
 
     def _first_nan_epoch(self) -> int | None:
         rows = self.recorder.rows

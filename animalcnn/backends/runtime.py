@@ -1,0 +1,91 @@
+"""What a run needs to know of its backend, and what every backend shares: the
+`Runtime`, the precision choice, and which process of a multi-worker cluster keeps the
+run folder. Nothing here imports a backend."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from animalcnn.config import ExperimentConfig
+
+# CPUs whose matrix units run bfloat16: there mixed_bfloat16 pays (docs/benchmarks.md).
+BF16_MATRIX_FLAGS = frozenset({"amx_bf16"})
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One run's settings on its backend, chosen once (`configure` in the backend's module)."""
+
+    backend: str
+    device: str
+    precision: str  # the Keras dtype policy: float32, mixed_float16 or mixed_bfloat16
+    jit_compile: bool
+    replicas: int
+    chief: bool  # writes the run folder (every worker trains, one reports)
+    scope: Callable[[], AbstractContextManager[Any]] = field(default=contextlib.nullcontext)
+    strategy: Any = None  # TensorFlow's distribution strategy (None elsewhere)
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (none elsewhere)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def choose_precision(setting: str, has_gpu: bool, flags: frozenset[str]) -> str:
+    """The Keras dtype policy for `training.mixed_precision` on this device."""
+    if setting == "off":
+        return "float32"
+    if setting == "float16" or (setting in ("auto", "on") and has_gpu):
+        return "mixed_float16"
+    if setting in ("bfloat16", "on") or flags & BF16_MATRIX_FLAGS:
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def resolve(switch: str, has_gpu: bool) -> bool:
+    """An `auto | on | off` switch: auto means on where there is a GPU."""
+    return has_gpu if switch == "auto" else switch == "on"
+
+
+def is_chief(tf_config: str | None) -> bool:
+    """Whether this process is the chief of a TensorFlow multi-worker cluster (or alone)."""
+    if not tf_config:
+        return True
+    spec = json.loads(tf_config)
+    task, cluster = spec.get("task", {}), spec.get("cluster", {})
+    if "chief" in cluster:
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and task.get("index", 0) == 0
+
+
+def keeps_run_folder(cfg: ExperimentConfig) -> bool:
+    """Whether this process writes the run folder: all but a multi-worker run's non-chiefs
+    (TensorFlow: from TF_CONFIG; JAX: process 0 of JAX_PROCESS_ID)."""
+    if cfg.distribute.strategy != "multi_worker":
+        return True
+    from animalcnn import backends
+
+    if backends.choose(cfg.training.backend) == "jax":
+        return os.environ.get("JAX_PROCESS_ID", "0") in ("", "0")
+    return is_chief(os.environ.get("TF_CONFIG"))
+
+
+def configure(cfg: ExperimentConfig) -> Runtime:
+    """Apply the config's device, seed and precision settings on this process's backend;
+    call before building the model."""
+    from animalcnn import backends
+
+    return backends.module().configure(cfg)

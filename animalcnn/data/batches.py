@@ -1,0 +1,68 @@
+"""Batches for the JAX and PyTorch backends, with no TensorFlow: a `keras.utils.PyDataset`
+over the decoded uint8 images (`Images.batch`), prefetched by Keras's worker threads.
+
+The order of epoch `e` is a permutation seeded by (seed, e), so a resumed run sees the
+batches an uninterrupted one would. (TensorFlow keeps `tf.data`, `data.pipeline`.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from animalcnn.data.decoding import Images
+
+WORKERS = 2  # threads that form the next batches while the model trains on this one
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of the training images in epoch `epoch`."""
+    return np.random.default_rng((seed, epoch)).permutation(n)
+
+
+def steps_per_epoch(images: Images, batch_size: int) -> int:
+    return math.ceil(len(images) / batch_size)
+
+
+class TrainingBatches(keras.utils.PyDataset):
+    """Shuffled training batches, (float32 images, int32 labels), from epoch `first` on;
+    `span` epochs of them make one pass of `fit` (the learning-rate finder runs several
+    epochs' batches in one)."""
+
+    def __init__(
+        self, images: Images, batch_size: int, seed: int, first: int, span: int = 1
+    ) -> None:
+        super().__init__(workers=WORKERS, use_multiprocessing=False, max_queue_size=8)
+        self.images, self.batch_size, self.seed = images, batch_size, seed
+        self.epoch, self.span = first, span
+        self.per_epoch = steps_per_epoch(images, batch_size)
+
+    def __len__(self) -> int:
+        return self.per_epoch * self.span
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch, step = divmod(index, self.per_epoch)
+        order = epoch_order(len(self.images), self.seed, self.epoch + epoch)
+        idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+        return self.images.batch(idx).astype(np.float32), self.images.labels[idx]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += self.span
+
+
+class EvalBatches(keras.utils.PyDataset):
+    """Batches in file order, for validation, evaluation and prediction."""
+
+    def __init__(self, images: Images, batch_size: int) -> None:
+        super().__init__(workers=WORKERS, use_multiprocessing=False, max_queue_size=8)
+        self.images, self.batch_size = images, batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.arange(index * self.batch_size,
+                        min((index + 1) * self.batch_size, len(self.images)))  # fmt: skip
+        return self.images.batch(idx).astype(np.float32), self.images.labels[idx]

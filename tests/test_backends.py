@@ -1,0 +1,141 @@
+"""Keras backends: JAX and PyTorch train, resume, evaluate, predict and explain with no
+TensorFlow installed; a run trained on one backend gives the same predictions on
+another; configs on different backends train in processes of their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from animalcnn import backends
+
+from .conftest import assert_histories_close, write_config
+
+NO_TENSORFLOW = Path(__file__).parent / "support"  # its sitecustomize blocks tensorflow
+NO_TORCH = "PyTorch is not installed: make test-torch"
+BACKENDS = [
+    pytest.param("jax", marks=pytest.mark.skipif(not backends.installed("jax"), reason="no JAX")),
+    pytest.param(
+        "torch", marks=pytest.mark.skipif(not backends.installed("torch"), reason=NO_TORCH)
+    ),
+]
+
+
+def _without_tensorflow(backend: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**env, "PYTHONPATH": str(NO_TENSORFLOW), "KERAS_BACKEND": backend,
+            "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+
+
+def _run(env: dict[str, str], *args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "animalcnn", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=400)  # fmt: skip
+
+
+def _interrupted_after_first_epoch(env: dict[str, str], config: Path) -> None:
+    """`train` stopped by Ctrl-C once its first epoch line is out."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "animalcnn", "train", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    for line in proc.stdout:
+        if line.startswith("epoch   1/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.communicate(timeout=300)
+    assert proc.returncode == 130
+
+
+def test_the_backend_is_chosen_from_the_config_the_environment_or_what_is_installed(
+    monkeypatch,
+):
+    from animalcnn.errors import ConfigError
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert backends.choose("auto") == "tensorflow" and backends.choose("jax") == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert backends.choose("auto") == "jax" and backends.choose("torch") == "torch"
+    backends.start("tensorflow")  # (as every command in this test process does)
+    assert backends.loaded() == "tensorflow"
+    with pytest.raises(ConfigError) as info:
+        backends.activate("jax")
+    assert str(info.value) == (
+        "training.backend: jax, but this process already runs Keras "
+        "on tensorflow; run this config in a process of its own"
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_path, backend):
+    env = _without_tensorflow(backend)
+    runs = tmp_path / "runs"
+    config = write_config(tmp_path / "b.yaml", dataset, runs, training={"epochs": 3},
+                          model={"arch": "simple", "params": {"activation": "relu"},
+                                 "augmentation": [{"type": "flip"}]})  # fmt: skip
+    whole = _run(env, "train", config, "--runs-dir", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    assert f"backend {backend}" in whole.stdout
+    _interrupted_after_first_epoch(env, config)
+    (run,) = runs.iterdir()
+    resumed = _run(env, "train", "--resume", run)
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["backend"] == backend and metrics["status"] == "completed"
+    (uninterrupted,) = (tmp_path / "whole").iterdir()
+    assert_histories_close(pd.read_csv(uninterrupted / "history.csv"),
+                           pd.read_csv(run / "history.csv"), 70, 10)  # fmt: skip
+    for args in (("evaluate", run), ("explain", run, dataset / "inf", "--out", tmp_path / "x"),
+                 ("predict", run, dataset / "inf", "--csv", tmp_path / "theirs.csv"),
+                 ("export", run, "--format", "tflite")):  # fmt: skip
+        done = _run(env, *args)
+        if args[0] == "export":  # TensorFlow's own formats need TensorFlow
+            assert done.returncode == 2 and "tflite: needs TensorFlow" in done.stderr
+            continue
+        assert done.returncode == 0, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert json.loads((run / "evaluation.json").read_text())["images"] == 20
+    assert len(list((tmp_path / "x").glob("*_gradcam.png"))) == 6
+    # The same model file on TensorFlow (this process): the same predictions.
+    code, _, err = cli("predict", run, dataset / "inf", "--csv", tmp_path / "ours.csv")
+    assert code == 0, err
+    theirs, ours = pd.read_csv(tmp_path / "theirs.csv"), pd.read_csv(tmp_path / "ours.csv")
+    columns = [c for c in ours.columns if c.startswith("p_")]
+    np.testing.assert_allclose(theirs[columns], ours[columns], atol=1e-4)
+    assert (theirs["predicted"] == ours["predicted"]).all()
+
+
+@pytest.mark.skipif(not backends.installed("jax"), reason="JAX is not installed")
+def test_configs_on_two_backends_train_in_processes_of_their_own(cli, dataset, tmp_path):
+    runs = tmp_path / "runs"
+    tf = write_config(tmp_path / "tf.yaml", dataset, runs, training={"epochs": 1})
+    jax = write_config(tmp_path / "jx.yaml", dataset, runs,
+                       training={"epochs": 1, "backend": "jax"})  # fmt: skip
+    code, out, err = cli("train", tf, jax)
+    assert code == 0, err
+    assert f"{jax}: training on jax in a process of its own" in out.replace("\n", "")
+    metrics = [json.loads((r / "metrics.json").read_text()) for r in runs.iterdir()]
+    found = {m["name"]: m["backend"] for m in metrics}
+    assert found == {"tf": "tensorflow", "jx": "jax"}
+    code, out, _ = cli("compare", *runs.iterdir(), "--csv", tmp_path / "c.csv")
+    assert sorted(pd.read_csv(tmp_path / "c.csv")["backend"]) == ["jax", "tensorflow"]
+
+
+def test_a_strategy_a_backend_cannot_honour_is_one_line(dataset, tmp_path):
+    if not backends.installed("torch"):
+        pytest.skip(NO_TORCH)
+    config = write_config(tmp_path / "m.yaml", dataset, tmp_path / "runs",
+                          distribute={"strategy": "mirrored"})  # fmt: skip
+    done = _run(_without_tensorflow("torch"), "train", config, "--set", "training.backend=torch")
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: distribute: PyTorch trains on one device here (strategy auto or none; "
+        "training.backend jax or tensorflow spread over several)"
+    )
+    assert not (tmp_path / "runs").exists()
