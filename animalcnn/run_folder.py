@@ -67,21 +67,38 @@ class EpochRow(BaseModel):
     accuracy: float | None = None
 
 
-class _Metrics(BaseModel):
-    """What readers rely on in `metrics.json` (more keys are allowed)."""
+class Metrics(BaseModel):
+    """`metrics.json`: the one schema its writers (training, the sweep) and its readers
+    (the run folder, the tables, the report) share. Every write is checked against it;
+    a damaged or hand-edited file is a one-line error on reading. Keys a later version
+    adds are kept (extra keys are allowed)."""
 
     model_config = ConfigDict(extra="allow")
     status: Literal["running", "completed", "interrupted", "failed", "pruned"]
+    reason: str | None = None
     name: str | None = None
     arch: str | None = None
+    strategy: str | None = None  # the transfer strategy
+    started: str | None = None
+    finished: str | None = None
+    device: str | None = None
+    backend: Literal["tensorflow", "jax", "torch"] | None = None
+    precision: str | None = None
+    jit_compile: bool | None = None
+    replicas: int | None = None
     classes: list[str] | None = None
+    images: dict[str, int] | None = None
+    skipped_files: list[str] | None = None
     params: dict[str, int] | None = None
+    init_from: dict[str, Any] | None = None
+    process: dict[str, Any] | None = None
+    resumed: int | None = None
     epochs_run: int | None = None
     best_epoch: int | None = None
     best: EpochRow | None = None
     wall_time_s: float | None = None
     images_per_second: float | None = None
-    process: dict[str, Any] | None = None
+    sweep: dict[str, Any] | None = None
 
 
 def _process_start(pid: int) -> float | None:
@@ -204,7 +221,7 @@ class RunFolder:
         """`metrics.json`, checked: a hand-edited or damaged one is a one-line error."""
         data = self.read_json(METRICS)
         try:
-            _Metrics.model_validate(data)
+            Metrics.model_validate(data)
         except ValidationError as err:
             e = err.errors()[0]
             where = ".".join(str(p) for p in e["loc"])
@@ -253,11 +270,31 @@ class RunFolder:
             lock.release()
 
     def update_metrics(self, **values: Any) -> dict[str, Any]:
+        """Write `values` into `metrics.json` (a new one if there is none), checked against
+        `Metrics` first: a wrong value is a bug, never a damaged file."""
         path = self.path / METRICS
         data = self.metrics() if path.exists() else {}
         data.update(values)
+        Metrics.model_validate(data)
         self.write_json(METRICS, data)
         return data
+
+    def best_model(self) -> keras.Model:
+        """The run's best checkpoint (`model.keras`), to predict with: the one loader every
+        command uses. Checked against the run's config and classes."""
+        path = self.file(MODEL)
+        if not path.is_file():
+            raise RunFolderError(f"{self.path}: no {MODEL} (run status: {self.status()})")
+        size = self.config().data.img_size
+        model = self.load_model(MODEL)
+        expected = (None, size, size, 3)
+        classes = self.metrics().get("classes") or []
+        if tuple(model.input_shape) != expected or model.output_shape[-1] != len(classes):
+            raise RunFolderError(
+                f"{path}: takes {tuple(model.input_shape)} and gives {model.output_shape[-1]} "
+                f"classes, but the run's config and metrics say {expected} and {len(classes)}"
+            )
+        return model
 
     def load_model(self, name: str, compile: bool = False) -> keras.Model:
         """One of the run's model files, ready for its architecture (`compile` restores the
@@ -282,8 +319,8 @@ class RunFolder:
     def config(self) -> ExperimentConfig:
         import yaml
 
-        from animalcnn.config import validate_config
         from animalcnn.config.loading import read_yaml
+        from animalcnn.models.configs import validate_config
 
         path = self.path / CONFIG
         try:

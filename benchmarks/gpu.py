@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from animalcnn.backends.runtime import choose_precision, cpu_flags  # noqa: E402
-from animalcnn.config import load_config  # noqa: E402
+from animalcnn.models.configs import load_config  # noqa: E402
 from benchmarks.precision import POLICIES  # noqa: E402
 from benchmarks.precision import machine as cpu_machine  # noqa: E402
 

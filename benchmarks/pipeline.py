@@ -36,7 +36,7 @@ METHODS = ["animalcnn", "in-memory", "notebook", "nb+cache"]
 
 
 def _config(args: argparse.Namespace, size: int, runs_dir: Path):
-    from animalcnn.config import load_config
+    from animalcnn.models.configs import load_config
 
     return load_config(
         Path(args.config),

@@ -245,8 +245,8 @@ def test_version_help_and_completion():
 
 
 def test_config_prints_every_option_resolved(cli, tmp_path: Path):
-    from animalcnn.config import load_config
     from animalcnn.config.schema import ExperimentConfig
+    from animalcnn.models.configs import load_config
 
     from .conftest import CONFIGS
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from animalcnn.config import ExperimentConfig, load_config
+from animalcnn.config import ExperimentConfig
 from animalcnn.errors import ConfigError
+from animalcnn.models.configs import load_config
 
 from .conftest import CONFIGS
 

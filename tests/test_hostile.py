@@ -85,7 +85,7 @@ def test_compare_and_report_list_damaged_runs(cli, run_copy, trained_run, tmp_pa
 
 
 def test_a_tampered_resume_state_never_finishes_a_run_early(cli, tmp_path, dataset):
-    from animalcnn.config import load_config
+    from animalcnn.models.configs import load_config
     from animalcnn.training.session import TrainingFailed, start
 
     from .test_precision import InterruptAfter

@@ -90,9 +90,9 @@ def test_an_augmentation_is_added_in_one_place(cli, tmp_path: Path):
     its line in `animalcnn models`."""
     from pydantic import Field
 
-    from animalcnn.config import validate_config
     from animalcnn.errors import ConfigError
     from animalcnn.models import augmentation, build_model
+    from animalcnn.models.configs import validate_config
 
     @augmentation.register("dim")
     class Dim(augmentation.Augmentation):
@@ -132,3 +132,18 @@ def test_atomic_writes_leave_no_temporary_file(tmp_path: Path):
         raise RuntimeError("disk full")
     assert target.read_text() == "{}"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_the_config_package_is_a_leaf():
+    """Importing the config schema loads nothing of animalcnn but itself and its errors
+    (no model registry, no backend)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, animalcnn.config; "
+            "print(sorted(m for m in sys.modules if m.startswith('animalcnn')))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    loaded = set(eval(done.stdout))  # noqa: S307 (our own printed list)
+    assert loaded and all(m in ("animalcnn", "animalcnn.errors") or
+                          m.startswith("animalcnn.config") for m in loaded), loaded  # fmt: skip
+    assert "keras" not in done.stdout

@@ -40,8 +40,8 @@ def test_data_check_recognises_the_layout(cli, flat: Path, train_only: Path, dat
 def test_held_out_test_files_are_recorded_never_trained_on_and_scored(
     cli, request, tmp_path: Path, layout: str
 ):
-    from animalcnn.config import load_config
     from animalcnn.data.discovery import discover
+    from animalcnn.models.configs import load_config
 
     root = request.getfixturevalue(layout)
     config = write_config(tmp_path / "held.yaml", root, tmp_path / "runs", training={"epochs": 1},

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from animalcnn.config import validate_config
 from animalcnn.models import build_model, registry
+from animalcnn.models.configs import validate_config
 
 from .conftest import CONFIGS
 

@@ -106,7 +106,7 @@ class InterruptAfter(keras.callbacks.Callback):
 
 
 def test_a_resumed_bfloat16_run_reproduces_the_uninterrupted_one(dataset, tmp_path, float32_after):
-    from animalcnn.config import load_config
+    from animalcnn.models.configs import load_config
     from animalcnn.run_folder import RunFolder
     from animalcnn.training.session import TrainingFailed, resume, start
 
@@ -121,7 +121,7 @@ def test_a_resumed_bfloat16_run_reproduces_the_uninterrupted_one(dataset, tmp_pa
 
 @pytest.mark.slow
 def test_a_backbone_fine_tunes_under_bfloat16(dataset, tmp_path, float32_after):
-    from animalcnn.config import load_config
+    from animalcnn.models.configs import load_config
     from animalcnn.training.session import start
 
     config = write_config(

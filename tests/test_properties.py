@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from animalcnn.config import ExperimentConfig, load_config
+from animalcnn.config import ExperimentConfig
 from animalcnn.errors import ConfigError
+from animalcnn.models.configs import load_config
 
 from .conftest import CONFIGS
 

@@ -103,7 +103,7 @@ def test_a_running_run_whose_process_is_gone_shows_as_stopped(cli, run_copy, tmp
 @pytest.fixture
 def interrupted(dataset: Path, tmp_path: Path) -> Path:
     """A run stopped by SIGINT after its second epoch, with its resume state."""
-    from animalcnn.config import load_config
+    from animalcnn.models.configs import load_config
     from animalcnn.training.session import TrainingFailed, start
 
     from .test_precision import InterruptAfter
@@ -140,7 +140,7 @@ class InterruptAtFirstBatch(keras.callbacks.Callback):
 
 
 def test_a_run_stopped_before_its_first_epoch_gets_no_resume_hint(dataset, tmp_path, capsys):
-    from animalcnn.config import load_config
+    from animalcnn.models.configs import load_config
     from animalcnn.training.runner import report_failure
     from animalcnn.training.session import TrainingFailed, start
 

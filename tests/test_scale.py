@@ -67,8 +67,8 @@ def test_mixed_precision_and_xla_switch_on_by_config(cli, dataset: Path, tmp_pat
 
 
 def test_switches_read_yaml_booleans_and_xla_needs_nondeterminism(tmp_path: Path):
-    from animalcnn.config import load_config
     from animalcnn.errors import ConfigError
+    from animalcnn.models.configs import load_config
 
     path = tmp_path / "c.yaml"
     path.write_text("training: {mixed_precision: on, jit_compile: off}\n")

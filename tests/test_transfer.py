@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from animalcnn.config import load_config, validate_config
 from animalcnn.errors import ConfigError, UserError
 from animalcnn.models import build_model
+from animalcnn.models.configs import load_config, validate_config
 from animalcnn.models.pretrained import BACKBONE_LAYER
 from animalcnn.models.summary import parameter_counts
 from animalcnn.training.phases import phases, set_trainable

@@ -70,9 +70,9 @@ def summary(
 ) -> None:
     """Build the model and show its layers and parameter counts (no training, no data)."""
     from animalcnn import backends
-    from animalcnn.config import load_config
     from animalcnn.console import console
     from animalcnn.data.discovery import class_count
+    from animalcnn.models.configs import load_config
 
     cfg = load_config(config, overrides)
     classes = classes or class_count(cfg.data, default=5)
@@ -103,8 +103,8 @@ def lr_find(
     """Find a learning rate: train briefly while it grows, and suggest where the loss falls
     fastest. Creates no run folder."""
     from animalcnn import backends
-    from animalcnn.config import load_config
     from animalcnn.console import console
+    from animalcnn.models.configs import load_config
 
     cfg = load_config(config, overrides)
     backends.start(cfg.training.backend)
@@ -126,7 +126,7 @@ def lr_find(
 )
 def show_config(config: Config, overrides: Overrides = None) -> None:
     """Print the config fully resolved: every option, with its default where not set."""
-    from animalcnn.config import load_config
+    from animalcnn.models.configs import load_config
 
     print(load_config(config, overrides).to_yaml(), end="")
 

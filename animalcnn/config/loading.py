@@ -1,10 +1,9 @@
-"""Loading a config: YAML, `--set` overrides, validation, and the architecture's checks.
+"""Reading a config: YAML, `--set` overrides, and validation against the schema. Every
+failure is a one-line `ConfigError` naming the file and the dotted field.
 
-The schema (`schema`) validates what every config has; this module adds what
-depends on the chosen architecture: its own `model.params`, its smallest input,
-whether a `transfer` section belongs, and the augmentation types registered in
-`animalcnn.models`. Every failure is a one-line `ConfigError` naming the file and
-the dotted field.
+This package is a leaf: what depends on the chosen architecture (its own
+`model.params`, its smallest input, whether a `transfer` section belongs, the
+registered augmentations) is checked by `animalcnn.models.configs`, above it.
 """
 
 from __future__ import annotations
@@ -17,15 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from animalcnn.config.schema import (
-    RUN_NAME,
-    RUN_NAME_RULE,
-    ExperimentConfig,
-    ModelConfig,
-    TransferConfig,
-)
+from animalcnn.config.schema import RUN_NAME, RUN_NAME_RULE, ExperimentConfig, ModelConfig
 from animalcnn.errors import ConfigError
-from animalcnn.models import augmentation, registry
 
 
 def _closest(name: str, candidates: list[str]) -> str:
@@ -44,15 +36,22 @@ def _fields_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]
     return list(model.model_fields)
 
 
-def format_errors(err: ValidationError, root: type[BaseModel], prefix: str = "") -> str:
-    """The first error as `dotted.field: message`, with a did-you-mean for unknown keys."""
-    tags = set(augmentation.names())
+def format_errors(
+    err: ValidationError,
+    root: type[BaseModel],
+    prefix: str = "",
+    tagged: dict[str, type[BaseModel]] | None = None,
+) -> str:
+    """The first error as `dotted.field: message`, with a did-you-mean for unknown keys;
+    `tagged` names the types of a tagged union (the augmentations) by their tags."""
+    tagged = tagged or {}
+    tags = set(tagged)
     e = err.errors()[0]
     loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in tags))
     field = prefix + ".".join(str(p) for p in loc)
     if e["type"] == "extra_forbidden":
         tag = next((p for p in e["loc"] if isinstance(p, str) and p in tags), None)
-        known = list(augmentation.get(tag).model_fields) if tag else _fields_at(root, loc[:-1])
+        known = list(tagged[tag].model_fields) if tag else _fields_at(root, loc[:-1])
         hint = _closest(str(loc[-1]), known)
         msg = f"unknown field{hint}"
     elif e["type"] == "union_tag_invalid":
@@ -157,47 +156,20 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def validate_config(data: dict[str, Any], source: str) -> ExperimentConfig:
-    """Validate a config mapping; `source` prefixes every error message."""
+def validate_schema(data: dict[str, Any], source: str) -> ExperimentConfig:
+    """Validate a config mapping against the schema alone (what every config has; the
+    architecture's own checks are `models.configs.validate_config`'s)."""
     try:
-        cfg = ExperimentConfig.model_validate(data)
+        return ExperimentConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(f"{source}: {format_errors(err, ExperimentConfig)}") from None
-    try:
-        arch = registry.get(cfg.model.arch)
-    except KeyError as err:
-        raise ConfigError(f"{source}: model.arch: {err.args[0]}") from None
-    try:
-        params = arch.params.model_validate(cfg.model.params)
-    except ValidationError as err:
-        raise ConfigError(f"{source}: {format_errors(err, arch.params, 'model.params.')}") from None
-    cfg.model.params = params.model_dump(mode="json")
-    try:
-        augs = augmentation.list_adapter().validate_python(cfg.model.augmentation)
-    except ValidationError as err:
-        raise ConfigError(
-            f"{source}: {format_errors(err, ModelConfig, 'model.augmentation.')}"
-        ) from None
-    cfg.model.augmentation = [a.model_dump(mode="json") for a in augs]
-    smallest = arch.smallest_input(params)
-    if cfg.data.img_size < smallest:
-        raise ConfigError(
-            f"{source}: data.img_size: {cfg.data.img_size} is too small for "
-            f"{arch.name} with these params, which needs at least {smallest}"
-        )
-    if cfg.transfer is not None and not arch.pretrained:
-        raise ConfigError(
-            f"{source}: transfer: only valid for a pretrained architecture, not {arch.name!r}"
-        )
-    if arch.pretrained and cfg.transfer is None:
-        cfg.transfer = TransferConfig()
-    return cfg
 
 
-def load_config(
+def read_config(
     path: Path, overrides: list[str] | None = None, runs_dir: Path | None = None
-) -> ExperimentConfig:
-    """Read, override and validate a config file; errors are one-line `ConfigError`s.
+) -> dict[str, Any]:
+    """A config file as data, with its name, `--set` overrides and `--runs-dir` applied
+    (not validated yet); errors are one-line `ConfigError`s.
 
     `runs_dir` (the command line's `--runs-dir`) is a path as given, not YAML."""
     data = _read_yaml(path)
@@ -214,4 +186,4 @@ def load_config(
         if not isinstance(data["output"], dict):
             raise ConfigError(f"{path}: output: expected a mapping")
         data["output"]["runs_dir"] = str(runs_dir)
-    return validate_config(data, str(path))
+    return data

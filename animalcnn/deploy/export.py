@@ -24,7 +24,7 @@ from animalcnn.data.decoding import try_load
 from animalcnn.data.discovery import training_folder
 from animalcnn.data.files import list_images
 from animalcnn.errors import DataError, UserError
-from animalcnn.evaluation.evaluate import load_best, warn_unfinished
+from animalcnn.evaluation.evaluate import warn_unfinished
 from animalcnn.run_folder import RunFolder
 
 # format: (Keras's name for it, file suffix; a SavedModel is a folder)
@@ -119,7 +119,7 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
     target = out if out is not None else run.file(EXPORT_DIR) / f"model{suffix or '_savedmodel'}"
     check_target(run, target, fmt)
     warn_unfinished(run, "exporting")
-    model = load_best(run)
+    model = run.best_model()
     images = sample_images(run)
     reference = model.predict(images, verbose=0)  # (this also builds what ONNX export needs)
     target.parent.mkdir(parents=True, exist_ok=True)

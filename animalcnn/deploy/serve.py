@@ -29,7 +29,8 @@ import numpy as np
 
 from animalcnn.data.decoding import try_load
 from animalcnn.errors import UserError
-from animalcnn.evaluation.evaluate import load_best, warn_unfinished
+from animalcnn.evaluation.evaluate import warn_unfinished
+from animalcnn.evaluation.inference import in_memory, probabilities
 from animalcnn.reporting.pages import render
 from animalcnn.run_folder import EVALUATION, RunFolder
 
@@ -112,7 +113,7 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
         raise UserError("fastapi is not installed: pip install 'animalcnn[serve]'") from None
 
     warn_unfinished(run, "serving")
-    model = load_best(run)
+    model = run.best_model()
     classes = run.metrics().get("classes") or []
     size = run.config().data.img_size
     limit = int(max_upload_mb * 2**20)
@@ -131,9 +132,9 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
             if isinstance(image, str):
                 raise HTTPException(422, f"{name}: {image}")
             images.append(image)
-        batch = np.stack(images).astype(np.float32)
+        batch = np.stack(images)
         with model_lock:
-            probs = model.predict(batch, verbose=0)
+            probs = probabilities(model, in_memory(batch), len(batch))
         predictions = [
             {
                 "file": name,
@@ -148,7 +149,7 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
             from animalcnn.reporting.gallery import overlay_uri
 
             with model_lock:
-                heats, _ = heatmaps(model, batch)
+                heats, _ = heatmaps(model, batch.astype(np.float32))
             for prediction, image, heat in zip(predictions, images, heats, strict=True):
                 prediction["gradcam"] = overlay_uri(image, heat)
         return {"predictions": predictions}

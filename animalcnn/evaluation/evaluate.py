@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
 from animalcnn.config import DataConfig, ExperimentConfig
@@ -18,6 +17,7 @@ from animalcnn.data.discovery import Split, read_split
 from animalcnn.data.files import file_digest
 from animalcnn.errors import RunFolderError
 from animalcnn.evaluation.gradcam import heatmaps
+from animalcnn.evaluation.inference import probabilities
 from animalcnn.evaluation.interpret import DEFAULT_ERRORS, most_confused, top_errors
 from animalcnn.evaluation.scoring import score
 from animalcnn.reporting.charts import confusion_chart, write_png
@@ -31,24 +31,6 @@ from animalcnn.run_folder import (
     TEST_FILES,
     RunFolder,
 )
-from animalcnn.training.compiling import eval_batches
-
-
-def load_best(run: RunFolder) -> keras.Model:
-    """The run's best checkpoint, to predict with."""
-    path = run.file(MODEL)
-    if not path.is_file():
-        raise RunFolderError(f"{run.path}: no {MODEL} (run status: {run.status()})")
-    cfg = run.config()
-    model = run.load_model(MODEL)
-    expected = (None, cfg.data.img_size, cfg.data.img_size, 3)
-    classes = run.metrics().get("classes") or []
-    if tuple(model.input_shape) != expected or model.output_shape[-1] != len(classes):
-        raise RunFolderError(
-            f"{path}: takes {tuple(model.input_shape)} and gives {model.output_shape[-1]} "
-            f"classes, but the run's config and metrics say {expected} and {len(classes)}"
-        )
-    return model
 
 
 def warn_unfinished(run: RunFolder, doing: str) -> str:
@@ -117,13 +99,12 @@ def evaluate(
         folder = test_folder(run, data)
         classes, split = read_split(folder, metrics.get("classes"))
         root, shown = folder.parent, str(folder)
-    model = load_best(run)
+    model = run.best_model()
     with progress_bar(f"decoding {folder}", len(split)) as advance:
         images = decode(split, reading_config(cfg), advance)
     for b in images.bad:
         print_warning(f"skipped {b}")
-    probs = model.predict(eval_batches(images, cfg.data.batch_size), verbose=0)
-    probs = np.asarray(probs, dtype=np.float64)
+    probs = probabilities(model, images, cfg.data.batch_size)
     result = score(images.labels, probs, classes)
     paths = [images.paths[r] for r in images.rows]
     mistakes = top_errors(images.labels, probs, classes, paths, root, errors)

@@ -9,7 +9,6 @@ import pandas as pd
 
 from animalcnn.data.decoding import try_load
 from animalcnn.errors import DataError
-from animalcnn.evaluation.evaluate import load_best
 from animalcnn.evaluation.gradcam import heatmaps
 from animalcnn.evaluation.predict import expand_paths
 from animalcnn.reporting.gallery import write_gradcam
@@ -45,7 +44,7 @@ def explain(
         raise DataError(f"--class {class_name}: not one of the run's classes {classes}")
     files = expand_paths(paths)
     out = out if out is not None else run.file(EXPLAIN_DIR)
-    model = load_best(run)
+    model = run.best_model()
     size = run.config().data.img_size
     rows = []
     for path, stem in zip(files, unique_stems(files), strict=True):

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from animalcnn.data.decoding import Images, try_load
 from animalcnn.data.files import IMAGE_SUFFIXES, list_images
 from animalcnn.errors import DataError
 from animalcnn.run_folder import RunFolder
@@ -35,26 +34,24 @@ def expand_paths(paths: list[Path]) -> list[Path]:
 def predict(run: RunFolder, paths: list[Path]) -> pd.DataFrame:
     """One row per file: predicted class, confidence and one probability per class;
     a file that cannot be read gets its reason in `error` and no prediction."""
-    from animalcnn.evaluation.evaluate import load_best
-    from animalcnn.training.compiling import eval_batches
+    from animalcnn.data.decoding import decode
+    from animalcnn.data.discovery import Split
+    from animalcnn.evaluation.evaluate import reading_config
+    from animalcnn.evaluation.inference import probabilities
 
     cfg = run.config()
     classes = run.metrics().get("classes") or []
     files = expand_paths(paths)
-    model = load_best(run)
-    size = cfg.data.img_size
-    decoded = [try_load(f, size) for f in files]
-    ok = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
+    model = run.best_model()
+    images = decode(Split(files, np.zeros(len(files), np.int32)), reading_config(cfg))
+    why = {b.path: b.reason for b in images.bad}
     probs = np.zeros((len(files), len(classes)))
-    if ok:
-        array = np.stack([decoded[i] for i in ok])
-        images = Images(array, np.arange(len(ok)), np.zeros(len(ok), np.int32), [], size)
-        probs[ok] = model.predict(eval_batches(images, cfg.data.batch_size), verbose=0)
+    probs[images.rows] = probabilities(model, images, cfg.data.batch_size)
     rows = []
-    for i, (path, d) in enumerate(zip(files, decoded, strict=True)):
+    for i, path in enumerate(files):
         row: dict[str, object] = {"file": str(path)}
-        if isinstance(d, str):
-            row.update(predicted=None, confidence=None, error=d)
+        if path in why:
+            row.update(predicted=None, confidence=None, error=why[path])
         else:
             row.update(predicted=classes[int(probs[i].argmax())], confidence=float(probs[i].max()))
             row.update({f"p_{c}": float(p) for c, p in zip(classes, probs[i], strict=True)})

@@ -34,9 +34,10 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from animalcnn.config import ExperimentConfig, load_config
+from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, print_warning
 from animalcnn.errors import ConfigError, RunFolderError, UserError
+from animalcnn.models.configs import load_config
 from animalcnn.run_folder import (
     HEARTBEAT,
     RunFolder,

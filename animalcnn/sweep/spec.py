@@ -14,10 +14,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from animalcnn.config import load_config, parse_override
+from animalcnn.config import parse_override
 from animalcnn.config.loading import format_errors, read_yaml
 from animalcnn.config.schema import RUN_NAME_RULE, RunName
 from animalcnn.errors import ConfigError
+from animalcnn.models.configs import load_config
 
 BASE = "base"  # the parameter that picks among several base configs
 # The most points a grid may have: each is a trial, and the grid is listed in memory.

@@ -20,11 +20,11 @@ from animalcnn.atomic import atomic_write
 from animalcnn.backends.runtime import configure
 from animalcnn.config import ExperimentConfig
 from animalcnn.data.batches import steps_per_epoch
+from animalcnn.data.loading import load_training_data
 from animalcnn.models import build_model
 from animalcnn.reporting.charts import lr_find_chart, write_png
 from animalcnn.training.compiling import compile_for_training, training_batches
 from animalcnn.training.phases import phases, set_trainable
-from animalcnn.training.session import load_training_data
 
 MIN_LR, MAX_LR = 1e-7, 10.0
 MAX_STEPS = 100

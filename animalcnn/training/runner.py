@@ -17,9 +17,10 @@ from rich.markup import escape
 
 from animalcnn import backends
 from animalcnn.backends.runtime import keeps_run_folder
-from animalcnn.config import ExperimentConfig, load_config
+from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, err_console, print_error
 from animalcnn.errors import UserError
+from animalcnn.models.configs import load_config
 from animalcnn.run_folder import RunFolder
 
 if TYPE_CHECKING:

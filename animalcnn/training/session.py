@@ -16,7 +16,6 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -26,11 +25,10 @@ from rich.markup import escape
 
 from animalcnn.backends.runtime import Runtime, configure, keeps_run_folder
 from animalcnn.config import ExperimentConfig
-from animalcnn.console import console, print_warning, progress_bar
+from animalcnn.console import console, print_warning
 from animalcnn.data.batches import steps_per_epoch
-from animalcnn.data.decoding import Images, decode
-from animalcnn.data.discovery import Dataset, discover
 from animalcnn.data.files import file_digest
+from animalcnn.data.loading import TrainingData, load_training_data
 from animalcnn.errors import ConfigError, DataError, RunFolderError
 from animalcnn.models import build_model
 from animalcnn.models.summary import layer_table, parameter_counts
@@ -40,7 +38,6 @@ from animalcnn.run_folder import (
     CONFIG,
     HISTORY_PNG,
     LAST_MODEL,
-    METRICS,
     MODEL,
     STATE,
     SUMMARY,
@@ -66,36 +63,6 @@ class TrainingFailed(Exception):
     def __init__(self, run: RunFolder, status: str, reason: str) -> None:
         super().__init__(f"{run.path}: {status}: {reason}")
         self.run, self.status, self.reason = run, status, reason
-
-
-@dataclass
-class TrainingData:
-    dataset: Dataset
-    train: Images
-    val: Images
-
-
-def load_training_data(cfg: ExperimentConfig) -> TrainingData:
-    """Find, split and decode the training and validation images, checking every file."""
-    dataset = discover(cfg.data, cfg.seed)
-    for note in dataset.notes:
-        print_warning(note)
-    decoded = []
-    for label, split in (("train", dataset.train), ("validation", dataset.val)):
-        with progress_bar(f"decoding {label} images", len(split)) as advance:
-            decoded.append(decode(split, cfg.data, advance))
-    train, val = decoded
-    bad = train.bad + val.bad
-    if bad and cfg.data.on_bad_file == "fail":
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise DataError(f"{bad[0]}{more}; data.on_bad_file: skip leaves such files out")
-    for b in bad:
-        print_warning(f"skipped {b}")
-    present = set(np.unique(train.labels))
-    empty = [c for i, c in enumerate(dataset.classes) if i not in present]
-    if empty:
-        raise DataError(f"{cfg.data.dir}: no readable training images for class(es) {empty}")
-    return TrainingData(dataset, train, val)
 
 
 def _prepare(cfg: ExperimentConfig) -> tuple[Runtime, TrainingData]:
@@ -145,9 +112,8 @@ def start(
         files = [str(p.relative_to(cfg.data.dir)) for p in test.paths]
         run.write_json(TEST_FILES, {"files": files, "labels": test.labels.tolist()})
     run.write_text(SUMMARY, layer_table(model))
-    run.write_json(
-        METRICS,
-        {
+    run.update_metrics(
+        **{
             "status": "running",
             "name": cfg.name,
             "arch": cfg.model.arch,
@@ -187,7 +153,7 @@ def _warm_start(cfg: ExperimentConfig, model: keras.Model, classes: list[str]) -
         source = RunFolder.open(cfg.model.init_from)
         theirs = source.metrics().get("classes")
         keep = frozenset() if theirs == classes else frozenset({classifier(model)})
-        copied, fresh = copy_matching_weights(source.load_model(MODEL), model, keep)
+        copied, fresh = copy_matching_weights(source.best_model(), model, keep)
         status = source.status()
         best = source.metrics().get("best") or {}
     except RunFolderError as exc:
