@@ -15,6 +15,10 @@ then the CLI's start-up times. Usage:
   python benchmarks/pipeline.py --data ~/animals --sizes 64 100 --epochs 4
   python benchmarks/pipeline.py --config configs/resnet.yaml --sizes 100 \
       --set training.deterministic=false --set training.mixed_precision=on
+  python benchmarks/pipeline.py --backend jax          # animalcnn vs in-memory on JAX
+
+On JAX and PyTorch only `animalcnn` (its PyDataset over the decoded cache) and
+`in-memory` run: the notebook's loaders are tf.data.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def _config(args: argparse.Namespace, size: int, runs_dir: Path):
             f"training.val_patience={args.epochs + 1}",
             f"output.runs_dir={runs_dir}",
             "output.tensorboard=false",
+            f"training.backend={args.backend}",
             *args.set,
         ],
     )
@@ -128,6 +133,9 @@ def measure(method: str, args: argparse.Namespace, size: int) -> dict:
 
 
 def _child(args: argparse.Namespace) -> None:
+    from animalcnn import backends
+
+    backends.start(args.backend)
     result = measure(args.method, args, args.size)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result), flush=True)
@@ -136,8 +144,10 @@ def _child(args: argparse.Namespace) -> None:
 def _spawn(method: str, args: argparse.Namespace, size: int) -> dict:
     cmd = [sys.executable, __file__, "--child", "--method", method, "--size", str(size),
            "--data", str(args.data), "--config", args.config, "--epochs", str(args.epochs),
-           "--batch", str(args.batch), *(f"--set={s}" for s in args.set)]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+           "--batch", str(args.batch), "--backend", args.backend,
+           *(f"--set={s}" for s in args.set)]  # fmt: skip
+    env = {**os.environ, "KERAS_BACKEND": args.backend}
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         raise SystemExit(f"{method} at {size}px failed:\n{out.stderr[-3000:]}")
@@ -172,6 +182,10 @@ def main() -> None:
         "--methods", nargs="+", choices=METHODS, default=METHODS,
         help="methods to time (in-memory, the reference, always runs)",
     )  # fmt: skip
+    parser.add_argument(
+        "--backend", choices=["tensorflow", "jax", "torch"], default="tensorflow",
+        help="the Keras backend (each method runs in a fresh process on it)",
+    )  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -187,7 +201,10 @@ def main() -> None:
         make_dataset(args.data, int(per_class * 0.9), per_class - int(per_class * 0.9), size=128)
         print(f"generated {args.images:,} JPEG/PNG images (128x128) in {args.data}")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"machine: {machine}; config {Path(args.config).name}, batch {args.batch}, "
+    if args.backend != "tensorflow":  # the notebook's loaders are tf.data
+        args.methods = [m for m in args.methods if m in ("animalcnn", "in-memory")]
+    print(f"machine: {machine}; backend {args.backend}; config {Path(args.config).name}, "
+          f"batch {args.batch}, "
           f"{args.epochs} epochs (steady state: epochs 2-{args.epochs})")  # fmt: skip
     print()
     print("| size | method | best s/epoch | median s/epoch | images/s (best) | "

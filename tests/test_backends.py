@@ -101,6 +101,9 @@ def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_p
             continue
         assert done.returncode == 0, (args, done.stderr)
         assert "Traceback" not in done.stderr
+    if backend == "torch":  # ONNX through torch.onnx, checked by onnxruntime
+        done = _run(env, "export", run, "--format", "onnx", "--out", tmp_path / "m.onnx")
+        assert done.returncode == 0 and "against model.keras (ok)" in done.stdout, done.stderr
     assert json.loads((run / "evaluation.json").read_text())["images"] == 20
     assert len(list((tmp_path / "x").glob("*_gradcam.png"))) == 6
     # The same model file on TensorFlow (this process): the same predictions.

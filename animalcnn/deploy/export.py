@@ -121,13 +121,14 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
     warn_unfinished(run, "exporting")
     model = run.best_model()
     images = sample_images(run)
-    reference = model.predict(images, verbose=0)  # (this also builds what ONNX export needs)
+    reference = model.predict(images, verbose=0)
+    model(images[:1])  # called once directly: ONNX export requires it (predict is not, on JAX)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:  # written beside the target, then renamed: never half an artifact
         tmp = scratch / f"model{suffix}"
-        with warnings.catch_warnings():  # the converters' own deprecation notices
-            warnings.simplefilter("ignore", FutureWarning)
+        with warnings.catch_warnings():  # the converters' own notices (deprecations, tracing)
+            warnings.simplefilter("ignore")
             model.export(str(tmp), format=keras_format, verbose=False)
         if fmt == "savedmodel":
             (tmp / MARKER).write_text(f"written by animalcnn export from {run.path}\n")
@@ -136,9 +137,10 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
         if exc.name == "tensorflow":  # (JAX exports through jax2tf)
             raise UserError(f"{fmt}: on {keras.backend.backend()}, Keras's export needs "
                             "TensorFlow, which is not installed here") from None  # fmt: skip
-        raise UserError(
-            f"{fmt}: {exc.name} is not installed: pip install 'animalcnn[export]'"
-        ) from None
+        where = (
+            "pip install jax2onnx" if exc.name == "jax2onnx" else "pip install 'animalcnn[export]'"
+        )
+        raise UserError(f"{fmt}: {exc.name} is not installed: {where}") from None
     except Exception as exc:  # a full disk surfaces as OSError or as TensorFlow's own errors
         if _disk_full(exc):
             free = shutil.disk_usage(target.parent).free
@@ -149,7 +151,13 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    probs = predict_with(fmt, target, images)
+    try:
+        probs = predict_with(fmt, target, images)
+    except UserError:
+        raise
+    except Exception as exc:  # the runtime refuses what the converter wrote
+        gist = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{target}: written, but {fmt}'s runtime cannot run it ({gist})") from None
     return target, float(np.abs(np.asarray(probs, np.float64) - reference).max())
 
 

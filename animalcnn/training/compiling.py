@@ -4,6 +4,8 @@ and the learning-rate finder both come here, so they cannot drift apart."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 
 from animalcnn import backends
@@ -13,10 +15,15 @@ LOSS = "sparse_categorical_crossentropy"  # integer labels, softmax outputs
 
 
 def compile_for_training(
-    model: keras.Model, rt: Runtime, optimizer: keras.optimizers.Optimizer
+    model: keras.Model,
+    rt: Runtime,
+    optimizer: Callable[[], keras.optimizers.Optimizer] | keras.optimizers.Optimizer,
 ) -> None:
+    """Compile `model` to train; a new optimizer is made (by calling `optimizer`) inside
+    the runtime's distribution scope, where its variables must live."""
     with rt.scope():
-        model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"],
+        made = optimizer() if callable(optimizer) else optimizer
+        model.compile(optimizer=made, loss=LOSS, metrics=["accuracy"],
                       jit_compile=rt.jit_compile)  # fmt: skip
     backends.module(rt.backend).adapt(model, rt)
 

@@ -71,7 +71,7 @@ def range_test(cfg: ExperimentConfig) -> RangeTest:
         model = build_model(cfg, len(data.dataset.classes))
     first = phases(cfg)[0]
     set_trainable(model, first, cfg)
-    compile_for_training(model, rt, keras.optimizers.Adam(MIN_LR))
+    compile_for_training(model, rt, lambda: keras.optimizers.Adam(MIN_LR))
     per_epoch = steps_per_epoch(data.train, cfg.data.batch_size)
     steps = MAX_STEPS  # over several epochs of a small dataset
     epochs = math.ceil(steps / per_epoch)

@@ -312,7 +312,8 @@ class TrainingSession:
         carry_on = self._carries_on(window.index)
         if not carry_on:
             set_trainable(self.model, phase, self.cfg)
-        optimizer = self.model.optimizer if carry_on else keras.optimizers.Adam(phase.learning_rate)
+        rate = phase.learning_rate
+        optimizer = self.model.optimizer if carry_on else (lambda: keras.optimizers.Adam(rate))
         compile_for_training(self.model, self.rt, optimizer)
         self.recorder.phase = phase.name
         first = len(self.recorder.rows)
