@@ -139,8 +139,17 @@ def test_bad_config_exits_2_with_one_line_and_no_run_folder(cli, tmp_path: Path,
 def test_missing_data_folder_exits_2_before_any_run_folder(cli, tmp_path: Path):
     config = write_config(tmp_path / "nodata.yaml", tmp_path / "nowhere", tmp_path / "runs")
     code, _, err = cli("train", config)
-    assert code == 2 and "data.dir:" in err and "folder not found" in err
+    assert code == 2 and err.strip() == (
+        f"error: {config}: data.dir: {tmp_path / 'nowhere'}: folder not found; get the "
+        "course's dataset with `animalcnn data download`, or name yours with --set "
+        "data.dir=DIR"
+    )
     assert not (tmp_path / "runs").exists()
+    code = ("import sys; from typer.testing import CliRunner; from animalcnn.cli import app; "
+            f"r = CliRunner().invoke(app, ['train', {str(config)!r}]); "
+            "print(r.exit_code, 'keras' in sys.modules, 'tensorflow' in sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr  # before any backend
 
 
 def test_evaluate_rejects_non_runs_and_compare_lists_them_damaged(cli, tmp_path: Path):

@@ -105,8 +105,10 @@ def lr_find(
     from animalcnn import backends
     from animalcnn.console import console
     from animalcnn.models.configs import load_config
+    from animalcnn.training.runner import check_data_dir
 
     cfg = load_config(config, overrides)
+    check_data_dir(cfg, config)
     backends.start(cfg.training.backend)
     from animalcnn.training import lr_finder
 

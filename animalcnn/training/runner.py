@@ -19,7 +19,7 @@ from animalcnn import backends
 from animalcnn.backends.runtime import keeps_run_folder
 from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, err_console, print_error
-from animalcnn.errors import UserError
+from animalcnn.errors import DataError, UserError
 from animalcnn.models.configs import load_config
 from animalcnn.run_folder import RunFolder
 
@@ -38,13 +38,24 @@ def load_all(
     loaded: list[ExperimentConfig | UserError] = []
     for path in paths:
         try:
-            loaded.append(load_config(path, overrides, runs_dir))
+            cfg = load_config(path, overrides, runs_dir)
+            check_data_dir(cfg, path)
+            loaded.append(cfg)
         except UserError as exc:
             if len(paths) == 1:
                 raise
             print_error(exc)
             loaded.append(exc)
     return loaded
+
+
+def check_data_dir(cfg: ExperimentConfig, path: Path) -> None:
+    """A missing data folder, said before any backend is imported, with the ways on."""
+    if not cfg.data.dir.is_dir():
+        raise DataError(
+            f"{path}: data.dir: {cfg.data.dir}: folder not found; get the course's dataset "
+            "with `animalcnn data download`, or name yours with --set data.dir=DIR"
+        )
 
 
 def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) -> int:
