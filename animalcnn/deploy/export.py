@@ -148,7 +148,12 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
                 f"{target.parent}: disk full while writing the {fmt} export "
                 f"({free / 2**20:,.1f} MiB free); nothing was left behind"
             ) from None
-        raise
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        gist = f"{type(exc).__name__}: {lines[0][:160]}" if lines else type(exc).__name__
+        raise UserError(
+            f"{fmt}: this model cannot be exported on {keras.backend.backend()} ({gist}); "
+            "model.keras loads on every backend: export it on TensorFlow"
+        ) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     try:
