@@ -14,7 +14,7 @@ import torch
 
 from animalcnn.backends.runtime import Runtime, choose_precision, cpu_flags, keeps_run_folder
 from animalcnn.config import ExperimentConfig
-from animalcnn.data.decoding import Images
+from animalcnn.data import batches
 from animalcnn.errors import ConfigError
 
 NAME = "torch"
@@ -42,18 +42,9 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     return Runtime(NAME, device, precision, False, 1, keeps_run_folder(cfg))
 
 
-def training_batches(
-    rt: Runtime, images: Images, batch_size: int, seed: int, first: int, last: int
-) -> Any:
-    from animalcnn.data.batches import TrainingBatches
-
-    return TrainingBatches(images, batch_size, seed, first)
-
-
-def eval_batches(images: Images, batch_size: int) -> Any:
-    from animalcnn.data.batches import EvalBatches
-
-    return EvalBatches(images, batch_size)
+# Batches come from the decoded cache through a PyDataset, as on every backend but TensorFlow.
+training_batches = batches.training_batches
+eval_batches = batches.eval_batches
 
 
 def gradient(fn: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:

@@ -66,3 +66,14 @@ class EvalBatches(keras.utils.PyDataset):
         idx = np.arange(index * self.batch_size,
                         min((index + 1) * self.batch_size, len(self.images)))  # fmt: skip
         return self.images.batch(idx).astype(np.float32), self.images.labels[idx]
+
+
+def training_batches(
+    rt: object, images: Images, batch_size: int, seed: int, first: int, last: int
+) -> TrainingBatches:
+    """The batch source of training epochs [first, last) (a runtime's, off TensorFlow)."""
+    return TrainingBatches(images, batch_size, seed, first)
+
+
+def eval_batches(images: Images, batch_size: int) -> EvalBatches:
+    return EvalBatches(images, batch_size)
