@@ -18,7 +18,8 @@ def test_each_format_passes_its_parity_check(cli, run_copy: Path, fmt: str, name
     assert artifact.exists() and f"wrote {artifact}" in out
     delta = float(re.search(r"max \|Δp\| = (\S+) against model.keras \(ok\)", out).group(1))
     assert 0 <= delta <= 1e-3
-    assert not [p for p in (run_copy / "export").iterdir() if p.name.startswith(".")]
+    hidden = sorted(p.name for p in (run_copy / "export").iterdir() if p.name.startswith("."))
+    assert hidden == ([] if fmt == "savedmodel" else [f".{name}.animalcnn-export"])  # no scratch
 
 
 def test_an_artifact_that_disagrees_fails(cli, run_copy: Path, tmp_path: Path, monkeypatch):
@@ -61,6 +62,15 @@ def test_export_never_replaces_what_it_did_not_write(cli, run_copy: Path, tmp_pa
     for _ in range(2):  # an export of ours is replaced by the next
         code, _, err = cli("export", run_copy, "--format", "tflite", "--out", ours)
         assert code == 0, err
+    import shutil
+
+    elsewhere = Path(shutil.copy(ours, tmp_path / "elsewhere.tflite"))  # same format, not ours
+    ours.write_bytes(ours.read_bytes() + b"edited")  # ours, then changed by someone
+    for path in (elsewhere, ours):
+        before = path.read_bytes()
+        code, _, err = cli("export", run_copy, "--format", "tflite", "--out", path)
+        assert code == 2 and "a file that is not a tflite export of animalcnn's" in err
+        assert path.read_bytes() == before
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_scratch(cli, run_copy: Path, tmp_path: Path,

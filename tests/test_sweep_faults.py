@@ -233,3 +233,20 @@ def test_compare_on_a_sweep_whose_trials_all_failed(cli, tmp_path, tiny, trained
     )
     code, out, err = cli("compare", folder, trained_run)
     assert code == 0 and "damaged" not in out and f"warning: {folder}: a sweep with" in err
+
+
+def test_new_study_never_deletes_a_study_it_did_not_make(cli, tmp_path, tiny):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(study_name="theirs", storage=url).enqueue_trial({"x": 1})
+    path = _sweep(tmp_path, tiny, "theirs", parameters=LR)
+    code, _, err = cli("sweep", path, "--runs-dir", tmp_path / "runs", "--storage", url,
+                       "--new-study")  # fmt: skip
+    assert code == 2 and err.strip() == (
+        "error: --new-study: the study theirs in this storage was not made by animalcnn "
+        "sweep; it is left as it is (give the sweep a new name)"
+    )
+    code, _, err = cli("sweep", path, "--runs-dir", tmp_path / "runs", "--storage", url)
+    assert code == 2 and "the study of that name in this storage was not made by" in err
+    assert len(optuna.load_study(study_name="theirs", storage=url).trials) == 1

@@ -3,9 +3,11 @@ Keras's own export, then loaded back with that format's runtime and compared wit
 `model.keras` on a few of the run's images. The artifact takes raw 0-255 RGB pixels,
 as `model.keras` does.
 
-An existing target is replaced only when this command wrote it (a SavedModel folder
-holding our marker file, or a file of the same format); anything else is refused, and
-the run folder, its parents and `/` are never targets.
+An existing target is replaced only when this command wrote it: a SavedModel folder
+holding our marker file, or a TFLite/ONNX file whose SHA-256 matches the marker file
+written beside it (`.<name>.animalcnn-export`), so a file of the same format from
+anywhere else is not ours. Anything else is refused, and the run folder, its parents
+and `/` are never targets.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from animalcnn.atomic import atomic_write
 from animalcnn.data.decoding import try_load
 from animalcnn.data.discovery import training_folder
-from animalcnn.data.files import list_images
+from animalcnn.data.files import file_digest, list_images
 from animalcnn.errors import DataError, UserError
 from animalcnn.evaluation.evaluate import warn_unfinished
 from animalcnn.run_folder import RunFolder
@@ -33,10 +36,10 @@ FORMATS = {"savedmodel": ("tf_saved_model", ""), "tflite": ("litert", ".tflite")
 EXPORT_DIR = "export"
 PARITY_TOLERANCE = 1e-3  # the largest difference in a probability that passes
 SAMPLES = 8  # images compared
-# A SavedModel folder written by this command holds this file; only such a folder is
-# ever replaced.
+# A SavedModel folder written by this command holds this file, and an exported file has
+# one beside it (`.<name>` + MARKER) holding its SHA-256; only those are ever replaced.
 MARKER = ".animalcnn-export"
-TFLITE_MAGIC = b"TFL3"  # bytes 4-8 of a TFLite flatbuffer
+MARKER_TEXT = "written by animalcnn export"
 
 
 def sample_images(run: RunFolder, n: int = SAMPLES) -> np.ndarray:
@@ -79,20 +82,22 @@ def predict_with(fmt: str, path: Path, images: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: images})[0]
 
 
+def _sidecar(target: Path) -> Path:
+    return target.with_name(f".{target.name}{MARKER}")
+
+
 def _is_ours(target: Path, fmt: str) -> bool:
     """Whether `target`, which exists, is an artifact of format `fmt` this command wrote
     (and so may be replaced)."""
     if target.is_symlink():
         return False
     if fmt == "savedmodel":
-        return target.is_dir() and (target / MARKER).is_file()
-    if not target.is_file() or target.suffix != FORMATS[fmt][1]:
+        marker = target / MARKER
+        return marker.is_file() and marker.read_text(errors="replace").startswith(MARKER_TEXT)
+    sidecar = _sidecar(target)
+    if not (target.is_file() and sidecar.is_file()):
         return False
-    with open(target, "rb") as f:
-        head = f.read(8)
-    if fmt == "tflite":
-        return head[4:8] == TFLITE_MAGIC
-    return head[:1] == b"\x08"  # an ONNX ModelProto opens with its ir_version field
+    return sidecar.read_text(errors="replace").strip() == file_digest(target)
 
 
 def check_target(run: RunFolder, target: Path, fmt: str) -> None:
@@ -131,8 +136,12 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
             warnings.simplefilter("ignore")
             model.export(str(tmp), format=keras_format, verbose=False)
         if fmt == "savedmodel":
-            (tmp / MARKER).write_text(f"written by animalcnn export from {run.path}\n")
+            (tmp / MARKER).write_text(f"{MARKER_TEXT} from {run.path}\n")
+        else:
+            digest = file_digest(tmp)
         _replace(tmp, target, fmt)
+        if fmt != "savedmodel":
+            atomic_write(_sidecar(target), digest + "\n")
     except ModuleNotFoundError as exc:
         if exc.name == "tensorflow":  # (JAX exports through jax2tf)
             raise UserError(f"{fmt}: on {keras.backend.backend()}, Keras's export needs "
@@ -169,7 +178,7 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
 def _replace(new: Path, target: Path, fmt: str) -> None:
     """Put `new` at `target`; an old artifact of ours there is moved aside first and
     removed only once the new one is in place."""
-    if not target.exists():
+    if not target.exists() and not target.is_symlink():
         os.replace(new, target)
         return
     if not _is_ours(target, fmt):  # (it may have changed since the first check)

@@ -101,6 +101,12 @@ def open_study(spec: SweepSpec, storage: Any, new_study: bool = False) -> optuna
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # what matters, we say ourselves
     try:
         if new_study and spec.name in optuna.get_all_study_names(storage):
+            old = optuna.load_study(study_name=spec.name, storage=storage)
+            if SETTINGS not in old.user_attrs:  # another program's study of that name
+                raise ConfigError(
+                    f"--new-study: the study {spec.name} in this storage was not made by "
+                    "animalcnn sweep; it is left as it is (give the sweep a new name)"
+                )
             optuna.delete_study(study_name=spec.name, storage=storage)
         study = optuna.create_study(
             study_name=spec.name, storage=storage, sampler=_sampler(spec), pruner=_pruner(spec),
@@ -109,11 +115,19 @@ def open_study(spec: SweepSpec, storage: Any, new_study: bool = False) -> optuna
         stored = study.user_attrs.get(SETTINGS)
     except ValueError as exc:  # a study of this name made with another direction
         stored, study = {"direction": f"other ({exc})"}, None
+    except ConfigError:
+        raise
     except Exception as exc:
         raise UserError(f"sweep {spec.name}: its storage cannot be read ({_gist(exc)})") from None
     wanted = settings(spec)
     if stored is None and study is not None:
-        study.set_user_attr(SETTINGS, wanted)
+        trials = study.get_trials(deepcopy=False)
+        if trials and not any("process" in t.user_attrs for t in trials):
+            raise ConfigError(
+                f"sweep {spec.name}: the study of that name in this storage was not made by "
+                "animalcnn sweep; give the sweep a new name"
+            )
+        study.set_user_attr(SETTINGS, wanted)  # new, or made before studies kept them
         return study
     changed = [k for k in wanted if stored.get(k) != wanted[k]]
     if changed:
