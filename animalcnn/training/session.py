@@ -113,23 +113,21 @@ def start(
         run.write_json(TEST_FILES, {"files": files, "labels": test.labels.tolist()})
     run.write_text(SUMMARY, layer_table(model))
     run.update_metrics(
-        **{
-            "status": "running",
-            "name": cfg.name,
-            "arch": cfg.model.arch,
-            "strategy": cfg.transfer.strategy if cfg.transfer else None,
-            "started": datetime.now().isoformat(timespec="seconds"),
-            "device": rt.device,
-            "backend": rt.backend,
-            "precision": rt.precision,
-            "jit_compile": rt.jit_compile,
-            "replicas": rt.replicas,
-            "classes": classes,
-            "images": {"train": len(data.train), "val": len(data.val)},
-            "skipped_files": [str(b) for b in data.train.bad + data.val.bad],
-            "params": counts,
-            "init_from": warm,
-        },
+        status="running",
+        name=cfg.name,
+        arch=cfg.model.arch,
+        strategy=cfg.transfer.strategy if cfg.transfer else None,
+        started=datetime.now().isoformat(timespec="seconds"),
+        device=rt.device,
+        backend=rt.backend,
+        precision=rt.precision,
+        jit_compile=rt.jit_compile,
+        replicas=rt.replicas,
+        classes=classes,
+        images={"train": len(data.train), "val": len(data.val)},
+        skipped_files=[str(b) for b in data.train.bad + data.val.bad],
+        params=counts,
+        init_from=warm,
     )
     where = "run folder" if rt.chief else "worker's scratch copy (the chief keeps the run folder)"
     console.print(
