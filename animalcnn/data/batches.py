@@ -38,15 +38,23 @@ class TrainingBatches(keras.utils.PyDataset):
         self.images, self.batch_size, self.seed = images, batch_size, seed
         self.epoch, self.span = first, span
         self.per_epoch = steps_per_epoch(images, batch_size)
+        self._orders: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return self.per_epoch * self.span
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         epoch, step = divmod(index, self.per_epoch)
-        order = epoch_order(len(self.images), self.seed, self.epoch + epoch)
-        idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+        idx = self._order(self.epoch + epoch)[step * self.batch_size : (step + 1) * self.batch_size]
         return self.images.batch(idx).astype(np.float32), self.images.labels[idx]
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """Epoch `epoch`'s order, drawn once per epoch (not per batch: the worker threads
+        ask for it at every step)."""
+        if epoch not in self._orders:
+            self._orders = {e: o for e, o in self._orders.items() if e >= self.epoch}
+            self._orders[epoch] = epoch_order(len(self.images), self.seed, epoch)
+        return self._orders[epoch]
 
     def on_epoch_end(self) -> None:
         self.epoch += self.span
