@@ -13,6 +13,10 @@ it, not with an AttributeError half-way through a run.
 - `failed_download`: the file named in Keras's message when a weights download fails.
 - `outer_output`: a nested model's output in the model that calls it (`_inbound_nodes`;
   its public `output` is the nested model's own).
+- `layers_without_xla`: the layers whose sublayers Keras cannot compile (`_flatten_layers`,
+  as Keras's own `model_supports_jit` looks).
+- `ema_swapped_in`: tell a new `SwapEMAWeights` that the model holds the averaged
+  weights already (`_ema_weights_in_model`), as a run resumed mid-phase does.
 """
 
 from __future__ import annotations
@@ -79,3 +83,22 @@ def outer_output(layer: keras.Layer) -> keras.KerasTensor:
         return layer.output
     require(layer, "_inbound_nodes")
     return layer._inbound_nodes[-1].output_tensors[0]
+
+
+def ema_swapped_in(callback: keras.callbacks.SwapEMAWeights) -> None:
+    """Mark the averaged weights as the ones in the model (a resumed run's checkpoint was
+    saved with them swapped in), so the callback swaps the raw ones back first."""
+    require(callback, "_ema_weights_in_model")
+    callback._ema_weights_in_model = True
+
+
+def layers_without_xla(model: keras.Model) -> list[str]:
+    """The names of `model`'s layers that hold a layer Keras cannot compile with XLA (its
+    random rotation, zoom, translation, and the RandAugment and AugMix built on them):
+    with one of them, Keras trains the whole model without XLA."""
+    require(model, "_flatten_layers")
+    return [
+        layer.name
+        for layer in model.layers
+        if not all(inner.supports_jit for inner in layer._flatten_layers())
+    ]

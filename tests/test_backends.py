@@ -77,8 +77,12 @@ def test_the_backend_is_chosen_from_the_config_the_environment_or_what_is_instal
 def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_path, backend):
     env = _without_tensorflow(backend)
     runs = tmp_path / "runs"
+    # A modern recipe (decay, schedule, smoothing, MixUp/CutMix, EMA) must resume there too.
+    recipe = {"optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine",
+              "warmup_epochs": 1, "label_smoothing": 0.1, "ema": {"decay": 0.9},
+              "batch_augmentation": [{"type": "mixup"}, {"type": "cutmix"}]}  # fmt: skip
     config = write_config(tmp_path / "b.yaml", dataset, runs,
-                          training={"epochs": 3, "backend": backend},
+                          training={"epochs": 3, "backend": backend, **recipe},
                           model={"arch": "simple", "params": {"activation": "relu"},
                                  "augmentation": [{"type": "flip"}]})  # fmt: skip
     # The uninterrupted reference, beside a TensorFlow run: `train a.yaml b.yaml` with

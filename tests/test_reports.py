@@ -62,14 +62,18 @@ def test_one_chart_definition_draws_both_png_and_plotly(tmp_path: Path):
          "lr": [1e-3, 2e-4, 1e-5, 1e-5], "seconds": [1.0] * 4}
     )  # fmt: skip
     chart = history_chart(history, "r")
-    assert [p.title for p in chart.panels] == ["loss", "accuracy"]
+    assert [p.title for p in chart.panels] == ["loss", "accuracy", "learning rate (epoch start)"]
     assert chart.panels[1].percent == "y" and chart.panels[0].integer_x
+    rate = chart.panels[2]  # the rate per epoch, on a log axis, phases marked
+    assert rate.series[0].y == history["lr"].tolist() and rate.y_log
+    assert [(m.x, m.kind) for m in rate.marks] == [(2.5, "phase")]
     marks = [(m.x, m.kind) for m in chart.panels[0].marks]
     assert marks == [(2, "lr_drop"), (2.5, "phase"), (4, "best")]  # lowest val_loss: epoch 4
     fig = to_plotly(chart)
     traces = [(t.name, list(t.y)) for t in fig.data]
     assert traces == [(s.name, s.y) for p in chart.panels for s in p.series]
     assert fig.layout.yaxis2.tickformat == ".0%" and fig.layout.xaxis.dtick == 1
+    assert fig.layout.yaxis3.type == "log"
     assert {a.text for a in fig.layout.annotations} >= {"finetune", "loss", "accuracy"}
     assert_real_figure(write_png(chart, tmp_path / "h.png"))
 
@@ -83,6 +87,10 @@ def test_learning_rate_drops_and_phases_are_found():
     )  # fmt: skip
     assert lr_drops(history) == [3, 5]
     assert phase_starts(history) == [(4, "finetune")]
+    # a cosine schedule moves the rate at every epoch: no drop marks in its phase
+    cosine = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "phase": ["train"] * 5,
+                           "lr": [1e-4, 1e-3, 8e-4, 4e-4, 1e-4]})  # fmt: skip
+    assert lr_drops(cosine) == []
 
 
 def test_compare_writes_report_csv_and_pngs(cli, two_runs: list[Path], tmp_path: Path):

@@ -26,6 +26,7 @@ from animalcnn.backends.runtime import (
 )
 from animalcnn.config import ExperimentConfig
 from animalcnn.data.decoding import Images
+from animalcnn.data.targets import Targets
 from animalcnn.errors import ConfigError
 from animalcnn.keras_internals import require
 
@@ -105,17 +106,23 @@ def configure(cfg: ExperimentConfig) -> Runtime:
 
 
 def training_batches(
-    rt: Runtime, images: Images, batch_size: int, seed: int, first: int, last: int
+    rt: Runtime,
+    images: Images,
+    batch_size: int,
+    seed: int,
+    first: int,
+    last: int,
+    targets: Targets | None = None,
 ) -> Any:
     from animalcnn.data import pipeline
 
-    return pipeline.training_dataset(images, batch_size, seed, first, last)
+    return pipeline.training_dataset(images, batch_size, seed, first, last, targets)
 
 
-def eval_batches(images: Images, batch_size: int) -> Any:
+def eval_batches(images: Images, batch_size: int, targets: Targets | None = None) -> Any:
     from animalcnn.data import pipeline
 
-    return pipeline.eval_dataset(images, batch_size)
+    return pipeline.eval_dataset(images, batch_size, targets)
 
 
 def gradient(fn: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from enum import Enum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +42,24 @@ Overrides = Annotated[
 RunFolders = Annotated[list[Path], typer.Argument(metavar="RUN", help="Run folders.")]
 RunFolderArg = Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")]
 ImagePaths = Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files and folders.")]
+
+
+class TtaChoice(str, Enum):
+    """evaluation.inference's views (an Enum: typer's way to offer choices)."""
+
+    none = "none"
+    flip = "flip"
+    crops = "crops"
+
+
+TtaOption = Annotated[
+    TtaChoice,
+    typer.Option(
+        "--tta",
+        help="Test-time augmentation: average the probabilities of the image and its mirror "
+        "image (flip), and of four shifted copies too (crops).",
+    ),
+]
 
 
 def examples(*lines: str) -> str:

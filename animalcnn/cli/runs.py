@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from animalcnn.cli.app import ImagePaths, RunFolderArg, RunFolders, command, examples
+from animalcnn.cli.app import (
+    ImagePaths,
+    RunFolderArg,
+    RunFolders,
+    TtaChoice,
+    TtaOption,
+    command,
+    examples,
+)
 
 
 @command(
@@ -15,6 +23,7 @@ from animalcnn.cli.app import ImagePaths, RunFolderArg, RunFolders, command, exa
         "animalcnn evaluate runs/mid-20261129-101500",
         "animalcnn evaluate runs/mid-20261129-101500 --data ~/other_animals",
         "animalcnn evaluate runs/mid-20261129-101500 --errors 24 --explain",
+        "animalcnn evaluate runs/mid-20261129-101500 --tta flip",
     )
 )
 def evaluate(
@@ -29,6 +38,7 @@ def evaluate(
     explain: Annotated[
         bool, typer.Option("--explain", help="Draw each mistake's Grad-CAM over it.")
     ] = False,
+    tta: TtaOption = TtaChoice.none,
 ) -> None:
     """Score each run's best checkpoint on its test split: scores, confusion matrix, the
     most confused classes and a gallery of the most confident mistakes."""
@@ -42,7 +52,7 @@ def evaluate(
     from animalcnn.evaluation.evaluate import evaluate as evaluate_run
 
     for run in folders:
-        result = evaluate_run(run, data, errors, explain)
+        result = evaluate_run(run, data, errors, explain, tta.value)
         for table in evaluation_tables(result, run.name):
             console.print(table)
         console.print(f"wrote {', '.join(result['written'])}", highlight=False, markup=False)
@@ -106,6 +116,7 @@ def predict(
     csv: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Write one row per image as CSV.")
     ] = None,
+    tta: TtaOption = TtaChoice.none,
 ) -> None:
     """Label images with a run's best checkpoint: class, confidence, class probabilities."""
     from animalcnn import backends
@@ -118,7 +129,7 @@ def predict(
     backends.start()
     from animalcnn.evaluation.predict import predict as predict_images
 
-    df = predict_images(folder, paths)
+    df = predict_images(folder, paths, tta.value)
     console.print(prediction_table(df))
     if csv is not None:
         atomic_write(csv, df.to_csv(index=False))

@@ -111,9 +111,86 @@ class ModelConfig(Section):
         return v.expanduser() if v is not None else None
 
 
+Schedule = Literal["plateau", "cosine", "onecycle", "constant"]
+SCHEDULE_HELP = (
+    "How the learning rate moves, step by step: plateau = cut by lr_factor when val_loss "
+    "stalls for lr_patience epochs; cosine = half a cosine down to min_lr over the phase; "
+    "onecycle = up from a 25th of the rate over the first 30 % (or warmup_epochs), then a "
+    "cosine down to a 10,000th; constant = fixed."
+)
+WARMUP_HELP = "Epochs of linear warm-up from a tenth of the rate, step by step (not with plateau)."
+
+
+def _check_warmup(schedule: str, warmup: float, epochs: int, where: str) -> None:
+    """Shared by the first phase and the fine-tuning phase."""
+    if warmup and schedule == "plateau":
+        raise ValueError(
+            f"{where}warmup_epochs needs a schedule that runs by step (cosine, onecycle or "
+            "constant), not plateau"
+        )
+    if warmup >= epochs:
+        raise ValueError(f"{where}warmup_epochs ({warmup:g}) must be less than epochs ({epochs})")
+
+
+class MixUp(Section):
+    """Blend two images and their labels: x = l*a + (1-l)*b, l ~ Beta(alpha, alpha)."""
+
+    type: Literal["mixup"]
+    alpha: float = Field(0.2, gt=0, le=10, description="Beta(alpha, alpha) draws the blend.")
+    prob: float = Field(1.0, gt=0, le=1, description="Share of batches it is applied to.")
+
+
+class CutMix(Section):
+    """Paste a box of another image, labels in proportion to its area."""
+
+    type: Literal["cutmix"]
+    alpha: float = Field(1.0, gt=0, le=10, description="Beta(alpha, alpha) draws the area kept.")
+    prob: float = Field(1.0, gt=0, le=1, description="Share of batches it is applied to.")
+
+
+BatchAugmentation = Annotated[MixUp | CutMix, Field(discriminator="type")]
+
+
+class EmaConfig(Section):
+    decay: float = Field(
+        0.999, gt=0, lt=1, description="Weight of the running average at each step."
+    )
+
+
 class TrainingConfig(Section):
     epochs: int = Field(20, gt=0, le=MAX_COUNT)
     learning_rate: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    optimizer: Literal["adam", "adamw", "sgd", "lion"] = Field(
+        "adam", description="adam (the notebook's), adamw, sgd or lion."
+    )
+    weight_decay: float = Field(
+        0.0, ge=0, le=1,
+        description="Decoupled weight decay per step, times the learning rate (e.g. 0.05 "
+        "with adamw); never on biases or normalisation scales.",
+    )  # fmt: skip
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum.")
+    nesterov: bool = Field(True, description="sgd: Nesterov momentum.")
+    clipnorm: float | None = Field(
+        None, gt=0, description="Clip each gradient to this norm (none: no clipping)."
+    )
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=1024, description="Batches whose gradients are summed per update."
+    )
+    schedule: Schedule = Field("plateau", description=SCHEDULE_HELP)
+    warmup_epochs: float = Field(0.0, ge=0, le=MAX_COUNT, description=WARMUP_HELP)
+    label_smoothing: float = Field(
+        0.0, ge=0, le=0.5, description="Share of each target spread over the classes (0-0.5)."
+    )
+    batch_augmentation: list[BatchAugmentation] = Field(
+        default_factory=list,
+        description="mixup and/or cutmix on the training batches (one drawn per batch "
+        "when both are listed).",
+    )
+    ema: EmaConfig | None = Field(
+        None,
+        description="Keep an exponential moving average of the weights; validation, the "
+        "best checkpoint and model.keras use it.",
+    )
     lr_patience: int = Field(
         5, ge=0, le=MAX_COUNT, description="ReduceLROnPlateau patience on val_loss."
     )
@@ -159,6 +236,19 @@ class TrainingConfig(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _recipe(self) -> TrainingConfig:
+        _check_warmup(self.schedule, self.warmup_epochs, self.epochs, "")
+        types = [b.type for b in self.batch_augmentation]
+        if len(set(types)) != len(types):
+            raise ValueError("batch_augmentation: each of mixup and cutmix at most once")
+        return self
+
+    @property
+    def soft_labels(self) -> bool:
+        """Whether targets are one-hot rows (smoothed or mixed) rather than class indices."""
+        return self.label_smoothing > 0 or bool(self.batch_augmentation)
+
 
 class PhaseConfig(Section):
     """The second fine-tuning phase, with the whole backbone unfrozen."""
@@ -167,6 +257,13 @@ class PhaseConfig(Section):
     learning_rate: float = Field(1e-5, gt=0, allow_inf_nan=False)
     lr_patience: int = Field(2, ge=0, le=MAX_COUNT)
     val_patience: int = Field(2, ge=1, le=MAX_COUNT)
+    schedule: Schedule = Field("plateau", description=SCHEDULE_HELP)
+    warmup_epochs: float = Field(0.0, ge=0, le=MAX_COUNT, description=WARMUP_HELP)
+
+    @model_validator(mode="after")
+    def _warmup(self) -> PhaseConfig:
+        _check_warmup(self.schedule, self.warmup_epochs, self.epochs, "")
+        return self
 
 
 class TransferConfig(Section):

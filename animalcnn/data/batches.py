@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from animalcnn.data.decoding import Images
+from animalcnn.data.targets import Targets
 
 WORKERS = 2  # threads that form the next batches while the model trains on this one
 
@@ -27,15 +28,22 @@ def steps_per_epoch(images: Images, batch_size: int) -> int:
 
 
 class TrainingBatches(keras.utils.PyDataset):
-    """Shuffled training batches, (float32 images, int32 labels), from epoch `first` on;
-    `span` epochs of them make one pass of `fit` (the learning-rate finder runs several
-    epochs' batches in one)."""
+    """Shuffled training batches, (float32 images, int32 labels, or one-hot rows mixed by
+    `targets`), from epoch `first` on; `span` epochs of them make one pass of `fit` (the
+    learning-rate finder runs several epochs' batches in one)."""
 
     def __init__(
-        self, images: Images, batch_size: int, seed: int, first: int, span: int = 1
+        self,
+        images: Images,
+        batch_size: int,
+        seed: int,
+        first: int,
+        span: int = 1,
+        targets: Targets | None = None,
     ) -> None:
         super().__init__(workers=WORKERS, use_multiprocessing=False, max_queue_size=8)
         self.images, self.batch_size, self.seed = images, batch_size, seed
+        self.targets = targets
         self.epoch, self.span = first, span
         self.per_epoch = steps_per_epoch(images, batch_size)
         self._orders: dict[int, np.ndarray] = {}
@@ -45,8 +53,10 @@ class TrainingBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         epoch, step = divmod(index, self.per_epoch)
-        idx = self._order(self.epoch + epoch)[step * self.batch_size : (step + 1) * self.batch_size]
-        return self.images.batch(idx).astype(np.float32), self.images.labels[idx]
+        epoch += self.epoch
+        idx = self._order(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
+        x, y = self.images.batch(idx).astype(np.float32), self.images.labels[idx]
+        return self.targets.training(x, y, self.seed, epoch, step) if self.targets else (x, y)
 
     def _order(self, epoch: int) -> np.ndarray:
         """Epoch `epoch`'s order, drawn once per epoch (not per batch: the worker threads
@@ -63,9 +73,9 @@ class TrainingBatches(keras.utils.PyDataset):
 class EvalBatches(keras.utils.PyDataset):
     """Batches in file order, for validation, evaluation and prediction."""
 
-    def __init__(self, images: Images, batch_size: int) -> None:
+    def __init__(self, images: Images, batch_size: int, targets: Targets | None = None) -> None:
         super().__init__(workers=WORKERS, use_multiprocessing=False, max_queue_size=8)
-        self.images, self.batch_size = images, batch_size
+        self.images, self.batch_size, self.targets = images, batch_size, targets
 
     def __len__(self) -> int:
         return math.ceil(len(self.images) / self.batch_size)
@@ -73,15 +83,22 @@ class EvalBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         idx = np.arange(index * self.batch_size,
                         min((index + 1) * self.batch_size, len(self.images)))  # fmt: skip
-        return self.images.batch(idx).astype(np.float32), self.images.labels[idx]
+        x, y = self.images.batch(idx).astype(np.float32), self.images.labels[idx]
+        return x, self.targets.one_hot(y) if self.targets else y
 
 
 def training_batches(
-    rt: object, images: Images, batch_size: int, seed: int, first: int, last: int
+    rt: object,
+    images: Images,
+    batch_size: int,
+    seed: int,
+    first: int,
+    last: int,
+    targets: Targets | None = None,
 ) -> TrainingBatches:
     """The batch source of training epochs [first, last) (a runtime's, off TensorFlow)."""
-    return TrainingBatches(images, batch_size, seed, first)
+    return TrainingBatches(images, batch_size, seed, first, targets=targets)
 
 
-def eval_batches(images: Images, batch_size: int) -> EvalBatches:
-    return EvalBatches(images, batch_size)
+def eval_batches(images: Images, batch_size: int, targets: Targets | None = None) -> EvalBatches:
+    return EvalBatches(images, batch_size, targets)

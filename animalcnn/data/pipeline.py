@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from animalcnn.data.decoding import TENSOR_ALIGNMENT, Images
+from animalcnn.data.targets import Targets
 
 
 def _options() -> tf.data.Options:
@@ -53,26 +54,63 @@ def _batch_loader(images: Images):
     return load
 
 
+def _one_hot(targets: Targets | None):
+    """A map from (images, labels) to what the loss takes: the labels as they are, or
+    one-hot rows."""
+    if targets is None:
+        return lambda x, y: (x, y)
+    return lambda x, y: (x, tf.one_hot(y, targets.num_classes, dtype=tf.float32))
+
+
+def _mixer(targets: Targets, seed: int):
+    """A map from a formed batch at (epoch, step) to `Targets.training`'s, in NumPy."""
+
+    def mix(x, y, epoch, step):
+        def run(x, y, epoch, step):
+            return targets.training(x, y, seed, int(epoch), int(step))
+
+        mixed = tf.numpy_function(run, [x, y, epoch, step], [tf.float32, tf.float32])
+        return (tf.ensure_shape(mixed[0], x.shape),
+                tf.ensure_shape(mixed[1], (None, targets.num_classes)))  # fmt: skip
+
+    return mix
+
+
 def training_dataset(
-    images: Images, batch_size: int, seed: int, first_epoch: int, last_epoch: int
+    images: Images,
+    batch_size: int,
+    seed: int,
+    first_epoch: int,
+    last_epoch: int,
+    targets: Targets | None = None,
 ) -> tf.data.Dataset:
     """Batches for epochs [first_epoch, last_epoch), each epoch shuffled by its own seed.
 
     Pass `steps_per_epoch` to `fit`: the stream runs on across epochs.
     """
     n = len(images)
+    load = _batch_loader(images)
 
     def epoch_order(epoch):
         epoch_seed = tf.cast(seed, tf.int64) * 100_003 + epoch
-        return tf.data.Dataset.range(n).shuffle(n, seed=epoch_seed).batch(batch_size)
+        batches = tf.data.Dataset.range(n).shuffle(n, seed=epoch_seed).batch(batch_size)
+        return batches.enumerate().map(lambda step, idx: (idx, epoch, step))
 
     indices = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(epoch_order)
-    loaded = indices.map(_batch_loader(images), num_parallel_calls=tf.data.AUTOTUNE)
+    loaded = indices.map(lambda idx, epoch, step: (*load(idx), epoch, step),
+                         num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+    if targets is not None and targets.mixes:
+        loaded = loaded.map(_mixer(targets, seed), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        to_loss = _one_hot(targets)
+        loaded = loaded.map(lambda x, y, epoch, step: to_loss(x, y))
     return loaded.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
-def eval_dataset(images: Images, batch_size: int) -> tf.data.Dataset:
+def eval_dataset(
+    images: Images, batch_size: int, targets: Targets | None = None
+) -> tf.data.Dataset:
     """Batches in file order, for validation, evaluation and prediction."""
     indices = tf.data.Dataset.range(len(images)).batch(batch_size)
     loaded = indices.map(_batch_loader(images), num_parallel_calls=tf.data.AUTOTUNE)
-    return loaded.prefetch(tf.data.AUTOTUNE).with_options(_options())
+    return loaded.map(_one_hot(targets)).prefetch(tf.data.AUTOTUNE).with_options(_options())

@@ -17,7 +17,7 @@ from animalcnn.data.discovery import Split, read_split
 from animalcnn.data.files import file_digest
 from animalcnn.errors import RunFolderError
 from animalcnn.evaluation.gradcam import heatmaps
-from animalcnn.evaluation.inference import probabilities
+from animalcnn.evaluation.inference import Tta, probabilities
 from animalcnn.evaluation.interpret import DEFAULT_ERRORS, most_confused, top_errors
 from animalcnn.evaluation.scoring import score
 from animalcnn.reporting.charts import confusion_chart, write_png
@@ -82,13 +82,17 @@ def other_data_name(folder: Path) -> str:
 
 
 def evaluate(
-    run: RunFolder, data: Path | None = None, errors: int = DEFAULT_ERRORS, explain: bool = False
+    run: RunFolder,
+    data: Path | None = None,
+    errors: int = DEFAULT_ERRORS,
+    explain: bool = False,
+    tta: Tta = "none",
 ) -> dict[str, Any]:
     """Score the best checkpoint and return the result, written beside the checkpoint it
     belongs to: the run's own test split to `evaluation.json` (with `confusion.png` and
     the mistakes gallery `errors.png`), another data folder to `evaluations/<name>.json`
     (and its PNGs), never replacing the run's own result. `errors` tiles in the gallery,
-    `explain` draws each one's Grad-CAM over it."""
+    `explain` draws each one's Grad-CAM over it; `tta` averages over views of each image."""
     cfg = run.config()
     metrics = run.metrics()
     status = warn_unfinished(run, "scoring")
@@ -104,7 +108,7 @@ def evaluate(
         images = decode(split, reading_config(cfg), advance)
     for b in images.bad:
         print_warning(f"skipped {b}")
-    probs = probabilities(model, images, cfg.data.batch_size)
+    probs = probabilities(model, images, cfg.data.batch_size, tta)
     result = score(images.labels, probs, classes)
     paths = [images.paths[r] for r in images.rows]
     mistakes = top_errors(images.labels, probs, classes, paths, root, errors)
@@ -112,6 +116,7 @@ def evaluate(
     result.update(
         data=shown,
         own_test_split=data is None,
+        tta=tta,
         evaluated=datetime.now().isoformat(timespec="seconds"),
         run_status=status,
         checkpoint={

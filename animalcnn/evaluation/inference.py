@@ -1,13 +1,25 @@
 """The one inference path: decoded images in, class probabilities out, through the
 backend's batch source. `evaluate`, `predict` and `serve` all come here, so a file gets
-the same numbers from each."""
+the same numbers from each.
+
+Test-time augmentation averages the probabilities of several views of each image: the
+image and its mirror image (`flip`), and four copies shifted by an eighth of the side
+(`crops`, with the flip).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
 
 import keras
 import numpy as np
 
 from animalcnn.data.decoding import Images
+
+Tta = Literal["none", "flip", "crops"]
+TTA_CHUNK = 1024  # images whose views are formed at once (each view is a uint8 copy)
+SHIFT = 8  # crops: shifted by 1/SHIFT of the side, edges repeated
 
 
 def in_memory(array: np.ndarray) -> Images:
@@ -16,11 +28,46 @@ def in_memory(array: np.ndarray) -> Images:
     return Images(array, np.arange(n), np.zeros(n, np.int32), [], array.shape[1])
 
 
-def probabilities(model: keras.Model, images: Images, batch_size: int) -> np.ndarray:
-    """Each image's class probabilities (float64), in the split's order."""
+def _shifted(dy: int, dx: int) -> Callable[[np.ndarray], np.ndarray]:
+    def view(x: np.ndarray) -> np.ndarray:
+        size = x.shape[1]
+        s = max(size // SHIFT, 1)
+        padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
+        y0, x0 = s + dy * s, s + dx * s
+        return padded[:, y0 : y0 + size, x0 : x0 + size]
+
+    return view
+
+
+def views(tta: Tta) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """The views of a batch that `tta` averages over (the image itself first)."""
+    same, mirror = (lambda x: x), (lambda x: x[:, :, ::-1])
+    if tta == "none":
+        return [same]
+    if tta == "flip":
+        return [same, mirror]
+    return [same, mirror, *(_shifted(dy, dx) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)))]
+
+
+def probabilities(
+    model: keras.Model, images: Images, batch_size: int, tta: Tta = "none"
+) -> np.ndarray:
+    """Each image's class probabilities (float64), in the split's order; with `tta`, the
+    mean over its views."""
     from animalcnn.training.compiling import eval_batches
 
     if not len(images):
         return np.zeros((0, model.output_shape[-1]))
-    probs = model.predict(eval_batches(images, batch_size), verbose=0)
-    return np.asarray(probs, dtype=np.float64)
+    if tta == "none":
+        return np.asarray(model.predict(eval_batches(images, batch_size), verbose=0), np.float64)
+    chunks = []
+    for start in range(0, len(images), TTA_CHUNK):
+        pixels = images.batch(np.arange(start, min(start + TTA_CHUNK, len(images))))
+        each = [
+            model.predict(
+                eval_batches(in_memory(np.ascontiguousarray(view(pixels))), batch_size), verbose=0
+            )  # fmt: skip
+            for view in views(tta)
+        ]
+        chunks.append(np.mean(np.asarray(each, dtype=np.float64), axis=0))
+    return np.concatenate(chunks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,9 @@ import pandas as pd
 from animalcnn.data.files import IMAGE_SUFFIXES, list_images
 from animalcnn.errors import DataError
 from animalcnn.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from animalcnn.evaluation.inference import Tta
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -31,9 +35,10 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-def predict(run: RunFolder, paths: list[Path]) -> pd.DataFrame:
-    """One row per file: predicted class, confidence and one probability per class;
-    a file that cannot be read gets its reason in `error` and no prediction."""
+def predict(run: RunFolder, paths: list[Path], tta: Tta = "none") -> pd.DataFrame:
+    """One row per file: predicted class, confidence and one probability per class (with
+    `tta`, averaged over views of it); a file that cannot be read gets its reason in
+    `error` and no prediction."""
     from animalcnn.data.decoding import decode
     from animalcnn.data.discovery import Split
     from animalcnn.evaluation.evaluate import reading_config
@@ -46,7 +51,7 @@ def predict(run: RunFolder, paths: list[Path]) -> pd.DataFrame:
     images = decode(Split(files, np.zeros(len(files), np.int32)), reading_config(cfg))
     why = {b.path: b.reason for b in images.bad}
     probs = np.zeros((len(files), len(classes)))
-    probs[images.rows] = probabilities(model, images, cfg.data.batch_size)
+    probs[images.rows] = probabilities(model, images, cfg.data.batch_size, tta)
     rows = []
     for i, path in enumerate(files):
         row: dict[str, object] = {"file": str(path)}

@@ -117,8 +117,7 @@ class Contrast(Augmentation):
     def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
         from keras import layers
 
-        value_range = (scale.offset, scale.offset + 255 * scale.factor)
-        return layers.RandomContrast(self.factor, value_range, seed=seed, name=name)
+        return layers.RandomContrast(self.factor, _value_range(scale), seed=seed, name=name)
 
 
 @register("noise")
@@ -130,3 +129,53 @@ class Noise(Augmentation):
         from keras import layers
 
         return layers.GaussianNoise(self.stddev * scale.unit, seed=seed, name=name)
+
+
+def _value_range(scale: PixelScale) -> tuple[float, float]:
+    return (scale.offset, scale.offset + 255 * scale.factor)
+
+
+@register("randaugment")
+class RandAugmentation(Augmentation):
+    type: Literal["randaugment"]
+    num_ops: int = Field(2, ge=1, le=10, description="Operations drawn per image.")
+    magnitude: float = Field(
+        0.5, gt=0, le=1, description="Strength of each operation, 0-1 (Keras's factor)."
+    )
+
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        from keras import layers
+
+        return layers.RandAugment(_value_range(scale), num_ops=self.num_ops,
+                                  factor=self.magnitude, seed=seed, name=name)  # fmt: skip
+
+
+@register("random_erasing")
+class RandomErasing(Augmentation):
+    type: Literal["random_erasing"]
+    prob: float = Field(0.25, gt=0, le=1, description="Share of images that get a box erased.")
+    max_area: float = Field(
+        0.33, gt=0.02, lt=1, description="Largest box, as a share of the image (smallest 2 %)."
+    )
+
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        from keras import layers
+
+        return layers.RandomErasing(self.prob, scale=(0.02, self.max_area),
+                                    value_range=_value_range(scale), seed=seed,
+                                    name=name)  # fmt: skip
+
+
+@register("augmix")
+class AugMixAugmentation(Augmentation):
+    type: Literal["augmix"]
+    num_chains: int = Field(3, ge=1, le=8, description="Augmentation chains mixed per image.")
+    chain_depth: int = Field(3, ge=1, le=8, description="Largest number of ops in a chain.")
+    magnitude: float = Field(0.3, gt=0, le=1, description="Strength of each operation, 0-1.")
+
+    def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
+        from keras import layers
+
+        return layers.AugMix(_value_range(scale), num_chains=self.num_chains,
+                             chain_depth=self.chain_depth, factor=self.magnitude, seed=seed,
+                             name=name)  # fmt: skip

@@ -75,8 +75,10 @@ class Panel:
     marks: list[Mark] = field(default_factory=list)
     heatmap: Heatmap | None = None
     x_log: bool = False
+    y_log: bool = False
     percent: Literal["x", "y"] | None = None  # the axis whose values are fractions
     integer_x: bool = False
+    share: float = 1.0  # its width relative to the chart's other panels
 
 
 @dataclass
@@ -91,10 +93,17 @@ class Chart:
 
 
 def lr_drops(history: pd.DataFrame) -> list[int]:
-    """Epochs whose learning rate is lower than the previous epoch's, within a phase."""
+    """Epochs whose learning rate is lower than the previous epoch's, within a phase; not
+    in a phase whose rate changes at every epoch (a step schedule: its decay is the rate
+    panel's curve, not events)."""
     same_phase = history["phase"].eq(history["phase"].shift())
-    dropped = history["lr"] < history["lr"].shift() * (1 - 1e-6)
-    return history.loc[same_phase & dropped, "epoch"].astype(int).tolist()
+    rate = history["lr"]
+    dropped = rate < rate.shift() * (1 - 1e-6)
+    moved = (rate - rate.shift()).abs() > rate.shift().abs() * 1e-6
+    stepped = moved[same_phase].groupby(history["phase"][same_phase]).agg(["all", "size"])
+    scheduled = stepped.index[stepped["all"] & (stepped["size"] >= 2)]
+    keep = same_phase & dropped & ~history["phase"].isin(scheduled)
+    return history.loc[keep, "epoch"].astype(int).tolist()
 
 
 def phase_starts(history: pd.DataFrame) -> list[tuple[int, str]]:
@@ -127,7 +136,11 @@ def history_chart(history: pd.DataFrame, title: str) -> Chart:
                 percent="y" if metric == "accuracy" else None, integer_x=True,
             )
         )  # fmt: skip
-    return Chart(f"{title}: training curves", panels, width=11, height=4.2)
+    rate = Series("learning rate", epochs, history["lr"].tolist(), colour=TRAINING_COLOUR)
+    phases = [m for m in marks if m.kind == "phase"]
+    panels.append(Panel("learning rate (epoch start)", "epoch", "rate", [rate], phases,
+                        y_log=True, integer_x=True, share=0.6))  # fmt: skip
+    return Chart(f"{title}: training curves", panels, width=14, height=4.2)
 
 
 def confusion_chart(evaluation: dict[str, Any], title: str) -> Chart:
@@ -197,7 +210,8 @@ def write_png(chart: Chart, path: Path) -> Path:
 
     fig = Figure(figsize=(chart.width, chart.height))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(chart.panels), squeeze=False)[0]
+    ratios = [p.share for p in chart.panels]
+    axes = fig.subplots(1, len(chart.panels), squeeze=False, width_ratios=ratios)[0]
     for ax, panel in zip(axes, chart.panels, strict=True):
         if panel.heatmap is not None:
             _draw_heatmap(fig, ax, panel.heatmap)
@@ -215,6 +229,8 @@ def write_png(chart: Chart, path: Path) -> Path:
                             bbox={"fc": "white", "ec": "none", "alpha": 0.85})  # fmt: skip
         if panel.x_log:
             ax.set_xscale("log")
+        if panel.y_log:
+            ax.set_yscale("log")
         labelled_points = [
             p for s in panel.series if s.labels for p in zip(s.labels, s.x, s.y, strict=True)
         ]
@@ -323,7 +339,8 @@ def to_plotly(chart: Chart) -> go.Figure:
     from plotly.subplots import make_subplots
 
     titles = [p.title for p in chart.panels]
-    fig = make_subplots(rows=1, cols=len(chart.panels), subplot_titles=titles)
+    fig = make_subplots(rows=1, cols=len(chart.panels), subplot_titles=titles,
+                        column_widths=[p.share for p in chart.panels])  # fmt: skip
     for col, panel in enumerate(chart.panels, start=1):
         fmt = ".2%" if panel.percent == "y" else ".4f"
         for s in panel.series:
@@ -348,6 +365,8 @@ def to_plotly(chart: Chart) -> go.Figure:
         fig.update_yaxes(title=panel.y_label, row=1, col=col)
         if panel.x_log:
             fig.update_xaxes(type="log", row=1, col=col)
+        if panel.y_log:
+            fig.update_yaxes(type="log", row=1, col=col)
         if panel.percent == "y":
             fig.update_yaxes(tickformat=".0%", row=1, col=col)
         elif panel.percent == "x":

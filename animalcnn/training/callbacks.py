@@ -211,19 +211,22 @@ class ConsoleProgress(keras.callbacks.Callback):
             self._bar.stop()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PhaseCallbacks:
     """One phase's callbacks, in the order `fit` must call them: `in_order` follows the
     fields, and each field's place is part of what a resumed run relies on."""
 
     # First: a stop request ends the epoch before anything records it.
     stopper: StopOnSignal
+    # With an EMA of the weights: swaps the average in for validation and at the epoch's
+    # end (out again when the next begins), so the recorder saves the average.
+    ema: keras.callbacks.SwapEMAWeights | None = None
     # The history row and best checkpoint, before anything that reads them.
     recorder: RunRecorder
     # Prints the row the recorder has just written.
     progress: ConsoleProgress
     early_stopping: keras.callbacks.EarlyStopping
-    plateau: keras.callbacks.ReduceLROnPlateau
+    plateau: keras.callbacks.ReduceLROnPlateau | None  # with schedule: plateau only
     nan_guard: keras.callbacks.TerminateOnNaN
     # Resuming mid-phase: after EarlyStopping and ReduceLROnPlateau, whose
     # `on_train_begin` resets the counters it puts back.

@@ -1,38 +1,56 @@
-"""The one way a model is compiled to train: the loss, the metric, the runtime's scope
-and XLA setting, and whatever its backend must adapt (multi-worker TensorFlow). Training
-and the learning-rate finder both come here, so they cannot drift apart."""
+"""The one way a model is compiled to train: the config's loss, the metric, the runtime's
+scope and XLA setting, and whatever its backend must adapt (multi-worker TensorFlow).
+Training and the learning-rate finder both come here, so they cannot drift apart."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import keras
 
 from animalcnn import backends
 from animalcnn.backends.runtime import Runtime
-
-LOSS = "sparse_categorical_crossentropy"  # integer labels, softmax outputs
+from animalcnn.config.schema import TrainingConfig
+from animalcnn.console import print_warning
+from animalcnn.data.targets import Targets
+from animalcnn.keras_internals import layers_without_xla
+from animalcnn.training.optimizers import loss
 
 
 def compile_for_training(
     model: keras.Model,
     rt: Runtime,
-    optimizer: Callable[[], keras.optimizers.Optimizer] | keras.optimizers.Optimizer,
+    training: TrainingConfig,
+    optimizer: Callable[[], keras.optimizers.Optimizer],
 ) -> None:
-    """Compile `model` to train; a new optimizer is made (by calling `optimizer`) inside
-    the runtime's distribution scope, where its variables must live."""
-    with rt.scope():
-        made = optimizer() if callable(optimizer) else optimizer
-        model.compile(optimizer=made, loss=LOSS, metrics=["accuracy"],
+    """Compile `model` to train with the config's loss; the optimizer is made (by calling
+    `optimizer`) inside the runtime's scope, where its variables must live."""
+    with rt.scope(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Model doesn't support `jit_compile=True`")
+        model.compile(optimizer=optimizer(), loss=loss(training), metrics=["accuracy"],
                       jit_compile=rt.jit_compile)  # fmt: skip
     backends.module(rt.backend).adapt(model, rt)
+    if rt.jit_compile and not model.jit_compile:
+        slower = ", each step op by op: many times slower" if rt.backend == "jax" else ""
+        print_warning(f"XLA off: Keras cannot compile {', '.join(layers_without_xla(model))} "
+                      f"(jit_compile), so this model trains without XLA{slower}")  # fmt: skip
 
 
-def training_batches(rt: Runtime, images, batch_size: int, seed: int, first: int, last: int):
+def training_batches(
+    rt: Runtime,
+    images,
+    batch_size: int,
+    seed: int,
+    first: int,
+    last: int,
+    targets: Targets | None = None,
+):
     """The runtime's batch source for training epochs [first, last)."""
-    return backends.module(rt.backend).training_batches(rt, images, batch_size, seed, first, last)
+    module = backends.module(rt.backend)
+    return module.training_batches(rt, images, batch_size, seed, first, last, targets)
 
 
-def eval_batches(images, batch_size: int):
+def eval_batches(images, batch_size: int, targets: Targets | None = None):
     """The backend's batch source for validation, evaluation and prediction."""
-    return backends.module().eval_batches(images, batch_size)
+    return backends.module().eval_batches(images, batch_size, targets)

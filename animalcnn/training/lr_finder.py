@@ -21,6 +21,7 @@ from animalcnn.backends.runtime import configure
 from animalcnn.config import ExperimentConfig
 from animalcnn.data.batches import steps_per_epoch
 from animalcnn.data.loading import load_training_data
+from animalcnn.data.targets import Targets
 from animalcnn.models import build_model
 from animalcnn.reporting.charts import lr_find_chart, write_png
 from animalcnn.training.compiling import compile_for_training, training_batches
@@ -71,14 +72,15 @@ def range_test(cfg: ExperimentConfig) -> RangeTest:
         model = build_model(cfg, len(data.dataset.classes))
     first = phases(cfg)[0]
     set_trainable(model, first, cfg)
-    compile_for_training(model, rt, lambda: keras.optimizers.Adam(MIN_LR))
+    compile_for_training(model, rt, cfg.training, lambda: keras.optimizers.Adam(MIN_LR))
     per_epoch = steps_per_epoch(data.train, cfg.data.batch_size)
     steps = MAX_STEPS  # over several epochs of a small dataset
     epochs = math.ceil(steps / per_epoch)
     lrs = np.geomspace(MIN_LR, MAX_LR, steps)
     sweep = _Sweep(lrs)
+    targets = Targets.of(cfg.training, len(data.dataset.classes))
     model.fit(
-        training_batches(rt, data.train, cfg.data.batch_size, cfg.seed, 0, epochs),
+        training_batches(rt, data.train, cfg.data.batch_size, cfg.seed, 0, epochs, targets),
         steps_per_epoch=steps,
         epochs=1,
         callbacks=[sweep],

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from animalcnn.config import ExperimentConfig
+from animalcnn.config.schema import Schedule
 from animalcnn.models import build_model
 from animalcnn.models.pretrained import BACKBONE_LAYER
 from animalcnn.models.summary import layer_table, parameter_counts
@@ -29,12 +30,14 @@ class Phase:
     learning_rate: float
     lr_patience: int
     val_patience: int
+    schedule: Schedule
+    warmup_epochs: float
     trainable: Trainable
 
 
 def phases(cfg: ExperimentConfig) -> list[Phase]:
     t = cfg.training
-    first = (t.epochs, t.learning_rate, t.lr_patience, t.val_patience)
+    first = (t.epochs, t.learning_rate, t.lr_patience, t.val_patience, t.schedule, t.warmup_epochs)
     if cfg.transfer is None:
         return [Phase("train", *first, "all")]
     strategy = cfg.transfer.strategy
@@ -43,10 +46,8 @@ def phases(cfg: ExperimentConfig) -> list[Phase]:
     if strategy == "partial":
         return [Phase("partial", *first, "partial")]
     f = cfg.transfer.finetune
-    return [
-        Phase("head", *first, "head"),
-        Phase("finetune", f.epochs, f.learning_rate, f.lr_patience, f.val_patience, "all"),
-    ]
+    second = (f.epochs, f.learning_rate, f.lr_patience, f.val_patience, f.schedule, f.warmup_epochs)
+    return [Phase("head", *first, "head"), Phase("finetune", *second, "all")]
 
 
 def set_trainable(model: keras.Model, phase: Phase, cfg: ExperimentConfig) -> None:

@@ -18,7 +18,11 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from animalcnn.errors import RunFolderError
-from animalcnn.keras_internals import callback_counters, restore_callback_counters
+from animalcnn.keras_internals import (
+    callback_counters,
+    ema_swapped_in,
+    restore_callback_counters,
+)
 from animalcnn.run_folder import LAST_MODEL, STATE, RunFolder
 
 if TYPE_CHECKING:
@@ -135,7 +139,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         run: RunFolder,
         recorder: Any,
         early_stopping: keras.callbacks.EarlyStopping,
-        plateau: keras.callbacks.ReduceLROnPlateau,
+        plateau: keras.callbacks.ReduceLROnPlateau | None,
         window: PhaseWindow,
     ) -> None:
         super().__init__()
@@ -154,27 +158,34 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             best=self.recorder.best,
             train_seconds=self.recorder.train_seconds,
             early_stopping=callback_counters(self.early_stopping),
-            plateau=callback_counters(self.plateau),
+            plateau=callback_counters(self.plateau) if self.plateau else {},
             rng=rng_state(self.model),
         ).save(self.run)
 
 
 class RestoreCounters(keras.callbacks.Callback):
     """Puts the saved counters back after EarlyStopping and ReduceLROnPlateau reset them
-    in `on_train_begin` (so it must come after them in the callback list)."""
+    in `on_train_begin` (so it must come after them in the callback list), and tells the
+    EMA swap that the checkpoint holds the averaged weights (every epoch ends with them
+    swapped in), so that the next epoch swaps the raw ones back before training."""
 
     def __init__(
         self,
         state: ResumeState,
         early_stopping: keras.callbacks.EarlyStopping,
-        plateau: keras.callbacks.ReduceLROnPlateau,
+        plateau: keras.callbacks.ReduceLROnPlateau | None,
+        ema: keras.callbacks.SwapEMAWeights | None,
     ) -> None:
         super().__init__()
         self.state, self.early_stopping, self.plateau = state, early_stopping, plateau
+        self.ema = ema
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         restore_callback_counters(self.early_stopping, self.state.early_stopping)
-        restore_callback_counters(self.plateau, self.state.plateau)
+        if self.plateau is not None:
+            restore_callback_counters(self.plateau, self.state.plateau)
+        if self.ema is not None:
+            ema_swapped_in(self.ema)
 
 
 def remove(run: RunFolder) -> None:

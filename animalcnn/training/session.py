@@ -29,6 +29,7 @@ from animalcnn.console import console, print_warning
 from animalcnn.data.batches import steps_per_epoch
 from animalcnn.data.files import file_digest
 from animalcnn.data.loading import TrainingData, load_training_data
+from animalcnn.data.targets import Targets
 from animalcnn.errors import ConfigError, DataError, RunFolderError
 from animalcnn.models import build_model
 from animalcnn.models.summary import layer_table, parameter_counts
@@ -47,6 +48,7 @@ from animalcnn.run_folder import (
 from animalcnn.training import resume as resume_state
 from animalcnn.training.callbacks import ConsoleProgress, PhaseCallbacks, RunRecorder, StopOnSignal
 from animalcnn.training.compiling import compile_for_training, eval_batches, training_batches
+from animalcnn.training.optimizers import carry_over, make_optimizer
 from animalcnn.training.phases import Phase, phases, set_trainable
 from animalcnn.training.resume import (
     PhaseWindow,
@@ -237,7 +239,8 @@ class TrainingSession:
         self.plan = phases(cfg)
         self._told_tensorboard = False
         self.steps = steps_per_epoch(data.train, cfg.data.batch_size)
-        self.val_ds = eval_batches(data.val, cfg.data.batch_size)
+        self.targets = Targets.of(cfg.training, len(data.dataset.classes))
+        self.val_ds = eval_batches(data.val, cfg.data.batch_size, self.targets)
         self.recorder = RunRecorder(run, len(data.train))
         self.stopper = StopOnSignal(console)
         total = sum(p.epochs for p in self.plan)
@@ -310,14 +313,20 @@ class TrainingSession:
         carry_on = self._carries_on(window.index)
         if not carry_on:
             set_trainable(self.model, phase, self.cfg)
-        rate = phase.learning_rate
-        optimizer = self.model.optimizer if carry_on else (lambda: keras.optimizers.Adam(rate))
-        compile_for_training(self.model, self.rt, optimizer)
+        t, model = self.cfg.training, self.model
+        loaded = model.optimizer if carry_on else None
+
+        def optimizer() -> keras.optimizers.Optimizer:
+            made = make_optimizer(t, phase, self.steps, model)
+            return made if loaded is None else carry_over(made, loaded, model)
+
+        compile_for_training(model, self.rt, t, optimizer)
         self.recorder.phase = phase.name
         first = len(self.recorder.rows)
-        batch = self.cfg.data.batch_size
-        self.model.fit(
-            training_batches(self.rt, self.data.train, batch, self.cfg.seed, first, window.end),
+        batches = training_batches(self.rt, self.data.train, self.cfg.data.batch_size,
+                                   self.cfg.seed, first, window.end, self.targets)  # fmt: skip
+        model.fit(
+            batches,
             steps_per_epoch=self.steps,
             validation_data=self.val_ds,
             initial_epoch=first,
@@ -330,22 +339,28 @@ class TrainingSession:
     def _callbacks(self, phase: Phase, window: PhaseWindow, carry_on: bool) -> PhaseCallbacks:
         t = self.cfg.training
         stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=phase.val_patience)
-        plateau = keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
-            factor=t.lr_factor,
-            patience=phase.lr_patience,
-            min_delta=t.lr_min_delta,
-            min_lr=t.min_lr,
+        plateau = (
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=t.lr_factor,
+                patience=phase.lr_patience,
+                min_delta=t.lr_min_delta,
+                min_lr=t.min_lr,
+            )
+            if phase.schedule == "plateau"
+            else None
         )
+        ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if t.ema is not None else None
         run = self.run_folder
         return PhaseCallbacks(
             stopper=self.stopper,
+            ema=ema,
             recorder=self.recorder,
             progress=self.progress,
             early_stopping=stopping,
             plateau=plateau,
             nan_guard=keras.callbacks.TerminateOnNaN(),
-            restore=RestoreCounters(self.state, stopping, plateau) if carry_on else None,
+            restore=RestoreCounters(self.state, stopping, plateau, ema) if carry_on else None,
             checkpoint=ResumeCheckpoint(run, self.recorder, stopping, plateau, window)
             if t.resume_checkpoints
             else None,
