@@ -9,7 +9,7 @@ EXTRAS ?= cpu,jax,dev,export,serve
 TORCH_CPU ?= torch==2.13.0+cpu
 DEMO_DATA := data/demo
 
-.PHONY: install demo test test-fast test-torch lint format benchmark constraints clean
+.PHONY: install demo test test-fast test-torch lint format benchmark gpu-wheels constraints clean
 
 $(BIN)/animalcnn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ test-fast: install
 
 benchmark: install
 	$(BIN)/python benchmarks/pipeline.py
+
+# What a GPU machine with JAX and PyTorch but no TensorFlow or network lacks to run
+# `animalcnn train` (benchmarks/gpu_train.sh), as Python 3.12 wheels in .whl/.
+GPU_WHEELS := keras namex optree pydantic pydantic_core annotated-types typing-inspection
+gpu-wheels: install
+	mkdir -p .whl
+	for p in $(GPU_WHEELS); do \
+	  $(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	    --platform manylinux2014_x86_64 -d .whl "$$(grep -i "^$$p==" constraints.txt)" || exit 1; \
+	done
 
 lint: install
 	$(BIN)/ruff check animalcnn tests $(wildcard benchmarks)

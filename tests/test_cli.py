@@ -338,7 +338,7 @@ def test_epoch_lines_wrap_between_fields_never_inside_a_number_and_show_eta_and_
     lines = console.export_text().splitlines()
     assert len(lines) > 1 and max(len(line) for line in lines) <= 37
     tokens = " ".join(lines).split()
-    for number in ("0.1235", "0.9877", "1.2346", "0.5000", "1.00e-04", "12.5s", "1,234"):
+    for number in ("0.1235", "98.77%", "1.2346", "50.00%", "1.00e-04", "12.5s", "1,234"):
         assert number in tokens, lines
     # 18 epochs left at 12.5 s each at most, and this epoch became the best checkpoint
     assert "eta ≤ 3m45s" in " ".join(tokens) and tokens[-2:] == ["*", "best"]

@@ -285,6 +285,8 @@ def test_evaluate_and_predict_record_tta(cli, run_copy, dataset, tmp_path):
     code, out, err = cli("evaluate", run_copy, "--tta", "flip")
     assert code == 0, err
     assert json.loads((run_copy / "evaluation.json").read_text())["tta"] == "flip"
+    code, _, err = cli("compare", run_copy, "--csv", tmp_path / "c.csv")
+    assert code == 0 and pd.read_csv(tmp_path / "c.csv")["tta"][0] == "flip"
     code, _, err = cli("predict", run_copy, dataset / "inf", "--tta", "crops", "--csv",
                        tmp_path / "p.csv")  # fmt: skip
     assert code == 0, err

@@ -43,7 +43,8 @@ def evaluate(
     """Score each run's best checkpoint on its test split: scores, confusion matrix, the
     most confused classes and a gallery of the most confident mistakes."""
     from animalcnn import backends
-    from animalcnn.console import console
+    from animalcnn.console import console, print_warning
+    from animalcnn.reporting.flags import run_flags
     from animalcnn.reporting.tables import evaluation_tables
     from animalcnn.run_folder import RunFolder
 
@@ -55,6 +56,8 @@ def evaluate(
         result = evaluate_run(run, data, errors, explain, tta.value)
         for table in evaluation_tables(result, run.name):
             console.print(table)
+        for flag in run_flags(run.path):
+            print_warning(f"{run.name}: {flag}")
         console.print(f"wrote {', '.join(result['written'])}", highlight=False, markup=False)
 
 

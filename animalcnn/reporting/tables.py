@@ -16,6 +16,7 @@ from rich.text import Text
 
 from animalcnn.atomic import atomic_write
 from animalcnn.errors import RunFolderError
+from animalcnn.reporting.flags import flags
 from animalcnn.run_folder import EVALUATION, RunFolder
 
 if TYPE_CHECKING:
@@ -26,10 +27,10 @@ if TYPE_CHECKING:
 PREDICTIONS_SHOWN = 50  # rows `predict` prints; its CSV has them all
 
 COMPARE_COLUMNS = [
-    "run", "name", "arch", "strategy", "status", "backend", "precision", "params_total",
+    "run", "name", "arch", "strategy", "status", "flags", "backend", "precision", "params_total",
     "params_trainable",
     "epochs", "best_epoch", "best_val_accuracy", "train_accuracy", "test_accuracy",
-    "gap", "test_data", "time_s", "images_per_s", "device",
+    "gap", "test_data", "tta", "time_s", "images_per_s", "device",
 ]  # fmt: skip
 
 
@@ -78,8 +79,10 @@ def run_row(path: Path) -> dict[str, Any]:
         else:
             row["test_accuracy"] = accuracy
             row["test_data"] = ev.get("data")
+            row["tta"] = ev.get("tta", "none")  # (evaluations from before TTA: none)
             if row["train_accuracy"] is not None:
                 row["gap"] = row["train_accuracy"] - accuracy
+    row["flags"] = "; ".join(str(f) for f in flags(run, row, ev)) or None
     return row
 
 
@@ -152,18 +155,21 @@ def format_cell(value: Any, kind: str = "") -> str:
         return f"{int(value):,}"
     if kind == "float":
         return f"{value:,.1f}"
+    if kind == "names":  # sanity flags, "name (reason); ...": their names
+        return ", ".join(part.split(" (", 1)[0] for part in str(value).split("; "))
     return str(value)
 
 
 # (title, row key, format, priority): at a narrow width the highest priorities drop first.
 COMPARE_SPEC = [
     ("run", "run", "", 0), ("arch", "arch", "", 1), ("strategy", "strategy", "", 3),
-    ("status", "status", "", 0), ("backend", "backend", "", 2), ("precision", "precision", "", 2),
+    ("status", "status", "", 0), ("flags", "flags", "names", 1), ("backend", "backend", "", 2),
+    ("precision", "precision", "", 2),
     ("params", "params_total", "int", 4),
     ("trainable", "params_trainable", "int", 2), ("epochs", "epochs", "int", 3),
     ("best val acc", "best_val_accuracy", "pct", 0), ("train acc", "train_accuracy", "pct", 2),
     ("test acc", "test_accuracy", "pct", 0), ("gap", "gap", "pct", 3),
-    ("test data", "test_data", "", 4),
+    ("test data", "test_data", "", 4), ("tta", "tta", "", 4),
     ("time s", "time_s", "float", 4), ("img/s", "images_per_s", "float", 5),
     ("device", "device", "", 5),
 ]  # fmt: skip
@@ -193,7 +199,8 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
     caption = f"{left_out} column{plural} left out to fit; --csv has them all" if left_out else None
     table = Table(title="runs", header_style="bold", caption=caption)
     for title, _, kind, _ in shown:
-        table.add_column(title, justify="right" if kind else "left", overflow="fold")
+        table.add_column(title, justify="right" if kind not in ("", "names") else "left",
+                         overflow="fold")  # fmt: skip
     for i in range(len(rows)):
         table.add_row(*(Text(cells[key][i]) for _, key, _, _ in shown))
     return table

@@ -179,7 +179,7 @@ class ConsoleProgress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        info = f"loss {logs.get('loss', float('nan')):.4f} acc {logs.get('accuracy', 0):.4f}"
+        info = f"loss {logs.get('loss', float('nan')):.4f} acc {logs.get('accuracy', 0):.2%}"
         self._bar.update(self._task, completed=batch + 1, info=info)
 
     def on_test_begin(self, logs: dict | None = None) -> None:
@@ -196,8 +196,8 @@ class ConsoleProgress(keras.callbacks.Callback):
         best = self.recorder.best is not None and self.recorder.best["epoch"] == r["epoch"]
         self.console.print(
             f"{phase}epoch {r['epoch']:>3}/{self.total_epochs}  "
-            f"loss {r['loss']:.4f}  acc {r['accuracy']:.4f}  "
-            f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}  "
+            f"loss {r['loss']:.4f}  acc {r['accuracy']:.2%}  "
+            f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.2%}  "
             f"lr {r['lr']:.2e}  {r['seconds']:.1f}s  {self.recorder.images_per_second:,.0f} img/s"
             + eta
             + ("  * best" if best else ""),

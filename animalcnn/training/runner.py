@@ -18,9 +18,10 @@ from rich.markup import escape
 from animalcnn import backends
 from animalcnn.backends.runtime import keeps_run_folder
 from animalcnn.config import ExperimentConfig
-from animalcnn.console import console, err_console, print_error
+from animalcnn.console import console, err_console, print_error, print_warning
 from animalcnn.errors import DataError, UserError
 from animalcnn.models.configs import load_config
+from animalcnn.reporting.flags import CHANCE_HINT, run_flags
 from animalcnn.run_folder import RunFolder
 
 if TYPE_CHECKING:
@@ -162,6 +163,10 @@ def report_success(run: RunFolder, cfg: ExperimentConfig) -> None:
     acc = best.get("val_accuracy")
     console.print(
         f"[green]completed[/] {escape(str(run.path))}"
-        + (f"  best val_accuracy {acc:.4f} (epoch {best['epoch']})" if acc is not None else ""),
+        + (f"  best val accuracy {acc:.2%} (epoch {best['epoch']})" if acc is not None else ""),
         highlight=False,
     )
+    for flag in run_flags(run.path):
+        if flag.name != "not evaluated":  # (it has only just finished)
+            hint = f"; {CHANCE_HINT}" if flag.name == "chance" else ""
+            print_warning(f"{flag}{hint}")

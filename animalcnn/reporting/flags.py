@@ -1,0 +1,110 @@
+"""Sanity flags: what is wrong with a run at a glance, each a short name with its reason,
+computed from the run folder alone (no pandas, no TensorFlow) wherever the run is shown.
+
+- chance: best validation accuracy within 2 points of 1/classes, or one class predicted
+  for 95 % or more of the test images;
+- diverged: a loss that became NaN, or rose to 10x its lowest;
+- overfit: training accuracy more than 15 points above test accuracy;
+- stale: the test figures belong to an earlier best checkpoint;
+- not evaluated: no test figures yet.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from animalcnn.run_folder import EVALUATION, HISTORY, RunFolder
+
+CHANCE_MARGIN = 0.02  # within 2 points of 1/classes
+ONE_CLASS_SHARE = 0.95
+DIVERGED_RISE = 10.0
+OVERFIT_GAP = 0.15
+CHANCE_HINT = "try a lower training.learning_rate (animalcnn lr-find CONFIG suggests one)"
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.reason})"
+
+
+def _losses(run: RunFolder) -> list[float]:
+    """history.csv's training losses, NaN where missing or not a number."""
+    path = run.file(HISTORY)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "loss" not in rows[0] or "epoch" not in rows[0]:
+        return []  # a damaged history: the commands that read it say so
+    out = []
+    for row in rows:
+        try:
+            out.append(float(row["loss"] or "nan"))
+        except ValueError:
+            out.append(math.nan)
+    return out
+
+
+def _one_class(evaluation: dict[str, Any], classes: list[str]) -> Flag | None:
+    matrix = evaluation.get("confusion_matrix") or []
+    predicted = [sum(column) for column in zip(*matrix, strict=False)] if matrix else []
+    total = sum(predicted)
+    if not total:
+        return None
+    top = max(range(len(predicted)), key=predicted.__getitem__)
+    share = predicted[top] / total
+    if share < ONE_CLASS_SHARE:
+        return None
+    name = classes[top] if top < len(classes) else str(top)
+    return Flag("chance", f"predicts one class ({name}) for {share:.0%} of the test images")
+
+
+def flags(run: RunFolder, row: dict[str, Any], evaluation: dict[str, Any] | None) -> list[Flag]:
+    """The run's flags, from its metrics `row` (a `tables.run_row`) and its evaluation."""
+    found: list[Flag] = []
+    metrics = run.metrics()
+    classes = metrics.get("classes") or []
+    best_val = row.get("best_val_accuracy")
+    if classes and best_val is not None and best_val <= 1 / len(classes) + CHANCE_MARGIN:
+        found.append(Flag("chance", f"best validation accuracy {best_val:.1%}, chance is "
+                                    f"{1 / len(classes):.1%}"))  # fmt: skip
+    elif evaluation is not None and not str(row.get("test_data") or "").startswith("stale"):
+        one = _one_class(evaluation, classes)
+        if one is not None:
+            found.append(one)
+    losses = _losses(run)
+    finite = [v for v in losses if math.isfinite(v)]
+    if len(finite) < len(losses):
+        epoch = next(i for i, v in enumerate(losses, 1) if not math.isfinite(v))
+        found.append(Flag("diverged", f"the loss became NaN or infinite at epoch {epoch}"))
+    elif finite:
+        low_at = finite.index(min(finite))
+        lowest, later = finite[low_at], max(finite[low_at:])
+        if later >= DIVERGED_RISE * max(lowest, 1e-12):
+            found.append(Flag("diverged", f"the loss rose from {lowest:.3g} to {later:.3g}"))
+    gap = row.get("gap")
+    if gap is not None and gap > OVERFIT_GAP:
+        found.append(Flag("overfit", f"training accuracy {gap:.1%} above test accuracy"))
+    test_data = str(row.get("test_data") or "")
+    if test_data.startswith("stale"):
+        found.append(Flag("stale", test_data.removeprefix("stale: ")))
+    elif evaluation is None and row.get("status") == "completed":
+        found.append(Flag("not evaluated", f"animalcnn evaluate {run.path}"))
+    return found
+
+
+def run_flags(path: Path) -> list[Flag]:
+    """The flags of the run folder at `path`, as `compare` shows them."""
+    from animalcnn.reporting.tables import run_row
+
+    run = RunFolder.open(path)
+    evaluation = run.read_json(EVALUATION) if run.file(EVALUATION).exists() else None
+    return flags(run, run_row(path), evaluation)
