@@ -48,6 +48,9 @@ def test_a_collapsed_run_is_flagged_chance_everywhere(cli, collapsed, tmp_path):
     code, out, err = cli("compare", run, "--csv", tmp_path / "c.csv")
     assert code == 0 and "chance" in out
     assert pd.read_csv(tmp_path / "c.csv")["flags"][0].startswith("chance (")
+    code, _, err = cli("compare", run, "--report", tmp_path / "r.html")
+    assert code == 0, err
+    assert "flags: chance (" in (tmp_path / "r.html").read_text()
 
 
 def test_a_healthy_run_has_no_flags_once_evaluated(cli, run_copy: Path):

@@ -292,3 +292,28 @@ def test_evaluate_and_predict_record_tta(cli, run_copy, dataset, tmp_path):
     assert code == 0, err
     code, _, err = cli("evaluate", run_copy, "--tta", "sideways")
     assert code == 2 and "sideways" in err
+
+
+def test_a_float16_recipe_run_resumes_exactly(tmp_path, dataset):
+    """Under float16 Keras wraps the optimizer in a LossScaleOptimizer: its loss scale
+    carries over too, so the resumed history is the uninterrupted one."""
+    from animalcnn.training.session import TrainingFailed, resume, start
+
+    def config(name: str):
+        return load_config(write_config(
+            tmp_path / f"{name}.yaml", dataset, tmp_path / name,
+            training={"epochs": 4, "mixed_precision": "float16", "optimizer": "adamw",
+                      "weight_decay": 0.05, "schedule": "cosine", "ema": {"decay": 0.9}},
+        ))  # fmt: skip
+
+    try:
+        whole = start(config("whole"))
+        with pytest.raises(TrainingFailed) as stopped:
+            start(config("cut"), callbacks=[_StopAt(3)])
+        run = resume(stopped.value.run)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert json.loads(run.file("metrics.json").read_text())["precision"] == "mixed_float16"
+    ours = pd.read_csv(run.file("history.csv")).drop(columns="seconds")
+    theirs = pd.read_csv(whole.file("history.csv")).drop(columns="seconds")
+    pd.testing.assert_frame_equal(ours, theirs)

@@ -194,3 +194,24 @@ def test_markup_in_names_is_text_in_the_report_and_a_folder_is_no_report(
     assert list(folder.iterdir()) == [] and not list(tmp_path.glob("a-folder_*.png"))
     code, _, err = cli("compare", *two_runs, "--csv", folder)
     assert code == 1 and f"error: {folder}: is a folder; name a file" in err
+
+
+def test_compare_puts_the_best_first_sorts_and_filters(cli, two_runs: list[Path], tmp_path):
+    csv = tmp_path / "c.csv"
+    assert cli("compare", *two_runs, "--csv", csv)[0] == 0
+    table = pd.read_csv(csv)
+    assert table["test_accuracy"].is_monotonic_decreasing  # best first
+    code, out, _ = cli("compare", *reversed(two_runs))
+    assert code == 0 and out.count("(best)") == 1
+    assert cli("compare", *two_runs, "--csv", csv, "--sort", "epochs")[0] == 0
+    assert pd.read_csv(csv)["epochs"].tolist() == sorted(table["epochs"], reverse=True)
+    code, _, _ = cli("compare", *two_runs, "--csv", csv, "--where", "training.learning_rate=0.5")
+    assert code == 0 and pd.read_csv(csv)["epochs"].tolist() == [3]
+    assert cli("compare", *two_runs, "--csv", csv, "--where", "status=completed")[0] == 0
+    assert len(pd.read_csv(csv)) == 2
+    code, _, err = cli("compare", *two_runs, "--where", "training.learning_rate=7")
+    assert code == 2 and "no run has training.learning_rate=7" in err
+    code, _, err = cli("compare", *two_runs, "--sort", "speed")
+    assert code == 2 and "--sort speed: not a column" in err
+    code, _, err = cli("compare", *two_runs, "--where", "status")
+    assert code == 2 and "--where status: expected KEY=VALUE" in err

@@ -66,6 +66,8 @@ def evaluate(
         "animalcnn compare runs/*",
         "animalcnn compare runs/* --csv table.csv --report report.html",
         "animalcnn compare runs/lr-and-batch  # a sweep's trials",
+        "animalcnn compare runs/* --where status=completed --where training.optimizer=adamw",
+        "animalcnn compare runs/* --sort time_s",
     )
 )
 def compare(
@@ -79,21 +81,51 @@ def compare(
             metavar="FILE", help="Write an offline HTML report, and its figures as PNG beside it."
         ),
     ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(metavar="COLUMN", help="Sort by this --csv column (default: best first)."),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KEY=VALUE",
+            help="Only runs with this value: a --csv column (status, arch, ...) or a dotted "
+            "config key (training.learning_rate); repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Runs side by side: parameters, epochs, validation and test accuracy, gap, time."""
+    """Runs side by side, best first: parameters, epochs, validation and test accuracy,
+    gap, time, and sanity flags."""
     from animalcnn.console import console, print_warning
+    from animalcnn.errors import UserError
     from animalcnn.reporting.tables import (
+        COMPARE_COLUMNS,
         collect,
         compare_table,
         expand_runs,
+        matches,
+        ranked,
         resume_hints,
         write_csv,
     )
 
+    def parse_filter(text: str) -> tuple[str, str]:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise UserError(f"--where {text}: expected KEY=VALUE")
+        return key.strip(), value.strip()
+
     folders, notes = expand_runs([p for p in runs if p.is_dir() or not p.exists()])
     for note in notes:
         print_warning(note)
+    if sort is not None and sort not in COMPARE_COLUMNS:
+        raise UserError(f"--sort {sort}: not a column; one of {', '.join(COMPARE_COLUMNS)}")
+    filters = dict(parse_filter(w) for w in where or [])
     rows = collect(folders)
+    kept = [(r, f) for r, f in zip(rows, folders, strict=True) if matches(r, f, filters)]
+    if not kept and rows:
+        raise UserError(f"no run has {' and '.join(where or [])}")
+    rows, folders = ranked([r for r, _ in kept], [f for _, f in kept], sort)
     console.print(compare_table(rows, console.width))
     for hint in resume_hints(rows, folders):
         console.print(hint, highlight=False, markup=False)

@@ -143,6 +143,8 @@ def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[dict], list[list[dict]
                 if key == "test_accuracy" and str(r["test_data"]).startswith("stale")
                 else format_cell(value, kind)
             )
+            if key == "run" and r.get("best"):
+                shown += " (best)"
             sort = value if isinstance(value, int | float) else ""
             row.append({"shown": shown, "sort": sort, "secondary": p >= SECONDARY})
         cells.append(row)
@@ -174,6 +176,7 @@ def _run_view(s: RunSection) -> dict[str, Any]:
         f"{r['arch']}, {r['status']}, device {r.get('device') or '-'}, backend "
         f"{r.get('backend') or '-'}, precision "
         f"{r['precision'] or '-'}; test figures from {r['test_data'] or 'no evaluation'}"
+        + (f"; flags: {r['flags']}" if r.get("flags") else "")
     )
     charts = _charts_html([history_chart(s.history, s.label)], False) if len(s.history) else []
     if s.evaluation is not None:

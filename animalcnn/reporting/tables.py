@@ -137,6 +137,70 @@ def collect(paths: list[Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def ranked(
+    rows: list[dict[str, Any]], folders: list[Path], sort: str | None = None
+) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Rows (and their folders) best first: by test accuracy where any run has one (runs
+    without it after, by validation accuracy), else by best validation accuracy; or by
+    the column `sort` (accuracies and counts from the highest, text from A). The best
+    row gets `best: True`."""
+    pairs = list(zip(rows, folders, strict=True))
+    if sort is not None:
+        numeric = any(isinstance(r.get(sort), int | float) for r in rows)
+        missing = [(r, f) for r, f in pairs if r.get(sort) is None]
+        present = [(r, f) for r, f in pairs if r.get(sort) is not None]
+        present.sort(key=lambda p: p[0][sort], reverse=numeric)
+        pairs = present + missing
+    else:
+        tested = any(r["test_accuracy"] is not None for r in rows)
+
+        def score(pair: tuple[dict[str, Any], Path]) -> tuple[float, float]:
+            r = pair[0]
+            test, val = r["test_accuracy"], r["best_val_accuracy"]
+            first = (test if test is not None else -1.0) if tested else 0.0
+            return (-first, -(val if val is not None else -1.0))
+
+        pairs.sort(key=score)
+    for r, _ in pairs:
+        r["best"] = False
+    if pairs and (pairs[0][0]["test_accuracy"] is not None or
+                  pairs[0][0]["best_val_accuracy"] is not None):  # fmt: skip
+        pairs[0][0]["best"] = True
+    return [r for r, _ in pairs], [f for _, f in pairs]
+
+
+def matches(row: dict[str, Any], folder: Path, where: dict[str, str]) -> bool:
+    """Whether a run has every KEY=VALUE of `where`: a column of the table, or a dotted
+    config key (`training.learning_rate`), compared as text."""
+    config: dict[str, Any] | None = None
+    for key, wanted in where.items():
+        if key in row:
+            value = row[key]
+        else:
+            if config is None:
+                try:
+                    config = RunFolder(folder).config().model_dump(mode="json")
+                except RunFolderError:
+                    return False
+            value = config
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+        if not _same(value, wanted):
+            return False
+    return True
+
+
+def _same(value: Any, wanted: str) -> bool:
+    if isinstance(value, bool):
+        return wanted.lower() in (str(value).lower(), "on" if value else "off")
+    if isinstance(value, int | float):
+        try:
+            return math.isclose(float(value), float(wanted), rel_tol=1e-9)
+        except ValueError:
+            return False
+    return str(value) == wanted
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     out = io.StringIO()
     writer = csv.DictWriter(out, COMPARE_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -183,6 +247,8 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
     for i, r in enumerate(rows):
         if str(r["test_data"]).startswith("stale"):
             cells["test_accuracy"][i] = "stale"
+        if r.get("best"):
+            cells["run"][i] += " (best)"
     needed = {
         key: max(len(title), *(len(c) for c in cells[key])) + CELL_PADDING
         for title, key, _, _ in COMPARE_SPEC

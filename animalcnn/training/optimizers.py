@@ -94,7 +94,11 @@ def make_optimizer(
 def carry_over(made: keras.optimizers.Optimizer, loaded: keras.optimizers.Optimizer,
                model: keras.Model) -> keras.optimizers.Optimizer:  # fmt: skip
     """`made` (a new optimizer with what Keras does not save, such as the variables kept
-    from weight decay) holding `loaded`'s state: step, moments, rate, EMA weights."""
+    from weight decay) holding `loaded`'s state: step, moments, rate, EMA weights, and
+    float16's loss scale (Keras wrapped the saved one; `compile` keeps a wrapped one)."""
+    scaled = keras.optimizers.LossScaleOptimizer
+    if isinstance(loaded, scaled) and not isinstance(made, scaled):
+        made = scaled(made)
     made.build(model.trainable_variables)
     ours, theirs = made.variables, loaded.variables
     if [tuple(v.shape) for v in ours] != [tuple(v.shape) for v in theirs]:

@@ -1,0 +1,163 @@
+"""Accuracy per minute: training recipes given the same wall-clock budget. Prints figures
+and writes a figure; asserts nothing.
+
+Three entrants, each `animalcnn train` in a fresh process on DATA (its train split to
+train and validate, its test split scored after every epoch, off the clock):
+
+  seed    configs/mid.yaml (the notebook's recipe) at the fast recipe's image size
+  today   the best that the notebook's options allow (mid, flip + translation,
+          batch 64: the issue's sweep on real photographs)
+  fast    configs/fast.yaml
+
+Each trains until its own schedule ends, it early-stops, or the budget runs out (the
+budget counts training and validation, not the test scoring). Usage:
+
+  python benchmarks/recipes.py DATA                       # 10-minute budget each
+  python benchmarks/recipes.py DATA --budget 300 --out docs/figures/recipes.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TODAY = [
+    "data.batch_size=64",
+    "model.augmentation=[{type: flip}, {type: translation, factor: 0.1}]",
+]
+ENTRANTS = ("seed", "today", "fast")
+
+
+def _overrides(entrant: str, data: Path, size: int, runs: Path) -> tuple[Path, list[str]]:
+    common = [f"data.dir={data}", f"output.runs_dir={runs}", "output.tensorboard=false"]
+    if entrant == "fast":
+        return ROOT / "configs/fast.yaml", common
+    base = [f"data.img_size={size}", "training.epochs=1000", *common]  # stopped by the budget
+    return ROOT / "configs/mid.yaml", base + (TODAY if entrant == "today" else [])
+
+
+def _child(args: argparse.Namespace) -> None:
+    """Train one entrant here; print its curve (seconds, test accuracy per epoch)."""
+    import keras
+    import numpy as np
+
+    from animalcnn import backends
+    from animalcnn.data.decoding import decode
+    from animalcnn.data.discovery import read_split
+    from animalcnn.evaluation.inference import probabilities
+    from animalcnn.models.configs import load_config
+    from animalcnn.training.session import TrainingFailed, start
+
+    config, overrides = _overrides(args.entrant, args.data, args.size, Path(args.runs))
+    cfg = load_config(config, overrides)
+    backends.activate(backends.choose(cfg.training.backend))
+    classes, split = read_split(cfg.data.dir / cfg.data.test_split)
+    test = decode(split, cfg.data)
+    budget = args.budget
+
+    class Probe(keras.callbacks.Callback):
+        """Scores the test split after each epoch (EMA weights where the recipe keeps
+        them: they are in the model at this point) and stops at the budget."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.clock, self.curve = 0.0, []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.clock += time.perf_counter() - self.start
+            probs = probabilities(self.model, test, cfg.data.batch_size)
+            accuracy = float(np.mean(probs.argmax(axis=1) == test.labels))
+            self.curve.append((round(self.clock, 2), accuracy))
+            print(f"{args.entrant}: epoch {epoch + 1} at {self.clock:.0f}s test {accuracy:.4f}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            if self.clock >= budget:
+                self.model.stop_training = True
+
+    probe = Probe()
+    try:
+        start(cfg, callbacks=[probe])
+    except TrainingFailed as exc:  # an interrupted or failed run still has its curve
+        print(f"{args.entrant}: {exc.status}: {exc.reason}", file=sys.stderr)
+    print("RESULT " + json.dumps({"curve": probe.curve, "test_images": len(test)}), flush=True)
+
+
+def _spawn(entrant: str, args: argparse.Namespace) -> dict:
+    runs = tempfile.mkdtemp(prefix=f"recipes-{entrant}-")
+    cmd = [sys.executable, __file__, str(args.data), "--child", "--entrant", entrant,
+           "--budget", str(args.budget), "--size", str(args.size), "--runs", runs]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=os.environ)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise SystemExit(f"{entrant} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def _first_reaching(curve: list[tuple[float, float]], target: float) -> float | None:
+    return next((t for t, acc in curve if acc >= target - 1e-9), None)
+
+
+def _figure(results: dict[str, dict], out: Path, budget: float) -> None:
+    from animalcnn.reporting.charts import Chart, Panel, Series, write_png
+
+    series = [
+        Series(name, [t for t, _ in r["curve"]], [a for _, a in r["curve"]])
+        for name, r in results.items()
+    ]
+    panel = Panel("", "seconds of training (validation included)", "test accuracy", series,
+                  percent="y")  # fmt: skip
+    write_png(Chart(f"Test accuracy against time, {budget:.0f} s budget each", [panel]), out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="dataset root (train/ and a test split)")
+    parser.add_argument("--budget", type=float, default=600, help="seconds per entrant")
+    parser.add_argument("--size", type=int, default=None,
+                        help="image size of seed and today (default: fast.yaml's)")  # fmt: skip
+    parser.add_argument("--entrants", nargs="+", choices=ENTRANTS, default=list(ENTRANTS))
+    parser.add_argument("--out", type=Path, help="write the figure here (PNG)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--entrant", help=argparse.SUPPRESS)
+    parser.add_argument("--runs", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.size is None:
+        import yaml
+
+        args.size = yaml.safe_load((ROOT / "configs/fast.yaml").read_text())["data"]["img_size"]
+    if args.child:
+        _child(args)
+        return
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; data {args.data}; "
+          f"budget {args.budget:.0f} s each; seed and today at {args.size}px")  # fmt: skip
+    results = {entrant: _spawn(entrant, args) for entrant in args.entrants}
+    seed_final = results["seed"]["curve"][-1][1] if "seed" in results else None
+    seed_time = results["seed"]["curve"][-1][0] if "seed" in results else None
+    print()
+    print("| recipe | epochs | seconds | final test acc | best test acc | "
+          "reaches seed's final acc at |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        curve = r["curve"]
+        reach = _first_reaching(curve, seed_final) if seed_final is not None else None
+        share = f" ({reach / seed_time:.0%} of seed's time)" if reach and seed_time else ""
+        print(f"| {name} | {len(curve)} | {curve[-1][0]:.0f} | {curve[-1][1]:.2%} | "
+              f"{max(a for _, a in curve):.2%} | "
+              f"{'never' if reach is None else f'{reach:.0f} s'}{share} |")  # fmt: skip
+    if args.out:
+        _figure(results, args.out, args.budget)
+        print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
