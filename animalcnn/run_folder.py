@@ -99,6 +99,8 @@ class Metrics(BaseModel):
     wall_time_s: float | None = None
     images_per_second: float | None = None
     sweep: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    notes: str | None = None
 
 
 def _process_start(pid: int) -> float | None:

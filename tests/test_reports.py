@@ -215,3 +215,25 @@ def test_compare_puts_the_best_first_sorts_and_filters(cli, two_runs: list[Path]
     assert code == 2 and "--sort speed: not a column" in err
     code, _, err = cli("compare", *two_runs, "--where", "status")
     assert code == 2 and "--where status: expected KEY=VALUE" in err
+
+
+def test_tags_and_notes_are_shown_and_filter(cli, dataset: Path, tmp_path: Path, two_runs):
+    config = write_config(tmp_path / "tagged.yaml", dataset, tmp_path / "runs",
+                          training={"epochs": 1}, tags=["baseline", "small"],
+                          notes="first try <b>bold</b>")  # fmt: skip
+    code, _, err = cli("train", config)
+    assert code == 0, err
+    (run,) = (tmp_path / "runs").iterdir()
+    csv, report = tmp_path / "c.csv", tmp_path / "r.html"
+    code, out, err = cli("compare", run, *two_runs, "--where", "tag=small", "--csv", csv,
+                         "--report", report)  # fmt: skip
+    assert code == 0, err
+    table = pd.read_csv(csv)
+    assert table["tags"].tolist() == ["baseline, small"]
+    assert table["notes"].tolist() == ["first try <b>bold</b>"]
+    assert "notes: first try &lt;b&gt;bold&lt;/b&gt;" in report.read_text()
+    code, _, err = cli("compare", run, "--where", "tag=other")
+    assert code == 2 and "no run has tag=other" in err
+    bad = write_config(tmp_path / "bad.yaml", dataset, tmp_path / "runs", tags=["a, b"])
+    code, _, err = cli("train", bad)
+    assert code == 2 and "tags.0" in err

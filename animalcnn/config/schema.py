@@ -308,6 +308,11 @@ class ExperimentConfig(Section):
     seed: int = Field(
         42, ge=0, le=MAX_SEED, description="Seeds the split, shuffling and initialisation."
     )
+    tags: list[Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^,;\s]+$")]] = (
+        Field(default_factory=list, description="Short labels to filter runs by "
+              "(compare --where tag=NAME).")
+    )  # fmt: skip
+    notes: str = Field("", max_length=2000, description="Free text shown with the run.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

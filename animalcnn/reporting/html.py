@@ -177,6 +177,7 @@ def _run_view(s: RunSection) -> dict[str, Any]:
         f"{r.get('backend') or '-'}, precision "
         f"{r['precision'] or '-'}; test figures from {r['test_data'] or 'no evaluation'}"
         + (f"; flags: {r['flags']}" if r.get("flags") else "")
+        + (f"; notes: {r['notes']}" if r.get("notes") else "")
     )
     charts = _charts_html([history_chart(s.history, s.label)], False) if len(s.history) else []
     if s.evaluation is not None:

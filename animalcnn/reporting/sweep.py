@@ -24,13 +24,20 @@ STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING
           "WAITING": "waiting"}  # fmt: skip
 
 
-def outcome_line(o: Outcome) -> str:
+def metric_value(metric: str, value: float | None) -> str:
+    """A sweep's metric as people read it: accuracies in percent, losses as they are."""
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if metric.endswith("loss") else f"{value:.2%}"
+
+
+def outcome_line(o: Outcome, metric: str) -> str:
     params = ", ".join(f"{k}={v}" for k, v in o.params.items())
-    value = "-" if o.value is None else f"{o.value:.4f}"
+    value = metric_value(metric, o.value)
     why = f" ({o.error})" if o.error else ""
     run = o.run or "-"
     notes = "".join(f"; {n}" for n in o.notes)
-    return (f"trial {o.number}: {o.state}{why}  {params}  metric {value}  {o.seconds:.0f}s  "
+    return (f"trial {o.number}: {o.state}{why}  {params}  {metric} {value}  {o.seconds:.0f}s  "
             f"{run}{notes}")  # fmt: skip
 
 
@@ -64,7 +71,7 @@ def trials_table(rows: list[dict[str, Any]], keys: list[str], metric: str) -> Ta
     for col in ("trial", "state", *keys, metric, "time s", "run"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        value = "-" if r["value"] is None else f"{r['value']:.4f}"
+        value = metric_value(metric, r["value"])
         seconds = "-" if r["seconds"] is None else f"{r['seconds']:.0f}"
         table.add_row(str(r["trial"]), r["state"], *(Text(str(r[k])) for k in keys), value,
                       seconds, Text(str(r["run"] or "-")))  # fmt: skip

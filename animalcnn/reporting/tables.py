@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 PREDICTIONS_SHOWN = 50  # rows `predict` prints; its CSV has them all
 
 COMPARE_COLUMNS = [
-    "run", "name", "arch", "strategy", "status", "flags", "backend", "precision", "params_total",
-    "params_trainable",
+    "run", "name", "tags", "notes", "arch", "strategy", "status", "flags", "backend",
+    "precision", "params_total", "params_trainable",
     "epochs", "best_epoch", "best_val_accuracy", "train_accuracy", "test_accuracy",
     "gap", "test_data", "tta", "time_s", "images_per_s", "device",
 ]  # fmt: skip
@@ -54,6 +54,8 @@ def run_row(path: Path) -> dict[str, Any]:
     params = m.get("params") or {}
     row.update(
         name=m.get("name"),
+        tags=", ".join(m.get("tags") or []) or None,
+        notes=m.get("notes"),
         arch=m.get("arch"),
         strategy=m.get("strategy"),
         status=status,
@@ -170,10 +172,14 @@ def ranked(
 
 
 def matches(row: dict[str, Any], folder: Path, where: dict[str, str]) -> bool:
-    """Whether a run has every KEY=VALUE of `where`: a column of the table, or a dotted
-    config key (`training.learning_rate`), compared as text."""
+    """Whether a run has every KEY=VALUE of `where`: `tag` (one of its tags), a column of
+    the table, or a dotted config key (`training.learning_rate`), compared as text."""
     config: dict[str, Any] | None = None
     for key, wanted in where.items():
+        if key == "tag":
+            if wanted not in (row["tags"] or "").split(", "):
+                return False
+            continue
         if key in row:
             value = row[key]
         else:
@@ -226,7 +232,8 @@ def format_cell(value: Any, kind: str = "") -> str:
 
 # (title, row key, format, priority): at a narrow width the highest priorities drop first.
 COMPARE_SPEC = [
-    ("run", "run", "", 0), ("arch", "arch", "", 1), ("strategy", "strategy", "", 3),
+    ("run", "run", "", 0), ("tags", "tags", "", 3), ("arch", "arch", "", 1),
+    ("strategy", "strategy", "", 3),
     ("status", "status", "", 0), ("flags", "flags", "names", 1), ("backend", "backend", "", 2),
     ("precision", "precision", "", 2),
     ("params", "params_total", "int", 4),
@@ -328,7 +335,7 @@ def prediction_table(df: pd.DataFrame) -> Table:
         if isinstance(r["error"], str):
             table.add_row(Text(r["file"]), Text(r["error"], style="red"), "-")
         else:
-            table.add_row(Text(r["file"]), Text(r["predicted"]), f"{r['confidence']:.3f}")
+            table.add_row(Text(r["file"]), Text(r["predicted"]), f"{r['confidence']:.1%}")
     return table
 
 
@@ -341,7 +348,7 @@ def explain_table(df: pd.DataFrame) -> Table:
         if isinstance(r["error"], str):
             table.add_row(Text(r["file"]), Text(r["error"], style="red"), "-", "-")
         else:
-            table.add_row(Text(r["file"]), Text(r["predicted"]), f"{r['confidence']:.3f}",
+            table.add_row(Text(r["file"]), Text(r["predicted"]), f"{r['confidence']:.1%}",
                           Text(r["output"]))  # fmt: skip
     return table
 

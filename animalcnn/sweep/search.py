@@ -454,7 +454,7 @@ def run_sweep(
         f"runs in {sweep_dir}")  # fmt: skip
     sweep = Sweep(spec, study, sweep_dir)
     while (outcome := sweep.run_trial()) is not None:
-        say(outcome_line(outcome))
+        say(outcome_line(outcome, spec.metric))
     return Result(study, problems(study, spec))
 
 
@@ -481,6 +481,8 @@ def problems(study: optuna.Study, spec: SweepSpec) -> list[str]:
 
 def best_line(study: optuna.Study, spec: SweepSpec) -> str | None:
     """The best trial and the `--set`s that reproduce it from its base config."""
+    from animalcnn.reporting.sweep import metric_value
+
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not done:
         return None
@@ -489,4 +491,5 @@ def best_line(study: optuna.Study, spec: SweepSpec) -> str | None:
     sets = [*(override(k, v) for k, v in spec.set.items()),
             *(f"{k}={v}" for k, v in best.params.items() if k != BASE)]  # fmt: skip
     command = f"animalcnn train {base} " + " ".join(f"--set {s!r}" for s in sets)
-    return f"best: trial {best.number}, {spec.metric} {best.value:.4f}; reproduce with: {command}"
+    value = metric_value(spec.metric, best.value)
+    return f"best: trial {best.number}, {spec.metric} {value}; reproduce with: {command}"

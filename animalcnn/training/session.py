@@ -117,6 +117,8 @@ def start(
     run.update_metrics(
         status="running",
         name=cfg.name,
+        tags=cfg.tags,
+        notes=cfg.notes or None,
         arch=cfg.model.arch,
         strategy=cfg.transfer.strategy if cfg.transfer else None,
         started=datetime.now().isoformat(timespec="seconds"),
