@@ -100,10 +100,31 @@ def test_compare_fits_100_columns_and_keeps_the_key_figures(trained_run: Path, t
     assert max(len(line) for line in narrow.splitlines()) <= 100
     for header in ("run", "status", "best val acc", "test acc"):
         assert header in narrow
-    assert "columns left out to fit; --csv has them all" in narrow
+    caption = narrow[narrow.index("left out to fit: ") :]
+    assert "; --csv has them all" in caption and "device" in caption  # named, lowest first
     assert "completed" in narrow and "damaged" in narrow
     wide = render(None)
-    assert all(title in wide for title, *_ in COMPARE_SPEC) and "left out" not in wide
+    assert "left out" not in wide
+    # every column is there, but those empty for both runs (a non-run has no figures)
+    header = wide.splitlines()[2]
+    shown = [title for title, key, *_ in COMPARE_SPEC if title in header]
+    assert {"run", "status", "best val acc", "test acc", "arch", "epochs"} <= set(shown)
+
+
+def test_compare_moves_what_every_run_shares_to_the_caption(trained_run: Path, tmp_path: Path):
+    import shutil
+
+    from rich.console import Console
+
+    from animalcnn.reporting.tables import collect, compare_table
+
+    twin = Path(shutil.copytree(trained_run, tmp_path / "twin"))
+    console = Console(width=300, record=True, file=io.StringIO())
+    console.print(compare_table(collect([trained_run, twin]), None))
+    text = console.export_text()
+    header = text.splitlines()[2]
+    assert "arch" not in header and "precision" not in header and "run" in header
+    assert "all runs: simple, not evaluated, tensorflow, float32" in " ".join(text.split())
 
 
 def _imports_tensorflow(*argv: str) -> tuple[bool, str]:

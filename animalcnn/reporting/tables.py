@@ -248,8 +248,10 @@ CELL_PADDING = 3  # a column's border and padding, in characters
 
 
 def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
-    """Runs side by side; at `width` characters, the columns that fit, dropped by priority
-    (the caption says how many; `compare --csv` has them all)."""
+    """Runs side by side. With several runs, a column that is the same for all of them
+    moves to the caption ("all runs: mid, float32, ..."; one empty for all is left out);
+    at `width` characters, the columns that fit, dropped by priority, the caption naming
+    those left out (`compare --csv` has them all)."""
     cells = {key: [format_cell(r[key], kind) for r in rows] for _, key, kind, _ in COMPARE_SPEC}
     for i, r in enumerate(rows):
         if str(r["test_data"]).startswith("stale"):
@@ -260,17 +262,26 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
         key: max(len(title), *(len(c) for c in cells[key])) + CELL_PADDING
         for title, key, _, _ in COMPARE_SPEC
     }
-    shown = list(COMPARE_SPEC)
+    same = [
+        c for c in COMPARE_SPEC
+        if len(rows) > 1 and c[3] > 0 and len(set(cells[c[1]])) == 1
+    ]  # fmt: skip
+    shown = [c for c in COMPARE_SPEC if c not in same]
     by_priority = sorted(COMPARE_SPEC, key=lambda c: -c[3])
     while width is not None and sum(needed[c[1]] for c in shown) + 1 > width:  # + border
         drop = next((c for c in by_priority if c in shown and c[3] > 0), None)
         if drop is None:
             break
         shown.remove(drop)
-    left_out = len(COMPARE_SPEC) - len(shown)
-    plural = "s" if left_out > 1 else ""
-    caption = f"{left_out} column{plural} left out to fit; --csv has them all" if left_out else None
-    table = Table(title="runs", header_style="bold", caption=caption)
+    lines = []
+    common = [cells[key][0] for _, key, _, _ in same if cells[key][0] != "-"]
+    if common:
+        lines.append(f"all runs: {', '.join(common)}")
+    left_out = [title for c in COMPARE_SPEC if c not in shown and c not in same
+                for title in c[:1]]  # fmt: skip
+    if left_out:
+        lines.append(f"left out to fit: {', '.join(left_out)}; --csv has them all")
+    table = Table(title="runs", header_style="bold", caption="\n".join(lines) or None)
     for title, _, kind, _ in shown:
         table.add_column(title, justify="right" if kind not in ("", "names") else "left",
                          overflow="fold")  # fmt: skip
