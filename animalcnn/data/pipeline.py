@@ -54,12 +54,11 @@ def _batch_loader(images: Images):
     return load
 
 
-def _one_hot(targets: Targets | None):
-    """A map from (images, labels) to what the loss takes: the labels as they are, or
-    one-hot rows."""
+def _one_hot(batches: tf.data.Dataset, targets: Targets | None) -> tf.data.Dataset:
+    """The batches with what the loss takes: the labels as they are, or one-hot rows."""
     if targets is None:
-        return lambda x, y: (x, y)
-    return lambda x, y: (x, tf.one_hot(y, targets.num_classes, dtype=tf.float32))
+        return batches
+    return batches.map(lambda x, y: (x, tf.one_hot(y, targets.num_classes, dtype=tf.float32)))
 
 
 def _mixer(targets: Targets, seed: int):
@@ -90,20 +89,22 @@ def training_dataset(
     """
     n = len(images)
     load = _batch_loader(images)
+    mixing = targets is not None and bool(targets.mixes)
 
     def epoch_order(epoch):
         epoch_seed = tf.cast(seed, tf.int64) * 100_003 + epoch
         batches = tf.data.Dataset.range(n).shuffle(n, seed=epoch_seed).batch(batch_size)
-        return batches.enumerate().map(lambda step, idx: (idx, epoch, step))
+        if not mixing:
+            return batches
+        return batches.enumerate().map(lambda step, idx: (idx, epoch, step))  # mixing draws
 
     indices = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(epoch_order)
-    loaded = indices.map(lambda idx, epoch, step: (*load(idx), epoch, step),
-                         num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
-    if targets is not None and targets.mixes:
+    if mixing:
+        loaded = indices.map(lambda idx, epoch, step: (*load(idx), epoch, step),
+                             num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
         loaded = loaded.map(_mixer(targets, seed), num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        to_loss = _one_hot(targets)
-        loaded = loaded.map(lambda x, y, epoch, step: to_loss(x, y))
+        loaded = _one_hot(indices.map(load, num_parallel_calls=tf.data.AUTOTUNE), targets)
     return loaded.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
@@ -113,4 +114,4 @@ def eval_dataset(
     """Batches in file order, for validation, evaluation and prediction."""
     indices = tf.data.Dataset.range(len(images)).batch(batch_size)
     loaded = indices.map(_batch_loader(images), num_parallel_calls=tf.data.AUTOTUNE)
-    return loaded.map(_one_hot(targets)).prefetch(tf.data.AUTOTUNE).with_options(_options())
+    return _one_hot(loaded, targets).prefetch(tf.data.AUTOTUNE).with_options(_options())

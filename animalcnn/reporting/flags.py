@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from animalcnn.run_folder import EVALUATION, HISTORY, RunFolder
+from animalcnn.run_folder import HISTORY, RunFolder
 
 CHANCE_MARGIN = 0.02  # within 2 points of 1/classes
 ONE_CLASS_SHARE = 0.95
@@ -105,6 +105,4 @@ def run_flags(path: Path) -> list[Flag]:
     """The flags of the run folder at `path`, as `compare` shows them."""
     from animalcnn.reporting.tables import run_row
 
-    run = RunFolder.open(path)
-    evaluation = run.read_json(EVALUATION) if run.file(EVALUATION).exists() else None
-    return flags(run, run_row(path), evaluation)
+    return run_row(path)["flags"] or []

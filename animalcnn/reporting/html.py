@@ -31,7 +31,7 @@ from animalcnn.reporting.charts import (
     to_plotly,
     write_png,
 )
-from animalcnn.reporting.tables import COMPARE_SPEC, format_cell
+from animalcnn.reporting.tables import COMPARE_SPEC, flag_text, format_cell
 from animalcnn.run_folder import ERRORS_PNG, EVALUATION, RunFolder
 
 EXAMPLES_PER_CLASS = 3
@@ -176,7 +176,7 @@ def _run_view(s: RunSection) -> dict[str, Any]:
         f"{r['arch']}, {r['status']}, device {r.get('device') or '-'}, backend "
         f"{r.get('backend') or '-'}, precision "
         f"{r['precision'] or '-'}; test figures from {r['test_data'] or 'no evaluation'}"
-        + (f"; flags: {r['flags']}" if r.get("flags") else "")
+        + (f"; flags: {flag_text(r['flags'])}" if r.get("flags") else "")
         + (f"; notes: {r['notes']}" if r.get("notes") else "")
     )
     charts = _charts_html([history_chart(s.history, s.label)], False) if len(s.history) else []

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from animalcnn.atomic import atomic_write
 from animalcnn.errors import RunFolderError
-from animalcnn.reporting.flags import flags
+from animalcnn.reporting.flags import Flag, flags
 from animalcnn.run_folder import EVALUATION, RunFolder
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def run_row(path: Path) -> dict[str, Any]:
             row["tta"] = ev.get("tta", "none")  # (evaluations from before TTA: none)
             if row["train_accuracy"] is not None:
                 row["gap"] = row["train_accuracy"] - accuracy
-    row["flags"] = "; ".join(str(f) for f in flags(run, row, ev)) or None
+    row["flags"] = flags(run, row, ev)
     return row
 
 
@@ -137,6 +137,11 @@ def collect(paths: list[Path]) -> list[dict[str, Any]]:
     for row, name in zip(rows, names, strict=True):
         row["label"] = name if names.count(name) == 1 else row["run"]
     return rows
+
+
+def flag_text(found: list[Flag] | None) -> str | None:
+    """Flags as written to CSV and the report: "name (reason); ..."."""
+    return "; ".join(str(f) for f in found) if found else None
 
 
 def ranked(
@@ -211,7 +216,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     out = io.StringIO()
     writer = csv.DictWriter(out, COMPARE_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**r, "flags": flag_text(r["flags"])} for r in rows)
     atomic_write(path, out.getvalue())
 
 
@@ -225,8 +230,8 @@ def format_cell(value: Any, kind: str = "") -> str:
         return f"{int(value):,}"
     if kind == "float":
         return f"{value:,.1f}"
-    if kind == "names":  # sanity flags, "name (reason); ...": their names
-        return ", ".join(part.split(" (", 1)[0] for part in str(value).split("; "))
+    if kind == "names":  # sanity flags: their names
+        return ", ".join(f.name for f in value) or "-"
     return str(value)
 
 
