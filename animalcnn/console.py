@@ -21,11 +21,21 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-# Logs and pipes get wide tables instead of rich's 80-column default.
-_WIDTH = None if sys.stdout.isatty() else 200
-console = Console(soft_wrap=True, width=_WIDTH)
+PIPED_WIDTH = 100  # columns when output goes to a pipe or a file and COLUMNS is not set
+
+
+def _width() -> int | None:
+    """A terminal's own width; elsewhere COLUMNS, else PIPED_WIDTH."""
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPED_WIDTH
+
+
+_WIDTH = _width()
+console = Console(width=_WIDTH)
 Advance = Callable[[int], None]
-err_console = Console(stderr=True, soft_wrap=True, width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 # Set to 1 (or pass --verbose) to see TensorFlow's own start-up log lines.
 VERBOSE_ENV = "ANIMALCNN_VERBOSE"

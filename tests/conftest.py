@@ -109,3 +109,20 @@ def dump_dom(page: Path, profile: Path) -> str:
          page.as_uri()],
         capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by Playwright (offline); skips where there is none."""
+    path = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+    playwright = pytest.importorskip("playwright.sync_api")
+    if path is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=path,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        yield chromium
+        chromium.close()

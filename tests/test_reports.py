@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from .conftest import dump_dom, write_config
+from .conftest import write_config
 
 
 def assert_real_figure(path: Path, min_size: tuple[int, int] = (400, 250)) -> None:
@@ -101,32 +101,74 @@ def test_compare_writes_report_csv_and_pngs(cli, two_runs: list[Path], tmp_path:
     for run in two_runs:
         name = json.loads((run / "metrics.json").read_text())["name"]
         assert f"{name}: training curves" in page
-    assert not re.search(r"<script[^>]+src=", page), "the report must not load scripts"
-    assert "Plotly" in page and len(page) > 1_000_000  # plotly.js inlined once
+    # plotly.js once, beside the page, shared by the pages written there; nothing else loaded
+    (script,) = re.findall(r'<script[^>]+src="([^"]+)"', page)
+    assert script.startswith("animalcnn-assets/plotly-") and "Plotly" not in page[:2000]
+    assert (tmp_path / script).stat().st_size > 3_000_000 and len(page) < 2_000_000
     assert page.count("most confident mistakes") == 2  # each run's gallery ...
-    assert page.count("data:image/jpeg;base64,") >= 2 + 2 * 5  # ... and example images
-    for run in two_runs:  # each run's confusion matrix and per-class scores
+    examples = page.split('id="examples"')[1]  # ... and the example images, once
+    assert examples.count("data:image/jpeg;base64,") >= 5
+    assert page.count('id="examples"') == 1
+    for run in two_runs:  # each run's confusion matrix (in %) and per-class scores
         label = json.loads((run / "metrics.json").read_text())["name"]
         assert f"{label}: accuracy " in page
-    assert page.count('class="scores"') == 2
-    changed = page.split("What changed")[1].split("Side by side")[0]
+    assert page.count('class="scores"') == 2 and "% of each true class" in page
+    # the settings that differ are the table's columns; what all share, its caption
+    head = page.split('<table class="runs')[1].split("</thead>")[0]
     for key in ("training.epochs", "training.learning_rate", "training.lr_patience"):
-        assert key in changed
-    assert "data.img_size" not in changed  # the same in both
-    assert len(page) < 6_000_000  # thumbnails, not full images
-    assert len(pd.read_csv(csv)) == 2
+        assert f">{key}</th>" in head
+    assert "data.img_size" not in head and "What changed" not in page
+    caption = page.split('<p class="caption">')[1].split("</p>")[0]
+    assert caption.startswith("all runs: simple") and "params " in caption
+    assert page.count("<details") == 2 and page.count("<details") - page.count(" open>") == 1
+    assert "Validation accuracy per epoch" in page and "chance (20%)" in page
+    table = pd.read_csv(csv)
+    assert len(table) == 2 and sorted(table["training.learning_rate"]) == [0.003, 0.5]
     for figure in ("accuracy_vs_params", "gap", "test_accuracy"):
         assert_real_figure(tmp_path / f"report_{figure}.png", (300, 200))
 
 
+def test_a_second_report_shares_the_script_and_leaves_other_files(cli, two_runs, tmp_path):
+    """Reports written into one folder share one plotly.js; a file of the user's there is
+    left as it was."""
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    for name in ("a.html", "b.html"):
+        assert cli("compare", *two_runs, "--report", tmp_path / name)[0] == 0
+    assert len(list((tmp_path / "animalcnn-assets").iterdir())) == 1
+    assert mine.read_text() == "mine"
+
+
 @pytest.mark.slow
-def test_report_draws_in_a_headless_browser(cli, two_runs: list[Path], tmp_path: Path):
+def test_report_draws_and_sorts_in_a_headless_browser(cli, two_runs, tmp_path, browser):
     report = tmp_path / "report.html"
     assert cli("compare", *two_runs, "--report", report)[0] == 0
-    dom = dump_dom(report, tmp_path / "profile")
-    charts = 3 + len(two_runs)
-    assert dom.count('class="main-svg"') >= charts  # plotly drew every chart
-    assert dom.count('class="scatterlayer') >= charts - 2 and "Test accuracy" in dom
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(report.as_uri())
+    page.wait_for_selector(".main-svg")
+    assert page.locator("section.chart .main-svg").count() >= 3 and not errors
+    header = page.locator("table.runs th", has_text="test acc")
+    assert header.get_attribute("data-dir") == "down"  # the order it opened in: best first
+
+    def column(title: str) -> list[str]:
+        index = page.locator("table.runs th").all_inner_texts().index(title)
+        return [r.locator("td").nth(index).inner_text() for r in
+                page.locator("table.runs tbody tr").all()]  # fmt: skip
+
+    first = column("test acc")
+    assert "best" in page.locator("table.runs tbody tr").first.inner_text()
+    rate = page.locator("table.runs th", has_text="training.learning_rate")
+    rate.click()  # numbers: highest first, then lowest first; the arrow says which
+    assert column("training.learning_rate") == ["0.5", "0.003"]
+    assert rate.get_attribute("data-dir") == "down" and header.get_attribute("data-dir") is None
+    rate.click()
+    assert column("training.learning_rate") == ["0.003", "0.5"]
+    assert rate.get_attribute("data-dir") == "up"
+    header.click()
+    assert column("test acc") == first
+    page.close()
 
 
 def test_predict_labels_every_image_and_reports_unreadable_ones(
@@ -205,6 +247,8 @@ def test_compare_puts_the_best_first_sorts_and_filters(cli, two_runs: list[Path]
     assert code == 0 and out.count("(best)") == 1
     assert cli("compare", *two_runs, "--csv", csv, "--sort", "epochs")[0] == 0
     assert pd.read_csv(csv)["epochs"].tolist() == sorted(table["epochs"], reverse=True)
+    assert cli("compare", *two_runs, "--csv", csv, "--sort", "training.learning_rate")[0] == 0
+    assert pd.read_csv(csv)["training.learning_rate"].tolist() == [0.5, 0.003]
     code, _, _ = cli("compare", *two_runs, "--csv", csv, "--where", "training.learning_rate=0.5")
     assert code == 0 and pd.read_csv(csv)["epochs"].tolist() == [3]
     assert cli("compare", *two_runs, "--csv", csv, "--where", "status=completed")[0] == 0

@@ -83,7 +83,7 @@ def compare(
     ] = None,
     sort: Annotated[
         str | None,
-        typer.Option(metavar="COLUMN", help="Sort by this --csv column (default: best first)."),
+        typer.Option(metavar="COLUMN", help="Sort by this --csv column or config key (default: best first)."),
     ] = None,
     where: Annotated[
         list[str] | None,
@@ -118,10 +118,13 @@ def compare(
     folders, notes = expand_runs([p for p in runs if p.is_dir() or not p.exists()])
     for note in notes:
         print_warning(note)
-    if sort is not None and sort not in COMPARE_COLUMNS:
-        raise UserError(f"--sort {sort}: not a column; one of {', '.join(COMPARE_COLUMNS)}")
     filters = dict(parse_filter(w) for w in where or [])
     rows = collect(folders)
+    if sort is not None and sort not in COMPARE_COLUMNS and not any(
+        sort in r["settings"] for r in rows
+    ):
+        raise UserError(f"--sort {sort}: not a column or a config key (training.learning_rate); "
+                        f"columns: {', '.join(COMPARE_COLUMNS)}")  # fmt: skip
     kept = [(r, f) for r, f in zip(rows, folders, strict=True) if matches(r, f, filters)]
     if not kept and rows:
         raise UserError(f"no run has {' and '.join(where or [])}")

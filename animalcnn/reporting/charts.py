@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 TRAINING_COLOUR, VALIDATION_COLOUR = "#1f77b4", "#ff7f0e"
+DPI = 150
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Series:
     labels: list[str] | None = None
     marker: Literal["circle", "square"] = "circle"
     colour: str | None = None
+    dashed: bool = False
+    hidden: bool = False  # in the legend, drawn when clicked (plotly); not in the PNG
 
 
 @dataclass
@@ -57,6 +60,14 @@ MARK_STYLES = {
 
 
 @dataclass
+class Level:
+    """A horizontal reference line at `y` (chance level), its label written on it."""
+
+    y: float
+    label: str
+
+
+@dataclass
 class Heatmap:
     """A matrix with its row and column names; `fmt` formats the cell values."""
 
@@ -73,6 +84,7 @@ class Panel:
     y_label: str = ""
     series: list[Series] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
+    levels: list[Level] = field(default_factory=list)
     heatmap: Heatmap | None = None
     x_log: bool = False
     y_log: bool = False
@@ -144,7 +156,8 @@ def history_chart(history: pd.DataFrame, title: str) -> Chart:
 
 
 def confusion_chart(evaluation: dict[str, Any], title: str) -> Chart:
-    """The confusion matrix as counts and row-normalised (recall per class)."""
+    """The confusion matrix as the share of each true class (recall on the diagonal) and
+    as counts."""
     classes = evaluation["classes"]
     counts = np.asarray(evaluation["confusion_matrix"], dtype=float)
     rows = counts.sum(axis=1, keepdims=True)
@@ -152,8 +165,8 @@ def confusion_chart(evaluation: dict[str, Any], title: str) -> Chart:
     panels = [
         Panel(label, "predicted", "true", heatmap=Heatmap(matrix, classes, classes, fmt))
         for matrix, label, fmt in (
-            (counts, "counts", "{:.0f}"),
-            (normalised, "row-normalised", "{:.2f}"),
+            (normalised, "% of each true class", "{:.0%}"),
+            (counts, "images", "{:.0f}"),
         )
     ]
     k = len(classes)
@@ -190,6 +203,29 @@ def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
     return charts
 
 
+RUN_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
+
+
+def curves_chart(histories: dict[str, pd.DataFrame], classes: int) -> Chart | None:
+    """Every run's validation accuracy per epoch on one panel, its training accuracy
+    dashed and hidden until asked for, chance level drawn; None without any epoch."""
+    series = []
+    for i, (label, history) in enumerate(h for h in histories.items() if len(h[1])):
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        epochs = history["epoch"].tolist()
+        series.append(Series(f"{label} validation", epochs, history["val_accuracy"].tolist(),
+                             colour=colour))  # fmt: skip
+        series.append(Series(f"{label} training", epochs, history["accuracy"].tolist(),
+                             colour=colour, dashed=True, hidden=True))  # fmt: skip
+    if not series:
+        return None
+    chance = [Level(1 / classes, f"chance ({1 / classes:.0%})")] if classes > 1 else []
+    panel = Panel("", "epoch", "accuracy", series, levels=chance, percent="y", integer_x=True)
+    return Chart("Validation accuracy per epoch (click a legend entry to show training)",
+                 [panel], 10, 4.5)  # fmt: skip
+
+
 def lr_find_chart(lrs: Any, losses: Any, suggestion: float, title: str) -> Chart:
     """The learning-rate range test: loss against learning rate (log axis), the suggested
     rate marked."""
@@ -216,7 +252,12 @@ def write_png(chart: Chart, path: Path) -> Path:
         if panel.heatmap is not None:
             _draw_heatmap(fig, ax, panel.heatmap)
         for s in panel.series:
-            _draw_series(ax, s)
+            if not s.hidden:
+                _draw_series(ax, s)
+        for level in panel.levels:
+            ax.axhline(level.y, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(level.label, (0.01, level.y), xycoords=("axes fraction", "data"),
+                        xytext=(0, 3), textcoords="offset points", fontsize=8, color="grey")  # fmt: skip
         labelled: set[str] = set()
         for mark in panel.marks:
             line, _, colour, legend, written = MARK_STYLES[mark.kind]
@@ -251,7 +292,7 @@ def write_png(chart: Chart, path: Path) -> Path:
     fig.suptitle(chart.title)
     fig.tight_layout()
     buffer = BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=DPI)
     atomic_write(path, buffer.getvalue())
     return path
 
@@ -266,7 +307,8 @@ def _draw_series(ax: Any, s: Series) -> None:
     if s.kind == "scatter":  # labels are placed once all points are drawn
         ax.scatter(s.x, s.y, marker="o" if s.marker == "circle" else "s", label=s.name)
         return
-    ax.plot(s.x, s.y, marker=".", label=s.name, color=s.colour)
+    ax.plot(s.x, s.y, marker=".", label=s.name, color=s.colour,
+            linestyle="--" if s.dashed else "-")  # fmt: skip
 
 
 # Where a point's label may go, in points from the point: beside it, then further above
@@ -354,6 +396,9 @@ def to_plotly(chart: Chart) -> go.Figure:
                 row=1, col=col,
             )  # fmt: skip
             fig.update_yaxes(autorange="reversed", row=1, col=col)
+        for level in panel.levels:
+            fig.add_hline(y=level.y, line_dash="dash", line_color="grey", row=1, col=col,
+                          annotation_text=level.label, annotation_position="bottom left")  # fmt: skip
         for mark in panel.marks:
             _, dash, colour, _, written = MARK_STYLES[mark.kind]
             fig.add_vline(x=mark.x, line_dash=dash, line_color=colour, row=1, col=col)
@@ -395,9 +440,11 @@ def _trace(go: Any, s: Series, fmt: str) -> Any:
             marker={"symbol": s.marker, "size": 10},
             hovertemplate=f"%{{text}}<br>%{{x:,}}<br>%{{y:{fmt}}}<extra></extra>",
         )  # fmt: skip
-    group = s.name.split()[0]
+    first = s.name.split()[0]  # a run's "training loss" and "training accuracy" toggle together
+    group = first if first in ("training", "validation") else None
     return go.Scatter(
         x=s.x, y=s.y, mode="lines+markers", name=s.name, legendgroup=group,
-        line={"color": s.colour},
+        line={"color": s.colour, "dash": "dash" if s.dashed else "solid"},
+        visible="legendonly" if s.hidden else True,
         hovertemplate=f"{s.name}<br>epoch %{{x}}<br>%{{y:{fmt}}}<extra></extra>",
     )  # fmt: skip

@@ -1,11 +1,13 @@
-"""The comparison report: one self-contained HTML page that opens offline.
+"""The comparison report: one HTML page that opens offline.
 
-What a person reads instead of the terminal: the runs side by side (a sortable table
-whose secondary columns fold away), what changed between their configs, the
-comparison charts, and for each run its curves (best epoch marked), confusion
-matrix, per-class scores, mistakes gallery and a few example images. The charts are
-`reporting.charts` definitions drawn with plotly, whose JavaScript is inlined once;
-images are embedded as small JPEG thumbnails, so the file needs no network.
+What a person reads instead of the terminal: the runs best first (a sortable table with
+the settings that differ between them as columns, its secondary columns folded), every
+run's validation curves on one chart, the comparison charts, and for each run its
+curves (best epoch marked), confusion matrix, per-class scores and mistakes gallery
+(folded but for the best run's), then a few example images per class. The charts are
+`reporting.charts` definitions drawn with plotly, whose JavaScript is one file in
+`animalcnn-assets/` beside the page, shared by every page written there (4.8 MB once,
+instead of inside each page); images are embedded as small JPEG thumbnails.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import base64
 import errno
 import io
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,11 +28,12 @@ from animalcnn.reporting.charts import (
     Chart,
     comparison_charts,
     confusion_chart,
+    curves_chart,
     history_chart,
     to_plotly,
     write_png,
 )
-from animalcnn.reporting.tables import COMPARE_SPEC, flag_text, format_cell
+from animalcnn.reporting.tables import flag_text, format_cell, layout, value_of
 from animalcnn.run_folder import ERRORS_PNG, EVALUATION, RunFolder
 
 EXAMPLES_PER_CLASS = 3
@@ -100,77 +102,61 @@ def _section(row: dict[str, Any], folder: Path) -> RunSection:
     )  # fmt: skip
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        flat: dict[str, Any] = {}
-        for key, value in data.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): data}
+def _runs_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runs table as the page shows it: `tables.layout`'s columns (folded by priority),
+    each cell's text and sort key, the best run's badge, flags as badges with reasons."""
+    view = layout(rows)
+    ranked_by = "test_accuracy" if any(r["test_accuracy"] is not None for r in rows) else (
+        "best_val_accuracy")  # fmt: skip
 
+    def numeric(key: str, kind: str) -> bool:
+        values = [value_of(r, key) for r in rows]
+        return kind in ("pct", "int", "float") or (kind == "setting" and all(
+            isinstance(v, int | float) or v is None for v in values))  # fmt: skip
 
-def what_changed(sections: list[RunSection]) -> pd.DataFrame:
-    """The experiment settings that differ between the runs: one row per dotted key (the
-    name and where output goes are not settings)."""
-    flat = {
-        s.label: _flatten({k: v for k, v in s.config.items() if k not in ("name", "output")})
-        for s in sections
-    }
-    keys = sorted({k for f in flat.values() for k in f})
-
-    def shown(f: dict[str, Any], key: str) -> str:
-        return json.dumps(f[key]) if key in f else "-"
-
-    rows = {
-        key: [shown(flat[s.label], key) for s in sections]
-        for key in keys
-        if len({shown(f, key) for f in flat.values()}) > 1
-    }
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[s.label for s in sections])
-
-
-def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[dict], list[list[dict]]]:
-    """The runs table's columns and cells (shown text, sort key, folded or not)."""
-    columns = [{"title": title, "kind": kind or "text", "secondary": p >= SECONDARY}
-               for title, _, kind, p in COMPARE_SPEC]  # fmt: skip
+    columns = [
+        {"title": title, "numeric": numeric(key, kind), "secondary": p >= SECONDARY,
+         "sorted": key == ranked_by}
+        for title, key, kind, p in view.columns
+    ]  # fmt: skip
     cells = []
-    for r in rows:
+    for i, r in enumerate(rows):
         row = []
-        for _, key, kind, p in COMPARE_SPEC:
-            value = r[key]
-            shown = (
-                "stale"
-                if key == "test_accuracy" and str(r["test_data"]).startswith("stale")
-                else format_cell(value, kind)
-            )
-            if key == "run" and r.get("best"):
-                shown += " (best)"
-            sort = value if isinstance(value, int | float) else ""
-            row.append({"shown": shown, "sort": sort, "secondary": p >= SECONDARY})
+        for _, key, kind, p in view.columns:
+            value = value_of(r, key)
+            shown = format_cell(r["run"]) if key == "run" else view.cells[key][i]
+            row.append({
+                "shown": "" if key == "flags" else shown,
+                "sort": value if isinstance(value, int | float) and not isinstance(value, bool)
+                else "",
+                "secondary": p >= SECONDARY,
+                "numeric": kind in ("pct", "int", "float"),
+                "best": key == "run" and bool(r.get("best")),
+                "flags": r["flags"] if key == "flags" else [],
+            })  # fmt: skip
         cells.append(row)
-    return columns, cells
+    return {"columns": columns, "rows": cells, "caption": view.caption}
 
 
-def _per_class(evaluation: dict[str, Any]) -> dict[str, Any]:
-    df = pd.DataFrame(evaluation["per_class"]).T[["precision", "recall", "f1", "support"]]
-    for column in ("precision", "recall", "f1"):
-        df[column] = df[column].map("{:.3f}".format)
-    df["support"] = df["support"].astype(int)
-    return {"columns": list(df.columns), "rows": [(i, list(r)) for i, r in df.iterrows()]}
-
-
-def _charts_html(charts: list[Chart], first: bool) -> list[str]:
+def _per_class(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Precision, recall and F1 per class as fractions (drawn as bars) and the support."""
     return [
-        to_plotly(chart).to_html(
-            full_html=False, include_plotlyjs=first and i == 0, default_height="420px",
-            config={"responsive": True},
-        )
-        for i, chart in enumerate(charts)
+        {"name": name, "scores": [s["precision"], s["recall"], s["f1"]], "support": s["support"]}
+        for name, s in ((n, evaluation["per_class"][n]) for n in evaluation["classes"])
+    ]
+
+
+def _charts_html(charts: list[Chart]) -> list[str]:
+    """Plotly figures as HTML fragments; the page loads plotly.js once (`pages.plotly_asset`)."""
+    return [
+        to_plotly(chart).to_html(full_html=False, include_plotlyjs=False,
+                                 default_height="420px", config={"responsive": True})
+        for chart in charts
     ]  # fmt: skip
 
 
-def _run_view(s: RunSection) -> dict[str, Any]:
-    """What the page shows of one run."""
+def _run_view(s: RunSection, index: int) -> dict[str, Any]:
+    """What the page shows of one run; the best run's section is open, the others folded."""
     r = s.row
     facts = (
         f"{r['arch']}, {r['status']}, device {r.get('device') or '-'}, backend "
@@ -179,37 +165,73 @@ def _run_view(s: RunSection) -> dict[str, Any]:
         + (f"; flags: {flag_text(r['flags'])}" if r.get("flags") else "")
         + (f"; notes: {r['notes']}" if r.get("notes") else "")
     )
-    charts = _charts_html([history_chart(s.history, s.label)], False) if len(s.history) else []
+    charts, missing = [], []
+    if len(s.history):
+        charts += _charts_html([history_chart(s.history, s.label)])
+    else:
+        missing.append("no training curves: the run has no finished epoch")
     if s.evaluation is not None:
-        charts += _charts_html([confusion_chart(s.evaluation, s.label)], False)
+        charts += _charts_html([confusion_chart(s.evaluation, s.label)])
+    else:
+        missing.append("no confusion matrix or per-class scores: the best checkpoint is not "
+                       "evaluated (animalcnn evaluate)")  # fmt: skip
     return {
+        "anchor": f"run-{index}",
         "label": s.label,
+        "open": bool(r.get("best")),
+        "flags": r.get("flags") or [],
         "facts": facts,
         "charts": charts,
+        "missing": missing,
         "per_class": _per_class(s.evaluation) if s.evaluation is not None else None,
         "gallery": s.gallery,
-        "examples": [(n, u) for n, u in s.examples.items()] if any(s.examples.values()) else [],
     }
 
 
-def write_report(rows: list[dict[str, Any]], sections: list[RunSection], path: Path) -> Path:
-    """The page for `compare`'s rows and the sections of its readable runs."""
-    from animalcnn.reporting.pages import render
+def _side_by_side(
+    df: pd.DataFrame, sections: list[RunSection]
+) -> tuple[list[str], list[str]]:
+    """The comparison charts that have something to show, and a line for each left out."""
+    classes = max((len(s.evaluation["classes"]) for s in sections if s.evaluation), default=0) or (
+        max((len(s.examples) for s in sections), default=0))  # fmt: skip
+    charts, missing = [], []
+    curves = curves_chart({s.label: s.history for s in sections}, classes)
+    if curves is None:
+        missing.append("validation curves: no run has a finished epoch")
+    else:
+        charts.append(curves)
+    for name, chart in comparison_charts(df).items():
+        if any(series.x for panel in chart.panels for series in panel.series):
+            charts.append(chart)
+        else:
+            missing.append(f"{chart.title}: {EMPTY_REASONS[name]}")
+    return _charts_html(charts), missing
 
-    df = pd.DataFrame(rows)
-    changed = what_changed(sections) if len(sections) > 1 else pd.DataFrame()
-    columns, cells = _runs_table(rows)
+
+EMPTY_REASONS = {
+    "accuracy_vs_params": "no run has its parameter count and an accuracy",
+    "gap": "no run is evaluated on its current best checkpoint (animalcnn evaluate)",
+    "test_accuracy": "no run is evaluated on its current best checkpoint (animalcnn evaluate)",
+}
+
+
+def write_report(rows: list[dict[str, Any]], sections: list[RunSection], path: Path) -> Path:
+    """The page for `compare`'s rows (best first) and the sections of its readable runs."""
+    from animalcnn.reporting.pages import plotly_asset, render
+
+    charts, missing = _side_by_side(pd.DataFrame(rows), sections)
+    runs = [_run_view(s, i) for i, s in enumerate(sections)]
+    examples = next((s.examples for s in sections if any(s.examples.values())), {})
     page = render(
         "report.html",
         stamp=datetime.now().isoformat(timespec="seconds"),
-        columns=columns,
-        rows=cells,
-        changes={
-            "labels": list(changed.columns),
-            "rows": [(k, list(v)) for k, v in changed.iterrows()],
-        },  # fmt: skip
-        charts=_charts_html(list(comparison_charts(df).values()), True),
-        sections=[_run_view(s) for s in sections],
+        table=_runs_table(rows),
+        count=len(rows),
+        plotly_src=plotly_asset(path.parent),
+        charts=charts,
+        missing=missing,
+        sections=runs,
+        examples=list(examples.items()),
     )
     atomic_write(path, page)
     return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,12 @@ def run_row(path: Path) -> dict[str, Any]:
         ev = run.read_json(EVALUATION) if run.file(EVALUATION).exists() else None
     except RunFolderError as exc:
         row["status"] = f"damaged: {str(exc).split(': ', 1)[-1]}"
+        row["settings"] = {}
         return row
+    try:
+        row["settings"] = settings(run.config().model_dump(mode="json"))
+    except RunFolderError:  # a config this version cannot read: the row, without settings
+        row["settings"] = {}
     best = m.get("best") or {}
     params = m.get("params") or {}
     row.update(
@@ -86,6 +92,64 @@ def run_row(path: Path) -> dict[str, Any]:
                 row["gap"] = row["train_accuracy"] - accuracy
     row["flags"] = flags(run, row, ev)
     return row
+
+
+NOT_SETTINGS = ("name", "tags", "notes", "output", "data.cache", "data.cache_dir")
+
+
+def setting_text(value: Any) -> str:
+    """A config value as short text: `0.001`, `on`, `flip(horizontal), zoom(0.2)`,
+    `decay=0.99`; `-` for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(setting_text(v) for v in value) or "none"
+    if isinstance(value, dict):
+        if "type" in value:  # an augmentation: its type and its options' values
+            options = [setting_text(v) for k, v in value.items() if k != "type"]
+            return f"{value['type']}({', '.join(options)})" if options else str(value["type"])
+        return ", ".join(f"{k}={setting_text(v)}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def settings(config: dict[str, Any]) -> dict[str, str]:
+    """A run's config as `{dotted key: short text}`, one key per option of each section
+    (`training.learning_rate`, `model.augmentation`); what names the run or says where
+    its files go is not a setting."""
+    flat: dict[str, str] = {}
+    for section, value in config.items():
+        if isinstance(value, dict):
+            flat.update({f"{section}.{k}": setting_text(v) for k, v in value.items()})
+        else:
+            flat[section] = setting_text(value)
+    return {k: v for k, v in flat.items()
+            if k not in NOT_SETTINGS and k.split(".")[0] not in NOT_SETTINGS}  # fmt: skip
+
+
+def differing(rows: list[dict[str, Any]]) -> list[str]:
+    """The settings that differ between the readable runs among `rows`, in config order."""
+    readable = [r["settings"] for r in rows if r.get("settings")]
+    if len(readable) < 2:
+        return []
+    keys = list(dict.fromkeys(k for s in readable for k in s))
+    return [k for k in keys if len({s.get(k, "-") for s in readable}) > 1]
+
+
+def value_of(row: dict[str, Any], key: str) -> Any:
+    """A row's column, or its setting for a dotted config key (as a number where it is one)."""
+    if key in row:
+        return row[key]
+    text = row.get("settings", {}).get(key)
+    for number in (int, float):
+        try:
+            return number(text) if text not in (None, "-") else None
+        except ValueError:
+            continue
+    return text
 
 
 def resume_hints(rows: list[dict[str, Any]], folders: list[Path]) -> list[str]:
@@ -153,10 +217,10 @@ def ranked(
     row gets `best: True`."""
     pairs = list(zip(rows, folders, strict=True))
     if sort is not None:
-        numeric = any(isinstance(r.get(sort), int | float) for r in rows)
-        missing = [(r, f) for r, f in pairs if r.get(sort) is None]
-        present = [(r, f) for r, f in pairs if r.get(sort) is not None]
-        present.sort(key=lambda p: p[0][sort], reverse=numeric)
+        numeric = all(isinstance(value_of(r, sort), int | float | None) for r in rows)
+        missing = [(r, f) for r, f in pairs if value_of(r, sort) is None]
+        present = [(r, f) for r, f in pairs if value_of(r, sort) is not None]
+        present.sort(key=lambda p: value_of(p[0], sort), reverse=numeric)
         pairs = present + missing
     else:
         tested = any(r["test_accuracy"] is not None for r in rows)
@@ -212,11 +276,29 @@ def _same(value: Any, wanted: str) -> bool:
     return str(value) == wanted
 
 
+def _significant(value: Any) -> Any:
+    """A float rounded to 6 significant digits (what a CSV keeps of a fraction)."""
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
+def csv_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The table as CSV columns and rows: every column, then the differing settings;
+    fractions rounded to 6 significant digits, flags as text."""
+    keys = differing(rows)
+    out = [
+        {**{k: _significant(r[k]) for k in COMPARE_COLUMNS}, "flags": flag_text(r["flags"]),
+         **{k: value_of(r, k) for k in keys}}
+        for r in rows
+    ]  # fmt: skip
+    return [*COMPARE_COLUMNS, *keys], out
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    columns, records = csv_rows(rows)
     out = io.StringIO()
-    writer = csv.DictWriter(out, COMPARE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({**r, "flags": flag_text(r["flags"])} for r in rows)
+    writer.writerows(records)
     atomic_write(path, out.getvalue())
 
 
@@ -239,59 +321,122 @@ def format_cell(value: Any, kind: str = "") -> str:
 COMPARE_SPEC = [
     ("run", "run", "", 0), ("tags", "tags", "", 3), ("arch", "arch", "", 1),
     ("strategy", "strategy", "", 3),
-    ("status", "status", "", 0), ("flags", "flags", "names", 1), ("backend", "backend", "", 2),
+    ("status", "status", "", 1), ("flags", "flags", "names", 1), ("backend", "backend", "", 2),
     ("precision", "precision", "", 2),
     ("params", "params_total", "int", 4),
     ("trainable", "params_trainable", "int", 2), ("epochs", "epochs", "int", 3),
-    ("best val acc", "best_val_accuracy", "pct", 0), ("train acc", "train_accuracy", "pct", 2),
+    ("best val acc", "best_val_accuracy", "pct", 0), ("train acc", "train_accuracy", "pct", 3),
     ("test acc", "test_accuracy", "pct", 0), ("gap", "gap", "pct", 3),
-    ("test data", "test_data", "", 4), ("tta", "tta", "", 4),
+    ("test data", "test_data", "", 4), ("tta", "tta", "", 4), ("notes", "notes", "", 4),
     ("time s", "time_s", "float", 4), ("img/s", "images_per_s", "float", 5),
     ("device", "device", "", 5),
 ]  # fmt: skip
 CELL_PADDING = 3  # a column's border and padding, in characters
 
 
-def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
-    """Runs side by side. With several runs, a column that is the same for all of them
-    moves to the caption ("all runs: mid, float32, ..."; one empty for all is left out);
-    at `width` characters, the columns that fit, dropped by priority, the caption naming
-    those left out (`compare --csv` has them all)."""
-    cells = {key: [format_cell(r[key], kind) for r in rows] for _, key, kind, _ in COMPARE_SPEC}
-    for i, r in enumerate(rows):
-        if str(r["test_data"]).startswith("stale"):
-            cells["test_accuracy"][i] = "stale"
-        if r.get("best"):
-            cells["run"][i] += " (best)"
-    needed = {
-        key: max(len(title), *(len(c) for c in cells[key])) + CELL_PADDING
-        for title, key, _, _ in COMPARE_SPEC
-    }
-    same = [
-        c for c in COMPARE_SPEC
-        if len(rows) > 1 and c[3] > 0 and len(set(cells[c[1]])) == 1
-    ]  # fmt: skip
-    shown = [c for c in COMPARE_SPEC if c not in same]
-    by_priority = sorted(COMPARE_SPEC, key=lambda c: -c[3])
-    while width is not None and sum(needed[c[1]] for c in shown) + 1 > width:  # + border
-        drop = next((c for c in by_priority if c in shown and c[3] > 0), None)
-        if drop is None:
+BARE_IN_CAPTION = {"arch", "status", "backend", "precision", "device"}  # values that say what they are
+SHOWN_AS_COLUMNS = {"model.arch", "transfer.strategy"}  # settings the table has already
+
+
+def compare_spec(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, int]]:
+    """The table's columns for these rows: COMPARE_SPEC with, after the run, one column per
+    setting that differs between them (priority 2: when the width is short they go
+    after the run's other facts, before its flags and scores)."""
+    keys = [k for k in differing(rows) if k not in SHOWN_AS_COLUMNS]
+    return [COMPARE_SPEC[0], *((k, k, "setting", 2) for k in keys), *COMPARE_SPEC[1:]]
+
+
+def cell_text(row: dict[str, Any], key: str, kind: str) -> str:
+    """What a person reads in one cell: a formatted value, `stale`, `(best)` after the
+    best run, a setting's short text."""
+    if kind == "setting":
+        return row.get("settings", {}).get(key, "-")
+    if key == "test_accuracy" and str(row["test_data"]).startswith("stale"):
+        return "stale"
+    return format_cell(row[key], kind) + (" (best)" if key == "run" and row.get("best") else "")
+
+
+def _header(title: str) -> str:
+    """A dotted setting's header broken after its section (`training.` / `learning_rate`)."""
+    return title.replace(".", ".\n", 1)
+
+
+def _fit(
+    spec: list[tuple[str, str, str, int]],
+    shown: list[tuple[str, str, str, int]],
+    needed: dict[str, int],
+    width: int,
+) -> list[tuple[str, str, str, int]]:
+    """The columns of `shown` that fit in `width`: drop by priority (the rightmost of a
+    priority first) until the table fits, then take back, most important first, any
+    dropped column that still fits."""
+
+    def total(columns: list[tuple[str, str, str, int]]) -> int:
+        return sum(needed[c[1]] for c in columns) + 1  # + the closing border
+
+    by_priority = sorted(shown, key=lambda c: (-c[3], -spec.index(c)))
+    kept = list(shown)
+    for column in by_priority:
+        if total(kept) <= width:
             break
-        shown.remove(drop)
-    lines = []
-    common = [cells[key][0] for _, key, _, _ in same if cells[key][0] != "-"]
-    if common:
-        lines.append(f"all runs: {', '.join(common)}")
-    left_out = [title for c in COMPARE_SPEC if c not in shown and c not in same
-                for title in c[:1]]  # fmt: skip
+        if column[3] > 0:
+            kept.remove(column)
+    for column in reversed(by_priority):
+        if column not in kept and total([*kept, column]) <= width:
+            kept.append(column)
+    return [c for c in spec if c in kept]
+
+
+@dataclass
+class Layout:
+    """What every runs table shows (terminal, report, dashboard): its columns, each row's
+    cell text by column key, and the columns equal for every run, moved to a caption."""
+
+    columns: list[tuple[str, str, str, int]]  # (title, key, format, priority)
+    cells: dict[str, list[str]]
+    common: list[str]  # "all runs: ..." items
+
+    @property
+    def caption(self) -> str | None:
+        return f"all runs: {', '.join(self.common)}" if self.common else None
+
+
+def layout(rows: list[dict[str, Any]]) -> Layout:
+    """The runs table for `rows`: the settings that differ between them as columns; with
+    several runs, a column that is the same for all of them in the caption instead (one
+    empty for all left out)."""
+    spec = compare_spec(rows)
+    cells = {key: [cell_text(r, key, kind) for r in rows] for _, key, kind, _ in spec}
+    same = [c for c in spec if len(rows) > 1 and c[3] > 0 and len(set(cells[c[1]])) == 1]
+    common = [
+        cells[key][0] if key in BARE_IN_CAPTION else f"{title} {cells[key][0]}"
+        for title, key, _, _ in same
+        if cells[key][0] != "-"
+    ]
+    return Layout([c for c in spec if c not in same], cells, common)
+
+
+def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
+    """Runs side by side (`layout`); at `width` characters, the columns that fit, dropped
+    by priority, the caption naming those left out (`compare --csv` has them all)."""
+    view = layout(rows)
+    needed = {
+        key: max(*(len(line) for line in _header(title).split("\n")),
+                 *(len(c) for c in view.cells[key])) + CELL_PADDING
+        for title, key, _, _ in view.columns
+    }  # fmt: skip
+    shown = view.columns if width is None else _fit(view.columns, view.columns, needed, width)
+    lines = [view.caption] if view.caption else []
+    left_out = [c[0] for c in view.columns if c not in shown]
     if left_out:
         lines.append(f"left out to fit: {', '.join(left_out)}; --csv has them all")
-    table = Table(title="runs", header_style="bold", caption="\n".join(lines) or None)
+    table = Table(title="runs", header_style="bold", caption="\n".join(lines) or None,
+                  caption_justify="left")  # fmt: skip
     for title, _, kind, _ in shown:
-        table.add_column(title, justify="right" if kind not in ("", "names") else "left",
-                         overflow="fold")  # fmt: skip
+        table.add_column(_header(title), overflow="fold",
+                         justify="right" if kind not in ("", "names", "setting") else "left")  # fmt: skip
     for i in range(len(rows)):
-        table.add_row(*(Text(cells[key][i]) for _, key, _, _ in shown))
+        table.add_row(*(Text(view.cells[key][i]) for _, key, _, _ in shown))
     return table
 
 
