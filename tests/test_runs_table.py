@@ -79,8 +79,13 @@ def test_piped_compare_honours_columns(three):
     for columns, limit in (("80", 80), (None, 100)):
         env = {**os.environ, "COLUMNS": columns} if columns else {
             k: v for k, v in os.environ.items() if k != "COLUMNS"}  # fmt: skip
-        out = subprocess.run([sys.executable, "-m", "animalcnn", "compare", *map(str, three)],
-                             capture_output=True, text=True, env=env, check=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "animalcnn", "compare", *map(str, three)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
         assert max(len(line) for line in out.splitlines()) <= limit
         assert "augmented" in out and "left out to fit" in out
 

@@ -83,7 +83,9 @@ def compare(
     ] = None,
     sort: Annotated[
         str | None,
-        typer.Option(metavar="COLUMN", help="Sort by this --csv column or config key (default: best first)."),
+        typer.Option(
+            metavar="COLUMN", help="Sort by a --csv column or config key (default: best first)."
+        ),
     ] = None,
     where: Annotated[
         list[str] | None,
@@ -120,8 +122,10 @@ def compare(
         print_warning(note)
     filters = dict(parse_filter(w) for w in where or [])
     rows = collect(folders)
-    if sort is not None and sort not in COMPARE_COLUMNS and not any(
-        sort in r["settings"] for r in rows
+    if (
+        sort is not None
+        and sort not in COMPARE_COLUMNS
+        and not any(sort in r["settings"] for r in rows)
     ):
         raise UserError(f"--sort {sort}: not a column or a config key (training.learning_rate); "
                         f"columns: {', '.join(COMPARE_COLUMNS)}")  # fmt: skip

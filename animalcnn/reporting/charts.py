@@ -256,8 +256,15 @@ def write_png(chart: Chart, path: Path) -> Path:
                 _draw_series(ax, s)
         for level in panel.levels:
             ax.axhline(level.y, color="grey", linestyle="--", linewidth=1)
-            ax.annotate(level.label, (0.01, level.y), xycoords=("axes fraction", "data"),
-                        xytext=(0, 3), textcoords="offset points", fontsize=8, color="grey")  # fmt: skip
+            ax.annotate(
+                level.label,
+                (0.01, level.y),
+                xycoords=("axes fraction", "data"),
+                xytext=(0, 3),
+                textcoords="offset points",
+                fontsize=8,
+                color="grey",
+            )
         labelled: set[str] = set()
         for mark in panel.marks:
             line, _, colour, legend, written = MARK_STYLES[mark.kind]
@@ -397,8 +404,15 @@ def to_plotly(chart: Chart) -> go.Figure:
             )  # fmt: skip
             fig.update_yaxes(autorange="reversed", row=1, col=col)
         for level in panel.levels:
-            fig.add_hline(y=level.y, line_dash="dash", line_color="grey", row=1, col=col,
-                          annotation_text=level.label, annotation_position="bottom left")  # fmt: skip
+            fig.add_hline(
+                y=level.y,
+                line_dash="dash",
+                line_color="grey",
+                row=1,
+                col=col,
+                annotation_text=level.label,
+                annotation_position="bottom left",
+            )
         for mark in panel.marks:
             _, dash, colour, _, written = MARK_STYLES[mark.kind]
             fig.add_vline(x=mark.x, line_dash=dash, line_color=colour, row=1, col=col)

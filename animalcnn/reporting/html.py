@@ -188,9 +188,7 @@ def _run_view(s: RunSection, index: int) -> dict[str, Any]:
     }
 
 
-def _side_by_side(
-    df: pd.DataFrame, sections: list[RunSection]
-) -> tuple[list[str], list[str]]:
+def _side_by_side(df: pd.DataFrame, sections: list[RunSection]) -> tuple[list[str], list[str]]:
     """The comparison charts that have something to show, and a line for each left out."""
     classes = max((len(s.evaluation["classes"]) for s in sections if s.evaluation), default=0) or (
         max((len(s.examples) for s in sections), default=0))  # fmt: skip

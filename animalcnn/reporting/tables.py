@@ -334,7 +334,8 @@ COMPARE_SPEC = [
 CELL_PADDING = 3  # a column's border and padding, in characters
 
 
-BARE_IN_CAPTION = {"arch", "status", "backend", "precision", "device"}  # values that say what they are
+# Values that say what they are in the caption; the others are shown with their title.
+BARE_IN_CAPTION = {"arch", "status", "backend", "precision", "device"}
 SHOWN_AS_COLUMNS = {"model.arch", "transfer.strategy"}  # settings the table has already
 
 
@@ -433,8 +434,11 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
     table = Table(title="runs", header_style="bold", caption="\n".join(lines) or None,
                   caption_justify="left")  # fmt: skip
     for title, _, kind, _ in shown:
-        table.add_column(_header(title), overflow="fold",
-                         justify="right" if kind not in ("", "names", "setting") else "left")  # fmt: skip
+        table.add_column(
+            _header(title),
+            overflow="fold",
+            justify="right" if kind not in ("", "names", "setting") else "left",
+        )
     for i in range(len(rows)):
         table.add_row(*(Text(view.cells[key][i]) for _, key, _, _ in shown))
     return table
