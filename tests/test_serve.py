@@ -139,7 +139,8 @@ def local_server(run_copy: Path):
 
     import uvicorn
 
-    from animalcnn.deploy.serve import create_app, listen
+    from animalcnn.deploy.serve import create_app
+    from animalcnn.server import listen
 
     servers = []
 
@@ -220,7 +221,7 @@ def test_markup_in_a_run_name_is_shown_as_text(local_server, run_copy, tmp_path)
 
 
 def test_serve_says_why_it_cannot_listen_and_warns_off_loopback(cli, run_copy):
-    from animalcnn.deploy.serve import listen, loopback
+    from animalcnn.server import listen, loopback
 
     taken = listen("127.0.0.1", 0)
     port = taken.getsockname()[1]

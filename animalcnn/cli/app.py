@@ -56,6 +56,7 @@ TtaOption = Annotated[
     TtaChoice,
     typer.Option(
         "--tta",
+        metavar="none|flip|crops",
         help="Test-time augmentation: average the probabilities of the image and its mirror "
         "image (flip), and of four shifted copies too (crops).",
     ),
@@ -95,7 +96,8 @@ def main_options(
 
 
 class _Command(TyperCommand):
-    """Help that names each argument (`RUN...`) without its Python type (`list[Path]`)."""
+    """Help with plain names: each argument as `RUN...` (not `{RUN}...` nor its Python
+    type); number options name theirs (`--trials N`, not `<int range>`)."""
 
     def get_params(self, ctx: Any) -> list:
         params = super().get_params(ctx)
@@ -103,6 +105,22 @@ class _Command(TyperCommand):
             if isinstance(param, TyperArgument):
                 param.display_type_rich = lambda ctx: None
         return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or param.name.upper()) + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+def summary(doc: str) -> str:
+    """A command's line in `--help`'s list: its docstring up to the first colon or full
+    stop, whole (click would cut it at 45 characters with "...")."""
+    text = " ".join(doc.split())
+    ends = [i for i in (text.find(": "), text.find(". "), text.find("; ")) if i > 0]
+    return (text[: min(ends)] if ends else text).rstrip(".")
 
 
 def command(parent: typer.Typer = app, **kwargs: Any) -> Callable[[Callable], Callable]:
@@ -129,6 +147,7 @@ def command(parent: typer.Typer = app, **kwargs: Any) -> Callable[[Callable], Ca
                 print_error(f"{where}{exc.strerror or exc}")
                 raise typer.Exit(1) from None
 
+        kwargs.setdefault("short_help", summary(fn.__doc__ or ""))
         return parent.command(cls=_Command, **kwargs)(wrapper)
 
     return decorator

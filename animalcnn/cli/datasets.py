@@ -13,10 +13,14 @@ from animalcnn.cli.app import command, data_app, examples
 @command(data_app, name="synth", epilog=examples("animalcnn data synth data/demo"))
 def data_synth(
     root: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to create.")],
-    per_class: Annotated[int, typer.Option(min=2, help="Training images per class.")] = 60,
-    test_per_class: Annotated[int, typer.Option(min=1, help="Test images per class.")] = 20,
-    size: Annotated[int, typer.Option(min=16, help="Image side in pixels.")] = 64,
-    seed: Annotated[int, typer.Option(min=0, help="Seeds the drawing.")] = 0,
+    per_class: Annotated[
+        int, typer.Option(metavar="N", min=2, help="Training images per class.")
+    ] = 60,
+    test_per_class: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Test images per class.")
+    ] = 20,
+    size: Annotated[int, typer.Option(metavar="N", min=16, help="Image side in pixels.")] = 64,
+    seed: Annotated[int, typer.Option(metavar="N", min=0, help="Seeds the drawing.")] = 0,
 ) -> None:
     """Write a small synthetic 5-class dataset in the Animals layout (train/, val/, inf/)."""
     from animalcnn.console import console

@@ -65,7 +65,11 @@ def summary(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
     classes: Annotated[
         int | None,
-        typer.Option(min=2, help="Number of classes (default: class folders in data.dir, else 5)."),
+        typer.Option(
+            metavar="N",
+            min=2,
+            help="Number of classes (default: class folders in data.dir, else 5).",
+        ),
     ] = None,
 ) -> None:
     """Build the model and show its layers and parameter counts (no training, no data)."""

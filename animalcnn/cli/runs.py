@@ -33,7 +33,7 @@ def evaluate(
         typer.Option(metavar="DIR", help="Another dataset root or labelled split folder."),
     ] = None,
     errors: Annotated[
-        int, typer.Option(min=0, help="Most confident mistakes shown in errors.png.")
+        int, typer.Option(metavar="N", min=0, help="Most confident mistakes shown in errors.png.")
     ] = 16,
     explain: Annotated[
         bool, typer.Option("--explain", help="Draw each mistake's Grad-CAM over it.")
@@ -264,11 +264,16 @@ def serve(
     host: Annotated[
         str, typer.Option(metavar="HOST", help="Address to listen on (this machine only).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(metavar="N", min=1, max=65535, help="Port to listen on.")
+    ] = 8000,
     max_upload_mb: Annotated[
         float,
         typer.Option(
-            min=0.001, max=4096, help="Largest request, all its images together (413 above)."
+            metavar="MB",
+            min=0.001,
+            max=4096,
+            help="Largest request, all its images together (413 above).",
         ),
     ] = 20.0,
 ) -> None:
@@ -284,3 +289,33 @@ def serve(
 
     serve_run(folder, host, port, max_upload_mb,
               lambda line: console.print(line, highlight=False, markup=False))  # fmt: skip
+
+
+@command(
+    epilog=examples(
+        "animalcnn dashboard",
+        "animalcnn dashboard runs --port 8050",
+        "animalcnn dashboard runs --host 0.0.0.0  # reachable from other machines",
+    )
+)
+def dashboard(
+    runs_dir: Annotated[
+        Path, typer.Argument(metavar="RUNS_DIR", help="The folder of runs (default: runs).")
+    ] = Path("runs"),
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Address to listen on (this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(metavar="N", min=1, max=65535, help="Port to listen on.")
+    ] = 8050,
+) -> None:
+    """Compare the runs of a folder live in the browser: the runs table best first, every
+    run's curves as they train, a page per run and per sweep, GET /api/runs. Read-only."""
+    from animalcnn.console import console
+    from animalcnn.errors import UserError
+    from animalcnn.reporting.dashboard import dashboard as serve_dashboard
+
+    if not runs_dir.is_dir():
+        raise UserError(f"{runs_dir}: no such folder (animalcnn train CONFIG writes runs there)")
+    serve_dashboard(runs_dir, host, port,
+                    lambda line: console.print(line, highlight=False, markup=False))  # fmt: skip

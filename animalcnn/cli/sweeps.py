@@ -31,7 +31,8 @@ def sweep(
         ),
     ] = None,  # fmt: skip
     trials: Annotated[
-        int | None, typer.Option(min=1, help="random/tpe: trials in all (default: the file's).")
+        int | None,
+        typer.Option(metavar="N", min=1, help="random/tpe: trials in all (default: the file's)."),
     ] = None,
     new_study: Annotated[
         bool,

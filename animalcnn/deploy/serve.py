@@ -17,9 +17,7 @@ decoded size of each image (`data.decoding.MAX_DECODED_BYTES`).
 
 import asyncio  # no `from __future__ import annotations`: FastAPI reads the route types
 import contextlib
-import ipaddress
 import json
-import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +31,7 @@ from animalcnn.evaluation.evaluate import warn_unfinished
 from animalcnn.evaluation.inference import in_memory, probabilities
 from animalcnn.reporting.pages import render
 from animalcnn.run_folder import EVALUATION, RunFolder
+from animalcnn.server import run_app
 
 WORKERS = 2  # requests worked on at once (each decodes and predicts its files)
 QUEUE = 8  # requests waiting for a worker; past that, 503
@@ -192,44 +191,8 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
     return LimitRequestSize(app, limit)
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A socket listening on host:port, or one line saying why not (before anything says
-    the server is up)."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
-
-
-def loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(socket.getaddrinfo(host, None)[0][4][0]).is_loopback
-    except (OSError, ValueError):
-        return False
-
-
 def serve(
     run: RunFolder, host: str, port: int, max_upload_mb: float, say: Callable[[str], None]
 ) -> None:
-    """Serve until interrupted, one log line per request; `say` tells where, once the
-    address is bound."""
-    try:
-        import uvicorn
-    except ImportError:
-        raise UserError("uvicorn is not installed: pip install 'animalcnn[serve]'") from None
-    app = create_app(run, max_upload_mb)
-    sock = listen(host, port)
-    if not loopback(host):
-        from animalcnn.console import print_warning
-
-        print_warning(f"listening on {host}: other machines can reach this server, and it "
-                      "has no authentication")  # fmt: skip
-    shown = f"[{host}]" if ":" in host else host
-    say(f"serving {run.path} on http://{shown}:{sock.getsockname()[1]}/ (Ctrl-C stops)")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
-    server.run(sockets=[sock])
+    """Serve until interrupted; `say` tells where, once the address is bound."""
+    run_app(create_app(run, max_upload_mb), host, port, str(run.path), say)

@@ -53,6 +53,7 @@ class RunSection:
     evaluation: dict[str, Any] | None  # only while it belongs to the best checkpoint
     gallery: str | None  # a data: URI
     examples: dict[str, list[str]]  # class -> data: URIs
+    classes: list[str]
 
 
 def _jpeg_uri(image: Any, width: int | None = None) -> str:
@@ -80,7 +81,9 @@ def _examples(folder: Path, classes: list[str]) -> dict[str, list[str]]:
     return shown
 
 
-def _section(row: dict[str, Any], folder: Path) -> RunSection:
+def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> RunSection:
+    """What the page shows of one run: its history, config, current evaluation, gallery and
+    (with `examples`) a few images per class of the data it was scored on."""
     from PIL import Image
 
     run = RunFolder(folder)
@@ -98,13 +101,15 @@ def _section(row: dict[str, Any], folder: Path) -> RunSection:
     classes = run.metrics().get("classes") or []
     return RunSection(
         row["label"], row, run.history(), config.model_dump(mode="json"), evaluation, gallery,
-        _examples(test_dir, classes),
+        _examples(test_dir, classes) if examples else {},
+        classes,
     )  # fmt: skip
 
 
-def _runs_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The runs table as the page shows it: `tables.layout`'s columns (folded by priority),
-    each cell's text and sort key, the best run's badge, flags as badges with reasons."""
+def runs_table(rows: list[dict[str, Any]], links: list[str]) -> dict[str, Any]:
+    """The runs table as a page shows it (`runs_table.html`): `tables.layout`'s columns
+    (folded by priority), each cell's text and sort key, the run linked to `links[i]`,
+    the best run's badge, flags as badges with their reasons."""
     view = layout(rows)
     ranked_by = "test_accuracy" if any(r["test_accuracy"] is not None for r in rows) else (
         "best_val_accuracy")  # fmt: skip
@@ -132,6 +137,7 @@ def _runs_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "secondary": p >= SECONDARY,
                 "numeric": kind in ("pct", "int", "float"),
                 "best": key == "run" and bool(r.get("best")),
+                "link": links[i] if key == "run" else None,
                 "flags": r["flags"] if key == "flags" else [],
             })  # fmt: skip
         cells.append(row)
@@ -155,7 +161,7 @@ def _charts_html(charts: list[Chart]) -> list[str]:
     ]  # fmt: skip
 
 
-def _run_view(s: RunSection, index: int) -> dict[str, Any]:
+def run_view(s: RunSection, index: int) -> dict[str, Any]:
     """What the page shows of one run; the best run's section is open, the others folded."""
     r = s.row
     facts = (
@@ -188,10 +194,9 @@ def _run_view(s: RunSection, index: int) -> dict[str, Any]:
     }
 
 
-def _side_by_side(df: pd.DataFrame, sections: list[RunSection]) -> tuple[list[str], list[str]]:
+def side_by_side(df: pd.DataFrame, sections: list[RunSection]) -> tuple[list[str], list[str]]:
     """The comparison charts that have something to show, and a line for each left out."""
-    classes = max((len(s.evaluation["classes"]) for s in sections if s.evaluation), default=0) or (
-        max((len(s.examples) for s in sections), default=0))  # fmt: skip
+    classes = max((len(s.classes) for s in sections), default=0)
     charts, missing = [], []
     curves = curves_chart({s.label: s.history for s in sections}, classes)
     if curves is None:
@@ -217,13 +222,16 @@ def write_report(rows: list[dict[str, Any]], sections: list[RunSection], path: P
     """The page for `compare`'s rows (best first) and the sections of its readable runs."""
     from animalcnn.reporting.pages import plotly_asset, render
 
-    charts, missing = _side_by_side(pd.DataFrame(rows), sections)
-    runs = [_run_view(s, i) for i, s in enumerate(sections)]
+    charts, missing = side_by_side(pd.DataFrame(rows), sections)
+    runs = [run_view(s, i) for i, s in enumerate(sections)]
+    anchors = dict(zip((s.row["run"] for s in sections), (r["anchor"] for r in runs), strict=True))
     examples = next((s.examples for s in sections if any(s.examples.values())), {})
     page = render(
         "report.html",
         stamp=datetime.now().isoformat(timespec="seconds"),
-        table=_runs_table(rows),
+        table=runs_table(
+            rows, [f"#{anchors[r['run']]}" if r["run"] in anchors else "" for r in rows]
+        ),
         count=len(rows),
         plotly_src=plotly_asset(path.parent),
         charts=charts,
@@ -244,7 +252,7 @@ def write_comparison(rows: list[dict[str, Any]], folders: list[Path], path: Path
     sections = []
     for row, folder in zip(rows, folders, strict=True):
         if not str(row["status"]).startswith("damaged"):
-            sections.append(_section(row, folder))
+            sections.append(run_section(row, folder))
     df = pd.DataFrame(rows)
     prefix = path.with_suffix("")
     pngs = [

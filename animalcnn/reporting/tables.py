@@ -276,7 +276,7 @@ def _same(value: Any, wanted: str) -> bool:
     return str(value) == wanted
 
 
-def _significant(value: Any) -> Any:
+def significant(value: Any) -> Any:
     """A float rounded to 6 significant digits (what a CSV keeps of a fraction)."""
     return float(f"{value:.6g}") if isinstance(value, float) else value
 
@@ -286,7 +286,7 @@ def csv_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]
     fractions rounded to 6 significant digits, flags as text."""
     keys = differing(rows)
     out = [
-        {**{k: _significant(r[k]) for k in COMPARE_COLUMNS}, "flags": flag_text(r["flags"]),
+        {**{k: significant(r[k]) for k in COMPARE_COLUMNS}, "flags": flag_text(r["flags"]),
          **{k: value_of(r, k) for k in keys}}
         for r in rows
     ]  # fmt: skip
