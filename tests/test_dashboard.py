@@ -120,15 +120,23 @@ def test_a_training_runs_epochs_grow_on_the_page(
 ):
     runs = tmp_path / "runs"
     runs.mkdir()
-    config = write_config(tmp_path / "live.yaml", dataset, runs,
-                          training={"epochs": 40, "val_patience": 100, "lr_patience": 100})  # fmt: skip
+    config = write_config(
+        tmp_path / "live.yaml",
+        dataset,
+        runs,
+        training={"epochs": 40, "val_patience": 100, "lr_patience": 100},
+    )
     url = start_dashboard(runs, refresh=0.5)
     page = browser.new_page()
     page.goto(url)
     assert "No runs yet" in page.content()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    training = subprocess.Popen([sys.executable, "-m", "animalcnn", "train", str(config)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    training = subprocess.Popen(
+        [sys.executable, "-m", "animalcnn", "train", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         page.check("input.all-columns", timeout=120_000)  # the table appeared: show "epochs"
 
