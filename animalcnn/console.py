@@ -33,12 +33,26 @@ def _width() -> int | None:
 
 
 _WIDTH = _width()
-console = Console(width=_WIDTH)
+# Lines are not broken by rich (a path or a command stays whole, to copy); tables and the
+# epoch lines (`fields_lines`) are laid out to the width.
+console = Console(width=_WIDTH, soft_wrap=True)
 Advance = Callable[[int], None]
-err_console = Console(stderr=True, width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)  # an error is one line
 
 # Set to 1 (or pass --verbose) to see TensorFlow's own start-up log lines.
 VERBOSE_ENV = "ANIMALCNN_VERBOSE"
+
+
+def fields_lines(fields: list[str], width: int, indent: str = "    ") -> str:
+    """Fields (`loss 0.4321`, `acc 87.50%`) joined by two spaces into lines of at most
+    `width` characters, broken only between fields; later lines indented."""
+    lines: list[str] = []
+    for field in fields:
+        if lines and len(lines[-1]) + 2 + len(field) <= width:
+            lines[-1] += "  " + field
+        else:
+            lines.append(field if not lines else indent + field)
+    return "\n".join(lines)
 
 
 def print_error(message: object) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -94,21 +93,6 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, dataset: Path) -> Path
 
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-
-
-def dump_dom(page: Path, profile: Path) -> str:
-    """The page's DOM after a headless Chromium drew it (offline, no network); skips the
-    test where there is no Chromium."""
-    browser = next((b for b in BROWSERS if shutil.which(b)), None)
-    if browser is None:
-        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
-    return subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom",
-         page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,10 @@ def test_pages_read_runs_and_nothing_else(start_dashboard, runs_dir: Path):
     assert requests.get(f"{url}/runs/other-run/files/config.yaml", timeout=30).status_code == 404
     for bad in ("/runs/..%2F..%2Fetc", "/runs/nope", "/sweeps/nope/", "/assets/x.js"):
         assert requests.get(url + bad, timeout=30).status_code == 404, bad
+    trial = Path(shutil.copytree(runs_dir / "other-run", runs_dir / "lr-sweep" / "t0"))
+    shown = requests.get(f"{url}/sweeps/lr-sweep/t0/", timeout=30)  # as the sweep page links
+    assert shown.ok and shown.url.endswith("/runs/lr-sweep/t0") and "t0" in shown.text
+    shutil.rmtree(trial)
     sweep = requests.get(f"{url}/sweeps/lr-sweep/", timeout=30)
     assert sweep.ok and "sweep page" in sweep.text
     script = requests.get(f"{url}/sweeps/lr-sweep/animalcnn-assets/plotly-1.min.js", timeout=30)

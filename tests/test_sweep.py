@@ -4,6 +4,7 @@ dead workers, and the outputs."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import dump_dom, write_config
+from .conftest import write_config
 
 
 def _sweep(tmp_path: Path, config: Path, name: str, **fields) -> Path:
@@ -75,7 +76,9 @@ def test_two_processes_share_a_grid_and_rerunning_adds_nothing(cli, tmp_path, ti
     assert len(table) == 4 and set(table["state"]) == {"complete"}
     points = set(zip(table["training.learning_rate"], table["data.batch_size"], strict=True))
     assert len(points) == 4
-    folders = [p for p in (runs / "shared").iterdir() if p.is_dir()]
+    folders = [
+        p for p in (runs / "shared").iterdir() if p.is_dir() and p.name != "animalcnn-assets"
+    ]
     assert len(folders) == 4 and all((f / "metrics.json").exists() for f in folders)
     code, out, err = cli("sweep", path, "--runs-dir", runs)
     assert code == 0, err
@@ -98,7 +101,11 @@ def test_a_random_sweep_stops_at_its_trials_and_writes_its_outputs(cli, tmp_path
         assert metrics["sweep"]["name"] == "rand" and "trial" in metrics["sweep"]
         assert Path(run).name.startswith("rand-trial00")
     page = (tmp_path / "runs" / "rand" / "sweep.html").read_text()
-    assert "Plotly" in page and "<script src=" not in page and "Trials" in page
+    (script,) = re.findall(r'<script src="([^"]+)"', page)  # plotly.js beside it, shared
+    assert (tmp_path / "runs" / "rand" / script).is_file() and "Trials" in page
+    best = page.split('id="best"')[1].split("</div>")[0]
+    assert "Best: trial" in best and "animalcnn train " in best and "rand-trial0" in best
+    assert "parameter importances: 3 complete trial(s)" in page  # too few: a line, no plot
     code, out, _ = cli("sweep", path, "--runs-dir", tmp_path / "runs", "--trials", "4")
     assert code == 0 and len(pd.read_csv(tmp_path / "runs" / "rand" / "sweep.csv")) == 4
     assert list(table.columns) == ["trial", "state", "value", "run", "training.learning_rate",
@@ -129,7 +136,7 @@ def test_the_median_pruner_stops_a_hopeless_trial_early(cli, tmp_path):
         training={"epochs": 6},
     )  # fmt: skip
     lrs = [0.003, 0.004, 1e-9]  # ... but not at the last rate: it learns nothing
-    path = _sweep(tmp_path, config, "prune", pruner="median", seed=0,
+    path = _sweep(tmp_path, config, "prune", pruner="median", seed=0, pruner_startup_trials=2,
                   parameters={"training.learning_rate": {"values": lrs}})  # fmt: skip
     code, out, err = cli("sweep", path, "--runs-dir", tmp_path / "runs")
     assert code == 0, err
@@ -162,12 +169,57 @@ def test_a_dead_workers_trial_does_not_block_the_sweep(cli, tmp_path, tiny):
 
 
 @pytest.mark.slow
-def test_the_sweep_page_draws_offline_in_a_browser(cli, tmp_path, tiny):
+def test_the_sweep_page_draws_offline_and_sorts_in_a_browser(cli, tmp_path, tiny, browser):
     path = _sweep(tmp_path, tiny, "page", method="random", trials=3,
                   parameters={"training.learning_rate": {"low": 0.001, "high": 0.01}})  # fmt: skip
     assert cli("sweep", path, "--runs-dir", tmp_path / "runs")[0] == 0
-    dom = dump_dom(tmp_path / "runs" / "page" / "sweep.html", tmp_path / "profile")
-    assert dom.count('class="main-svg"') >= 2  # history and parallel coordinates drawn
+    page = browser.new_page()
+    page.goto((tmp_path / "runs" / "page" / "sweep.html").as_uri())
+    page.wait_for_selector(".main-svg")
+    titles = " ".join(page.locator(".gtitle").all_text_contents())
+    assert "val_accuracy per epoch, every trial" in titles  # intermediate values drawn
+    assert "Best: trial" in page.locator("#best").inner_text()
+    header = page.locator("table.trials th", has_text="val_accuracy")
+    header.click()  # highest first: the best trial on top
+    assert "best" in page.locator("table.trials tbody tr").first.inner_text()
+    page.close()
+
+
+def test_pruners_wait_for_the_second_epoch_and_a_few_complete_trials(tmp_path, tiny):
+    import optuna
+
+    from animalcnn.sweep.search import _pruner
+    from animalcnn.sweep.spec import load_sweep
+
+    for name in ("median", "hyperband"):
+        spec = load_sweep(
+            _sweep(
+                tmp_path,
+                tiny,
+                f"p{name}",
+                pruner=name,
+                parameters={"training.learning_rate": {"values": [0.1]}},
+            )
+        )
+        study = optuna.create_study(direction="maximize", pruner=_pruner(spec))
+        for good in range(spec.pruner_startup_trials + 1):
+            if good == spec.pruner_startup_trials - 1:  # one short of the startup trials
+                lagging = study.ask()
+                lagging.report(0.0, 2)
+                assert not lagging.should_prune(), name
+                study.tell(lagging, state=optuna.trial.TrialState.FAIL)
+            trial = study.ask()
+            for epoch in range(1, 6):
+                trial.report(0.9, epoch)
+            study.tell(trial, 0.9)
+        hopeless = study.ask()
+        hopeless.report(0.0, 1)
+        assert not hopeless.should_prune(), name  # never judged on its first epoch
+        for epoch in range(2, 6):
+            hopeless.report(0.0, epoch)
+            if hopeless.should_prune():
+                break
+        assert hopeless.should_prune(), name
 
 
 def test_the_shipped_sweeps_validate_and_the_seed_grid_is_the_notebook():

@@ -54,7 +54,7 @@ def sweep(
         spec.trials = trials
     backends.start(str(spec.set.get("training.backend", "auto")))
     from animalcnn.reporting import sweep as report
-    from animalcnn.sweep.search import best_line, run_sweep
+    from animalcnn.sweep.search import run_sweep
 
     result = run_sweep(spec, runs_dir, storage, new_study)
     study = result.study
@@ -64,7 +64,7 @@ def sweep(
     written = [report.write_sweep_csv(rows, keys, folder / "sweep.csv"),
                report.write_sweep_html(study, spec, rows, folder / "sweep.html")]  # fmt: skip
     console.print(report.trials_table(rows, keys, spec.metric))
-    best = best_line(study, spec)
+    best = report.best_line(study, spec)
     if best:
         console.print(best, highlight=False, markup=False)
     console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)

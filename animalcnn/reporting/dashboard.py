@@ -114,7 +114,13 @@ def create_app(runs_dir: Path, refresh: float = REFRESH_SECONDS) -> Any:
     """The dashboard's FastAPI app over `runs_dir`; its pages refresh every `refresh` s."""
     import plotly
     from fastapi import FastAPI, HTTPException
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from fastapi.responses import (
+        FileResponse,
+        HTMLResponse,
+        JSONResponse,
+        RedirectResponse,
+        Response,
+    )
     from plotly.offline import get_plotlyjs
 
     app = FastAPI(title="animalcnn dashboard", docs_url=None, redoc_url=None)
@@ -182,6 +188,12 @@ def create_app(runs_dir: Path, refresh: float = REFRESH_SECONDS) -> Any:
         if sweep not in _sweeps(runs_dir) or not (runs_dir / sweep / SWEEP_PAGE).is_file():
             raise HTTPException(404, f"no sweep page for {sweep!r} (yet)")
         return (runs_dir / sweep / SWEEP_PAGE).read_text(encoding="utf-8")
+
+    @app.get("/sweeps/{sweep}/{run}/")
+    def sweep_trial(sweep: str, run: str) -> RedirectResponse:
+        """A trial's run as the sweep page links it (a folder beside the page)."""
+        folder_of(f"{sweep}/{run}")
+        return RedirectResponse(f"/runs/{sweep}/{run}")
 
     return app
 

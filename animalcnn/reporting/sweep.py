@@ -1,11 +1,15 @@
-"""A sweep's results: a line per trial as it ends, `sweep.csv`, the best trial, and
-`sweep.html` (Optuna's plotly figures and the trials table, self-contained, offline)."""
+"""A sweep's results: a line per trial as it ends, `sweep.csv`, the best trial with the
+command that reproduces it, and `sweep.html`: the best trial, the trials table (sortable,
+runs linked), and Optuna's figures where they have something to say (history, each
+trial's per-epoch values, parallel coordinates, parameter importances from enough
+complete trials), plotly.js loaded from `animalcnn-assets/` beside it."""
 
 from __future__ import annotations
 
 import csv
 import io
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from animalcnn.atomic import atomic_write
+from animalcnn.reporting.tables import dotted_header
 
 if TYPE_CHECKING:
     import optuna
@@ -31,18 +36,29 @@ def metric_value(metric: str, value: float | None) -> str:
     return f"{value:.4f}" if metric.endswith("loss") else f"{value:.2%}"
 
 
+def param_text(value: Any) -> str:
+    """A parameter's value as people read it: floats to 4 significant digits (the exact
+    value is in sweep.csv and the reproduce command)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={param_text(v)}" for k, v in params.items())
+
+
 def outcome_line(o: Outcome, metric: str) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in o.params.items())
+    params = params_text(o.params)
     value = metric_value(metric, o.value)
     why = f" ({o.error})" if o.error else ""
-    run = o.run or "-"
+    run = Path(o.run).name if o.run else "-"
     notes = "".join(f"; {n}" for n in o.notes)
     return (f"trial {o.number}: {o.state}{why}  {params}  {metric} {value}  {o.seconds:.0f}s  "
             f"{run}{notes}")  # fmt: skip
 
 
 def trial_rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
-    """One row per trial: trial, state, value, run, and one column per parameter."""
+    """One row per trial: trial, state, value (a pruned trial's: at `epoch`), run, and one
+    column per parameter."""
     keys = list(spec.search_space())
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -50,7 +66,8 @@ def trial_rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
             t.datetime_complete and t.datetime_start) else None  # fmt: skip
         row = {"trial": t.number, "state": STATES.get(t.state.name, t.state.name.lower()),
                "value": t.value, "run": t.user_attrs.get("run"),
-               "seconds": None if took is None else round(took, 1)}  # fmt: skip
+               "seconds": None if took is None else round(took, 1),
+               "epoch": t.last_step if t.state.name == "PRUNED" else None}  # fmt: skip
         row.update({k: t.params.get(k) for k in keys})
         rows.append(row)
     return rows
@@ -59,7 +76,7 @@ def trial_rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
 def write_sweep_csv(rows: list[dict[str, Any]], keys: list[str], path: Path) -> Path:
     out = io.StringIO()
     columns = ["trial", "state", "value", "run", *keys, "seconds"]
-    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer = csv.DictWriter(out, columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(path, out.getvalue())
@@ -69,44 +86,144 @@ def write_sweep_csv(rows: list[dict[str, Any]], keys: list[str], path: Path) -> 
 def trials_table(rows: list[dict[str, Any]], keys: list[str], metric: str) -> Table:
     table = Table(title="trials", header_style="bold")
     for col in ("trial", "state", *keys, metric, "time s", "run"):
-        table.add_column(col, overflow="fold")
+        table.add_column(dotted_header(col), overflow="fold")
     for r in rows:
         value = metric_value(metric, r["value"])
         seconds = "-" if r["seconds"] is None else f"{r['seconds']:.0f}"
-        table.add_row(str(r["trial"]), r["state"], *(Text(str(r[k])) for k in keys), value,
-                      seconds, Text(str(r["run"] or "-")))  # fmt: skip
+        if r["state"] == "pruned" and r.get("epoch") is not None:
+            value += f" at epoch {r['epoch']}"
+        run = Path(r["run"]).name if r["run"] else "-"
+        table.add_row(str(r["trial"]), r["state"], *(Text(param_text(r[k])) for k in keys), value,
+                      seconds, Text(run))  # fmt: skip
     return table
 
 
-def write_sweep_html(study: optuna.Study, spec: SweepSpec, rows: list[dict], path: Path) -> Path:
-    """Optimisation history, parallel coordinates and parameter importances (where there
-    are enough finished trials), and the trials table; plotly inlined once."""
+def best_trial(study: optuna.Study, spec: SweepSpec) -> optuna.trial.FrozenTrial | None:
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not done:
+        return None
+    return min(done, key=lambda t: t.value) if spec.minimise else max(done, key=lambda t: t.value)
+
+
+def reproduce(trial: optuna.trial.FrozenTrial, spec: SweepSpec) -> str:
+    """The command that trains `trial`'s configuration again from its base config."""
+    from animalcnn.sweep.spec import BASE, override
+
+    base = trial.params.get(BASE, str(spec.bases[0]))
+    sets = [*(override(k, v) for k, v in spec.set.items()),
+            *(f"{k}={v}" for k, v in trial.params.items() if k != BASE)]  # fmt: skip
+    return f"animalcnn train {base} " + " ".join(f"--set {s!r}" for s in sets)
+
+
+def best_line(study: optuna.Study, spec: SweepSpec) -> str | None:
+    """The best trial and the `--set`s that reproduce it from its base config."""
+    best = best_trial(study, spec)
+    if best is None:
+        return None
+    value = metric_value(spec.metric, best.value)
+    command = reproduce(best, spec)
+    return f"best: trial {best.number}, {spec.metric} {value}; reproduce with:\n  {command}"
+
+
+MIN_TRIALS_FOR_IMPORTANCE = 5
+
+
+def _figures(study: optuna.Study, spec: SweepSpec) -> tuple[list[Any], list[str]]:
+    """Optuna's figures that have something to show, and a line for each left out."""
     from optuna import visualization as vis
 
-    figures = []
-    for plot in (vis.plot_optimization_history, vis.plot_parallel_coordinate,
-                 vis.plot_param_importances):  # fmt: skip
-        try:
-            with warnings.catch_warnings():  # "too few trials for importances": shown below
-                warnings.simplefilter("ignore", UserWarning)
-                figures.append(plot(study))
-        except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # too few trials
-            figures.append(f"{plot.__name__}: {exc}")
-    parts = []
-    first = True
-    for fig in figures:
-        if isinstance(fig, str):
-            parts.append({"note": fig})
-            continue
-        html = fig.to_html(full_html=False, include_plotlyjs=first, default_height="440px")
-        parts.append({"html": html})
-        first = False
-    from animalcnn.reporting.pages import render
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    keys = list(spec.search_space())
+    varied = [k for k in keys if len({repr(t.params.get(k)) for t in complete}) > 1]
+    axis = "" if spec.minimise else ".0%"  # accuracies in %
+    figures, notes = [], []
+    if complete:
+        fig = vis.plot_optimization_history(study, target_name=spec.metric)
+        fig.update_xaxes(title="trial", tickformat="d", dtick=max(1, len(trials) // 10))
+        fig.update_yaxes(title=spec.metric, tickformat=axis)
+        figures.append(fig)
+    else:
+        notes.append("optimisation history: no trial completed yet")
+    if any(t.intermediate_values for t in trials):
+        fig = vis.plot_intermediate_values(study)
+        fig.update_layout(title=f"{spec.metric} per epoch, every trial")
+        fig.update_xaxes(title="epoch", tickformat="d", dtick=1)
+        fig.update_yaxes(title=spec.metric, tickformat=axis)
+        figures.append(fig)
+    else:
+        notes.append(f"{spec.metric} per epoch: no trial reported an epoch yet")
+    if len(complete) >= 2 and varied:
+        figures.append(vis.plot_parallel_coordinate(study, params=varied, target_name=spec.metric))
+    else:
+        notes.append("parallel coordinates: they need 2 complete trials whose parameters differ")
+    if len(complete) >= MIN_TRIALS_FOR_IMPORTANCE and varied:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            figures.append(vis.plot_param_importances(study, params=varied,
+                                                      target_name=spec.metric))  # fmt: skip
+    else:
+        notes.append(
+            f"parameter importances: {len(complete)} complete trial(s)"
+            + ("" if varied else ", none of whose parameters differ")
+            + f"; they are estimated from {MIN_TRIALS_FOR_IMPORTANCE} or more complete trials "
+            "whose parameter varied, and would mean little before"
+        )
+    return figures, notes
 
+
+def _trial_cells(rows: list[dict], keys: list[str], metric: str, best: int | None) -> list:
+    """The trials table's cells: text, sort key, run link (relative to the sweep folder)."""
+    out = []
+    for r in rows:
+        value = metric_value(metric, r["value"])
+        if r["state"] == "pruned" and r.get("epoch") is not None:
+            value += f" at epoch {r['epoch']}"
+        run = Path(r["run"]).name if r["run"] else None
+        cells = [
+            {"shown": str(r["trial"]), "sort": r["trial"], "best": r["trial"] == best},
+            {"shown": r["state"], "sort": ""},
+            {"shown": value, "sort": r["value"] if r["value"] is not None else ""},
+            *({"shown": "-" if r[k] is None else param_text(r[k]),
+               "sort": r[k] if isinstance(r[k], int | float) and not isinstance(r[k], bool)
+               else ""} for k in keys),
+            {"shown": "-" if r["seconds"] is None else f"{r['seconds']:.0f}",
+             "sort": r["seconds"] if r["seconds"] is not None else ""},
+            {"shown": run or "-", "sort": "", "link": f"{run}/" if run else None},
+        ]  # fmt: skip
+        out.append([{"link": None, "best": False, **c} for c in cells])
+    return out
+
+
+def write_sweep_html(study: optuna.Study, spec: SweepSpec, rows: list[dict], path: Path) -> Path:
+    """The sweep's page: its best trial (value, parameters, run, the command that
+    reproduces it), the trials table and the figures that have something to show."""
+    from animalcnn.reporting.pages import plotly_asset, render
+
+    keys = list(spec.search_space())
+    figures, notes = _figures(study, spec)
+    best = best_trial(study, spec)
+    banner = None
+    if best is not None:
+        run = best.user_attrs.get("run")
+        banner = {
+            "trial": best.number, "value": metric_value(spec.metric, best.value),
+            "params": [(k, param_text(v)) for k, v in best.params.items()],
+            "run": Path(run).name if run else None, "command": reproduce(best, spec),
+        }  # fmt: skip
+    numeric = {"trial", spec.metric, "time s"} | {
+        k for k in keys if all(isinstance(r[k], int | float) or r[k] is None for r in rows)
+    }
+    columns = ["trial", "state", spec.metric, *keys, "time s", "run"]
     page = render(
         "sweep.html", name=spec.name, method=spec.method, metric=spec.metric,
-        goal="minimising" if spec.minimise else "maximising", parts=parts, rows=rows,
-        columns=["trial", "state", "value", "run", *spec.search_space()],
+        goal="minimising" if spec.minimise else "maximising", count=len(rows),
+        states=Counter(r["state"] for r in rows),
+        banner=banner, columns=[{"title": c, "numeric": c in numeric} for c in columns],
+        rows=_trial_cells(rows, keys, spec.metric, best.number if best else None),
+        charts=[f.to_html(full_html=False, include_plotlyjs=False, default_height="440px")
+                for f in figures],
+        notes=notes, plotly_src=plotly_asset(path.parent),
     )  # fmt: skip
     atomic_write(path, page)
     return path

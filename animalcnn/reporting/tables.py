@@ -357,7 +357,7 @@ def cell_text(row: dict[str, Any], key: str, kind: str) -> str:
     return format_cell(row[key], kind) + (" (best)" if key == "run" and row.get("best") else "")
 
 
-def _header(title: str) -> str:
+def dotted_header(title: str) -> str:
     """A dotted setting's header broken after its section (`training.` / `learning_rate`)."""
     return title.replace(".", ".\n", 1)
 
@@ -422,7 +422,7 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
     by priority, the caption naming those left out (`compare --csv` has them all)."""
     view = layout(rows)
     needed = {
-        key: max(*(len(line) for line in _header(title).split("\n")),
+        key: max(*(len(line) for line in dotted_header(title).split("\n")),
                  *(len(c) for c in view.cells[key])) + CELL_PADDING
         for title, key, _, _ in view.columns
     }  # fmt: skip
@@ -435,7 +435,7 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
                   caption_justify="left")  # fmt: skip
     for title, _, kind, _ in shown:
         table.add_column(
-            _header(title),
+            dotted_header(title),
             overflow="fold",
             justify="right" if kind not in ("", "names", "setting") else "left",
         )

@@ -38,6 +38,7 @@ from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, print_warning
 from animalcnn.errors import ConfigError, RunFolderError, UserError
 from animalcnn.models.configs import load_config
+from animalcnn.reporting.sweep import params_text
 from animalcnn.run_folder import (
     HEARTBEAT,
     RunFolder,
@@ -146,11 +147,30 @@ def _sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
 
 
 def _pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    """The sweep's pruner with its warm-up: no trial is pruned at an epoch up to
+    `pruner_warmup_epochs`, nor before `pruner_startup_trials` trials completed (so a
+    small grid is not judged on one epoch). Steps are epochs, from 1."""
+    if spec.pruner == "none":
+        return optuna.pruners.NopPruner()
+    # Optuna prunes at step >= n_warmup_steps: the first step it may prune is warm-up + 1.
+    warmup = spec.pruner_warmup_epochs + 1
     if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    if spec.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner()
-    return optuna.pruners.NopPruner()
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup_trials,
+                                           n_warmup_steps=warmup)  # fmt: skip
+    return _AfterStartup(optuna.pruners.HyperbandPruner(min_resource=warmup),
+                         spec.pruner_startup_trials)  # fmt: skip
+
+
+class _AfterStartup(optuna.pruners.BasePruner):
+    """A pruner that prunes nothing until `startup` trials have completed (Hyperband has
+    no such setting of its own)."""
+
+    def __init__(self, inner: optuna.pruners.BasePruner, startup: int) -> None:
+        self.inner, self.startup = inner, startup
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return len(done) >= self.startup and self.inner.prune(study, trial)
 
 
 def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -252,8 +272,11 @@ def _suggest(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
 class Sweep:
     """One process's work on a sweep: take trials until none is left, run each."""
 
-    def __init__(self, spec: SweepSpec, study: optuna.Study, sweep_dir: Path) -> None:
-        self.spec, self.study, self.sweep_dir = spec, study, sweep_dir
+    def __init__(
+        self, spec: SweepSpec, study: optuna.Study, sweep_dir: Path,
+        say: Callable[[str], None] = lambda line: None,
+    ) -> None:  # fmt: skip
+        self.spec, self.study, self.sweep_dir, self.say = spec, study, sweep_dir, say
         self.keys = list(spec.search_space())
         self.tried: set[tuple] = set()  # grid points this process has run (never twice)
 
@@ -311,6 +334,9 @@ class Sweep:
         trial, previous_run = taken
         params = _suggest(trial, self.spec)
         self.tried.add(tuple(params.get(k) for k in self.keys))
+        done = trial.number + 1
+        shown = params_text(params)
+        self.say(f"trial {trial.number} ({done}/{max(done, planned(self.spec))}) starts: {shown}")
         clock = time.perf_counter()
         outcome = Outcome(trial.number, "failed", None, None, params, 0.0)
         beat = lambda: trial.set_user_attr("heartbeat", time.time())  # noqa: E731
@@ -452,7 +478,7 @@ def run_sweep(
     say(f"sweep {spec.name}: {planned(spec)} trials, {spec.method}, "
         f"{'minimising' if spec.minimise else 'maximising'} {spec.metric}; "
         f"runs in {sweep_dir}")  # fmt: skip
-    sweep = Sweep(spec, study, sweep_dir)
+    sweep = Sweep(spec, study, sweep_dir, say)
     while (outcome := sweep.run_trial()) is not None:
         say(outcome_line(outcome, spec.metric))
     return Result(study, problems(study, spec))
@@ -477,19 +503,3 @@ def problems(study: optuna.Study, spec: SweepSpec) -> list[str]:
     if not any(t.state == TrialState.COMPLETE for t in trials):
         found.append("no trial completed")
     return found
-
-
-def best_line(study: optuna.Study, spec: SweepSpec) -> str | None:
-    """The best trial and the `--set`s that reproduce it from its base config."""
-    from animalcnn.reporting.sweep import metric_value
-
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if not done:
-        return None
-    best = min(done, key=lambda t: t.value) if spec.minimise else max(done, key=lambda t: t.value)
-    base = best.params.get(BASE, str(spec.bases[0]))
-    sets = [*(override(k, v) for k, v in spec.set.items()),
-            *(f"{k}={v}" for k, v in best.params.items() if k != BASE)]  # fmt: skip
-    command = f"animalcnn train {base} " + " ".join(f"--set {s!r}" for s in sets)
-    value = metric_value(spec.metric, best.value)
-    return f"best: trial {best.number}, {spec.metric} {value}; reproduce with: {command}"

@@ -67,6 +67,12 @@ class SweepSpec(BaseModel):
     method: Literal["grid", "random", "tpe"] = "tpe"
     trials: int = Field(20, ge=1, le=100_000, description="random/tpe: trials in all.")
     pruner: Literal["none", "median", "hyperband"] = "median"
+    pruner_warmup_epochs: int = Field(
+        1, ge=0, le=10_000, description="Epochs of each trial that are never pruned."
+    )
+    pruner_startup_trials: int = Field(
+        3, ge=0, le=10_000, description="Trials that complete before any is pruned."
+    )
     seed: int = Field(0, ge=0, le=2**32 - 1)
     parameters: dict[str, Range | Choice] = Field(default_factory=dict)
 

@@ -22,6 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from animalcnn.console import fields_lines
 from animalcnn.run_folder import MODEL, RunFolder
 from animalcnn.training.resume import RestoreCounters, ResumeCheckpoint
 
@@ -192,18 +193,21 @@ class ConsoleProgress(keras.callbacks.Callback):
         phase = f"[{r['phase']}] " if self.show_phase else ""
         left = self.total_epochs - r["epoch"]
         pace = sum(row["seconds"] for row in rows) / len(rows)
-        eta = f"  eta ≤ {duration(left * pace)}" if left > 0 else ""
         best = self.recorder.best is not None and self.recorder.best["epoch"] == r["epoch"]
+        fields = [
+            f"{phase}epoch {r['epoch']:>3}/{self.total_epochs}",
+            f"loss {r['loss']:.4f}", f"acc {r['accuracy']:.2%}",
+            f"val_loss {r['val_loss']:.4f}", f"val_acc {r['val_accuracy']:.2%}",
+            f"lr {r['lr']:.2e}", f"{r['seconds']:.1f}s",
+            f"{self.recorder.images_per_second:,.0f} img/s",
+            *([f"eta ≤ {duration(left * pace)}"] if left > 0 else []),
+            *(["* best"] if best else []),
+        ]  # fmt: skip
         self.console.print(
-            f"{phase}epoch {r['epoch']:>3}/{self.total_epochs}  "
-            f"loss {r['loss']:.4f}  acc {r['accuracy']:.2%}  "
-            f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.2%}  "
-            f"lr {r['lr']:.2e}  {r['seconds']:.1f}s  {self.recorder.images_per_second:,.0f} img/s"
-            + eta
-            + ("  * best" if best else ""),
+            fields_lines(fields, self.console.width),
             highlight=False,
             markup=False,  # "[head]" is a phase name, not a style
-            soft_wrap=False,  # wrap between fields on a narrow terminal, never inside a number
+            soft_wrap=True,  # broken between fields above, never inside one
         )
 
     def on_train_end(self, logs: dict | None = None) -> None:
