@@ -3,8 +3,12 @@
 import os
 
 # TensorFlow's C++ logs drown the progress output; its real errors surface as exceptions.
-# ANIMALCNN_VERBOSE=1 (or --verbose) keeps them.
-if os.environ.get("ANIMALCNN_VERBOSE", "") in ("", "0"):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# ANIMALCNN_VERBOSE=1 (or --verbose) keeps them. A user's own TF_CPP_MIN_LOG_LEVEL of 1 or
+# 2 (a common habit) still lets C++ "errors" through that are not errors (a tf.data
+# NodeDef attribute line at the first epoch), so it is raised to 3; 0 asks for all.
+if os.environ.get("ANIMALCNN_VERBOSE", "") in ("", "0") and os.environ.get(
+    "TF_CPP_MIN_LOG_LEVEL", ""
+) in ("", "1", "2"):
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 __version__ = "0.1.0"

@@ -84,33 +84,37 @@ def progress_bar(label: str, total: int) -> Iterator[Advance]:
     console.print(f"{label}: {total:,} in {elapsed:.1f}s{rate}", highlight=False, markup=False)
 
 
-def import_tensorflow() -> None:
-    """Import TensorFlow with its start-up log lines held back.
-
-    TensorFlow writes them (twice, from two of its libraries) straight to the process's
-    standard error before any Python setting applies, so they are caught at the file
-    descriptor. With ANIMALCNN_VERBOSE=1 (or --verbose) each distinct message is shown
-    once; if the import fails, everything it wrote is shown.
-    """
-    if "tensorflow" in sys.modules:
-        return
+@contextmanager
+def native_stderr_held() -> Iterator[None]:
+    """Hold back what native libraries (TensorFlow, TFLite) write straight to the
+    process's standard error while the block runs: caught at the file descriptor, where
+    no Python setting applies. With ANIMALCNN_VERBOSE=1 (or --verbose) each distinct
+    message is shown once; if the block fails, everything it wrote is shown."""
     sys.stderr.flush()
     saved = os.dup(2)
-    imported = False
+    ok = False
     with tempfile.TemporaryFile() as caught:
         os.dup2(caught.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
-
-            imported = True
+            yield
+            ok = True
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             caught.seek(0)
             lines = caught.read().decode(errors="replace").splitlines()
-            if not imported or verbose():
-                shown = lines if not imported else unique_log_lines(lines)
+            if lines and (not ok or verbose()):
+                shown = lines if not ok else unique_log_lines(lines)
                 print("\n".join(shown), file=sys.stderr)
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow with its start-up log lines held back (it writes them twice,
+    from two of its libraries, before any Python setting applies)."""
+    if "tensorflow" in sys.modules:
+        return
+    with native_stderr_held():
+        import tensorflow  # noqa: F401
 
 
 # TensorFlow's log prefix: severity, date, time, thread, source line.

@@ -21,7 +21,7 @@ def test_a_download_is_copied_and_checked(cli, dataset: Path, tmp_path: Path, mo
     assert asked == ["antobenedetti/animals"]
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["inf", "train", "val"]
     assert "layout: split folders: train/ to train, val/ to test" in out
-    assert "0 error(s)" in out
+    assert "No errors and" in out
     code, _, err = cli("data", "download", "--to", tmp_path / "data")
     assert code == 2 and "already holds files" in err
 

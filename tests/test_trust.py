@@ -46,16 +46,17 @@ def test_data_check_lists_every_problem(cli, broken: Path):
     )
     assert f"warning: {broken}/train/square/renamed.jpg: PNG data with a .jpg extension" in lines
     assert any(
-        "the same image is in ['train', 'val']" in line and "leaked.png" in line for line in lines
+        "the same image is in the train and the val splits" in line and "leaked.png" in line
+        for line in lines
     )
     assert len(lines) == 6  # hidden files and folders are not reported
-    assert "3 error(s), 3 warning(s)" in out
+    assert "3 errors and 3 warnings." in out
     assert "(unlabeled)" in out and "│ train │ circle" in out
 
 
 def test_data_check_of_a_clean_folder_passes(cli, dataset: Path):
     code, out, err = cli("data", "check", dataset)
-    assert code == 0 and err == "" and "0 error(s), 0 warning(s)" in out
+    assert code == 0 and err == "" and "No errors and no warnings. The dataset can be" in out
 
 
 def test_training_leaves_broken_files_out_and_names_them(cli, broken: Path, tmp_path: Path):

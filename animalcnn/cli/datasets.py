@@ -61,7 +61,9 @@ def _check(root: Path) -> int:
         err_console.print(str(problem), style="red" if problem.error else "yellow",
                           highlight=False, markup=False)  # fmt: skip
     errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
-    console.print(f"{errors} error(s), {warnings} warning(s)")
+    summary = f"{_count(errors, 'error')} and {_count(warnings, 'warning')}."
+    console.print(summary[0].upper() + summary[1:]
+                  + ("" if errors else " The dataset can be trained on."))  # fmt: skip
     return errors
 
 
@@ -85,3 +87,7 @@ def data_download(
     console.print(f"downloaded {dataset} into {root}", highlight=False, markup=False)
     if _check(root):
         raise typer.Exit(1)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{'no' if n == 0 else n} {noun}{'' if n == 1 else 's'}"

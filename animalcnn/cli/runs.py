@@ -133,7 +133,7 @@ def compare(
     if not kept and rows:
         raise UserError(f"no run has {' and '.join(where or [])}")
     rows, folders = ranked([r for r, _ in kept], [f for _, f in kept], sort)
-    console.print(compare_table(rows, console.width))
+    console.print(compare_table(rows, console.width), soft_wrap=False)  # the caption wraps
     for hint in resume_hints(rows, folders):
         console.print(hint, highlight=False, markup=False)
     if csv is not None:

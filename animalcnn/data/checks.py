@@ -154,6 +154,11 @@ def check(root: Path, train_split: str = "train") -> Report:
         if len(splits) > 1 and train_split in splits:
             others = ", ".join(str(p) for _, p in copies[1:])
             problems.append(
-                Problem(copies[0][1], f"the same image is in {sorted(splits)}: {others}", False)
+                Problem(
+                    copies[0][1],
+                    f"the same image is in the {' and the '.join(sorted(splits))} "
+                    f"splits (a test image the model trained on); copies: {others}",
+                    False,
+                )  # fmt: skip
             )
     return Report(stats, problems)

@@ -65,15 +65,19 @@ def predict_with(fmt: str, path: Path, images: np.ndarray) -> np.ndarray:
     if fmt == "tflite":
         import tensorflow as tf
 
-        with warnings.catch_warnings():  # tf.lite's interpreter warns that it is moving
+        from animalcnn.console import native_stderr_held
+
+        # tf.lite's interpreter warns that it is moving, and its C++ says which delegate
+        # it made ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+        with warnings.catch_warnings(), native_stderr_held():
             warnings.simplefilter("ignore")
             interpreter = tf.lite.Interpreter(model_path=str(path))
-        index = interpreter.get_input_details()[0]["index"]
-        interpreter.resize_tensor_input(index, images.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(index, images)
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+            index = interpreter.get_input_details()[0]["index"]
+            interpreter.resize_tensor_input(index, images.shape)
+            interpreter.allocate_tensors()
+            interpreter.set_tensor(index, images)
+            interpreter.invoke()
+            return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     try:
         import onnxruntime
     except ImportError:

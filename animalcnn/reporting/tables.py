@@ -321,7 +321,7 @@ def format_cell(value: Any, kind: str = "") -> str:
 COMPARE_SPEC = [
     ("run", "run", "", 0), ("tags", "tags", "", 3), ("arch", "arch", "", 1),
     ("strategy", "strategy", "", 3),
-    ("status", "status", "", 1), ("flags", "flags", "names", 1), ("backend", "backend", "", 2),
+    ("status", "status", "", 0), ("flags", "flags", "names", 1), ("backend", "backend", "", 2),
     ("precision", "precision", "", 2),
     ("params", "params_total", "int", 4),
     ("trainable", "params_trainable", "int", 2), ("epochs", "epochs", "int", 3),
@@ -335,7 +335,7 @@ CELL_PADDING = 3  # a column's border and padding, in characters
 
 
 # Values that say what they are in the caption; the others are shown with their title.
-BARE_IN_CAPTION = {"arch", "status", "backend", "precision", "device"}
+BARE_IN_CAPTION = {"arch", "status", "flags", "backend", "precision", "device"}
 SHOWN_AS_COLUMNS = {"model.arch", "transfer.strategy"}  # settings the table has already
 
 
@@ -408,7 +408,10 @@ def layout(rows: list[dict[str, Any]]) -> Layout:
     empty for all left out)."""
     spec = compare_spec(rows)
     cells = {key: [cell_text(r, key, kind) for r in rows] for _, key, kind, _ in spec}
-    same = [c for c in spec if len(rows) > 1 and c[3] > 0 and len(set(cells[c[1]])) == 1]
+    same = [
+        c for c in spec
+        if len(rows) > 1 and (c[3] > 0 or c[1] == "status") and len(set(cells[c[1]])) == 1
+    ]  # fmt: skip
     common = [
         cells[key][0] if key in BARE_IN_CAPTION else f"{title} {cells[key][0]}"
         for title, key, _, _ in same
@@ -519,8 +522,8 @@ def explain_table(df: pd.DataFrame) -> Table:
 
 
 def _defaults(params: type[BaseModel]) -> str:
-    """`name=default` for each option of a params or augmentation schema."""
-    return ", ".join(
+    """`name=default` for each option of a params or augmentation schema, one per line."""
+    return "\n".join(
         f"{name}={field.get_default(call_default_factory=True)!r}"
         for name, field in params.model_fields.items()
         if name != "type"
@@ -532,13 +535,14 @@ def models_table() -> Table:
     from animalcnn.models import registry
 
     table = Table(title="architectures (model.arch)", header_style="bold")
-    for col in ("arch", "kind", "min size", "model.params (defaults)", "description"):
-        table.add_column(col, justify="right" if col == "min size" else "left")
+    for col in ("arch", "min size", "model.params (defaults)", "description"):
+        table.add_column(col, justify="right" if col == "min size" else "left", overflow="fold",
+                         ratio=None if col in ("arch", "min size") else 1)  # fmt: skip
     for name in registry.names():
         a = registry.get(name)
         kind = "pretrained" if a.pretrained else "custom"
-        table.add_row(name, kind, str(a.smallest_input()), Text(_defaults(a.params) or "-"),
-                      Text(a.description))  # fmt: skip
+        table.add_row(f"{name}\n({kind})", str(a.smallest_input()),
+                      Text(_defaults(a.params) or "-"), Text(a.description))  # fmt: skip
     return table
 
 
@@ -548,8 +552,8 @@ def augmentations_table() -> Table:
 
     table = Table(title="augmentations (model.augmentation: - {type: ..., ...})",
                   header_style="bold")  # fmt: skip
-    table.add_column("type")
-    table.add_column("options (defaults)")
+    table.add_column("type", overflow="fold")
+    table.add_column("options (defaults)", overflow="fold")
     for name in augmentation.names():
         table.add_row(name, Text(_defaults(augmentation.get(name)) or "-"))
     return table
