@@ -4,7 +4,6 @@ a real headless browser."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -79,6 +78,14 @@ def test_bad_and_oversized_uploads_are_refused_and_the_server_goes_on(server, tm
     answer = _upload(server, junk)
     assert answer.status_code == 422
     assert answer.json() == {"detail": "notes.jpg: not an image (cannot identify the format)"}
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(good)
+    answer = _upload(server, good, junk, good)  # each file its own result, in order
+    assert answer.status_code == 200
+    mixed = answer.json()["predictions"]
+    assert [p["file"] for p in mixed] == ["good.png", "notes.jpg", "good.png"]
+    assert mixed[1] == {"file": "notes.jpg", "error": "not an image (cannot identify the format)"}
+    assert mixed[0]["predicted"] == mixed[2]["predicted"] and "error" not in mixed[0]
     big = tmp_path / "big.png"
     noise = np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8)
     Image.fromarray(noise).save(big)  # ~1 MB, over the 0.5 MB limit
@@ -102,29 +109,30 @@ def test_bad_and_oversized_uploads_are_refused_and_the_server_goes_on(server, tm
 
 
 @pytest.mark.slow
-def test_the_page_shows_an_uploaded_images_class(server, dataset: Path, tmp_path: Path):
-    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
-    playwright = pytest.importorskip("playwright.sync_api")
-    if browser_path is None:
-        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
-    image = sorted((dataset / "inf").iterdir())[0]
-    expected = _upload(server, image).json()["predictions"][0]["predicted"]
+def test_the_page_shows_each_files_class_or_error_in_order(
+    server, trained_run: Path, dataset: Path, tmp_path: Path, browser
+):
+    images = sorted((dataset / "inf").iterdir())[:2]
+    junk = tmp_path / "notes.jpg"
+    junk.write_text("not an image")
+    expected = [p["predicted"] for p in _upload(server, *images).json()["predictions"]]
     page_html = requests.get(server, timeout=10).text
     assert "<script src=" not in page_html  # nothing from the network
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=browser_path,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
-        page = browser.new_page()
-        page.goto(server)
-        page.set_input_files("#files", str(image))
-        shown = page.wait_for_selector(".predicted", timeout=30_000).inner_text()
-        gradcam = page.get_attribute("img.gradcam", "src")
-        page.screenshot(path=str(tmp_path / "page.png"))
-        browser.close()
-    assert shown.startswith(f"{image.name}: {expected} (")
+    page = browser.new_page()
+    page.goto(server)
+    about = page.locator("#model").inner_text()  # the model, before any upload
+    assert "5 classes (circle, cross, square, stripes, triangle)" in about and "32x32" in about
+    page.set_input_files("#files", [str(images[0]), str(junk), str(images[1])])
+    page.wait_for_selector(".predicted", timeout=30_000)
+    shown = [e.inner_text() for e in page.locator(".predicted, p.error").all()]
+    captions = page.locator("figcaption").all_inner_texts()
+    gradcam = page.get_attribute("img.gradcam", "src")
+    page.screenshot(path=str(tmp_path / "page.png"))
+    page.close()
+    assert shown[0].startswith(f"{images[0].name}: {expected[0]} (")
+    assert shown[1] == "notes.jpg: not an image (cannot identify the format)"
+    assert shown[2].startswith(f"{images[1].name}: {expected[1]} (")
+    assert any(c.startswith("Grad-CAM: where the evidence for") for c in captions)
     assert gradcam.startswith("data:image/png;base64,")
 
 

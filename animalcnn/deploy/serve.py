@@ -3,9 +3,10 @@
 - `GET /health`: `{"status": "ok", "run": ..., "classes": [...]}`, answered at once
   whatever the server is doing (it never waits for predictions).
 - `POST /predict`: image files in the multipart field `file`; the same numbers as
-  `animalcnn predict` (the same decoding, the same model). 413 for a request over the
-  size limit, counted as it arrives (never read whole first); 422 for a file that is
-  not an image or has an unusable name, or too many files; 503 when the queue is full.
+  `animalcnn predict` (the same decoding, the same model), one entry per file in the
+  order sent, a file that is not an image with its own `error`. 413 for a request over
+  the size limit, counted as it arrives (never read whole first); 422 when no file is an
+  image, for an unusable file name, or too many files; 503 when the queue is full.
 - `GET /`: one page to choose or drop images and see each with its Grad-CAM overlay
   and its class probabilities as bars; rendered from a template, its script inline,
   nothing from the network.
@@ -125,33 +126,40 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
     app = FastAPI(title=f"animalcnn: {run.name}")
 
     def work(uploads: list[tuple[str, Any]], explain: bool) -> dict[str, Any]:
-        images = []
-        for name, stream in uploads:
-            image = try_load(stream, size)  # exactly as `predict` reads a file
-            if isinstance(image, str):
-                raise HTTPException(422, f"{name}: {image}")
-            images.append(image)
-        batch = np.stack(images)
+        """Each file's prediction, or its own error (as `predict` reports an unreadable
+        file in its row); 422 only when no file is an image."""
+        loaded = [(name, try_load(stream, size)) for name, stream in uploads]  # as `predict`
+        good = [(name, image) for name, image in loaded if not isinstance(image, str)]
+        if not good:
+            raise HTTPException(422, "; ".join(f"{name}: {why}" for name, why in loaded))
+        batch = np.stack([image for _, image in good])
         with model_lock:
             probs = probabilities(model, in_memory(batch), len(batch))
-        predictions = [
-            {
+        found = {
+            i: {
                 "file": name,
                 "predicted": classes[int(p.argmax())],
                 "confidence": float(p.max()),
                 "probabilities": {c: float(v) for c, v in zip(classes, p, strict=True)},
             }
-            for (name, _), p in zip(uploads, probs, strict=True)
-        ]
+            for i, ((name, _), p) in enumerate(zip(good, probs, strict=True))
+        }
         if explain:
             from animalcnn.evaluation.gradcam import heatmaps
             from animalcnn.reporting.gallery import overlay_uri
 
             with model_lock:
                 heats, _ = heatmaps(model, batch.astype(np.float32))
-            for prediction, image, heat in zip(predictions, images, heats, strict=True):
-                prediction["gradcam"] = overlay_uri(image, heat)
-        return {"predictions": predictions}
+            for i, heat in enumerate(heats):
+                found[i]["gradcam"] = overlay_uri(good[i][1], heat)
+        ordered, k = [], 0
+        for name, image in loaded:  # in the order sent
+            if isinstance(image, str):
+                ordered.append({"file": name, "error": image})
+            else:
+                ordered.append(found[k])
+                k += 1
+        return {"predictions": ordered}
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
