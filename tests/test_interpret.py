@@ -36,13 +36,15 @@ def test_evaluate_writes_the_mistakes_gallery_and_most_confused(cli, run_copy, d
     assert confidences == sorted(confidences, reverse=True)
     for e in errors:
         assert (turned.parent / e["file"]).is_file() and e["true"] != e["predicted"]
+        assert 0 <= e["true_probability"] < e["confidence"]  # the wrong class won
+        assert e["loss"] == pytest.approx(-np.log(max(e["true_probability"], 1e-7)), abs=2e-3)
         assert Path(e["file"]).parts[:2] == ("val", e["true"])  # relative to the data folder
     pairs = ev["most_confused"]
     assert [p["count"] for p in pairs] == sorted((p["count"] for p in pairs), reverse=True)
     assert sum(p["count"] for p in pairs) <= wrong and "most confused" in out
     (gallery,) = (run_copy / "evaluations").glob("*_errors.png")
-    with Image.open(gallery) as img:  # 4 tiles a row, 3.3 in a row, 100 dpi
-        assert img.height == round((3.3 * math.ceil(len(errors) / 4) + 0.4) * 100)
+    with Image.open(gallery) as img:  # 4 tiles a row, 3.6 in a row, 150 dpi
+        assert img.height == round((3.6 * math.ceil(len(errors) / 4) + 0.5) * 150)
     assert_real_figure(gallery, (300, 300))
     code, _, err = cli("evaluate", run_copy, "--explain")
     assert code == 0, err
@@ -153,26 +155,33 @@ def test_lr_find_suggests_a_rate_inside_its_sweep(cli, dataset: Path, tmp_path: 
     assert list(sweep.columns) == ["lr", "loss"] and len(sweep) >= 5
     assert (np.diff(sweep["lr"]) > 0).all()
     suggestion = float(out.split("suggested learning rate: ")[1].split()[0])
+    three = {name: float(out.split(f"{name}: ")[1].split()[0])
+             for name in ("valley", "steep", "minimum/10")}  # fmt: skip
+    assert suggestion == three["valley"]  # fastai's default
     lowest = sweep.loc[sweep["loss"].idxmin()]
-    # the rule, checked on what the range test wrote: a rate from the falling part of the
+    assert three["minimum/10"] == pytest.approx(max(lowest["lr"] / 10, sweep["lr"].iloc[0]),
+                                                rel=0.01)  # fmt: skip
+    # steep, checked on what the range test wrote: a rate from the falling part of the
     # curve (its loss below the first), or a tenth of the minimum's rate
     falling = sweep[(sweep["lr"] <= lowest["lr"]) & (sweep["loss"] < sweep["loss"].iloc[0])]
-    near = np.isclose(falling["lr"], suggestion, rtol=0.01).any()
-    tenth = np.isclose(max(lowest["lr"] / 10, sweep["lr"].iloc[0]), suggestion, rtol=0.01)
-    assert near or tenth, (suggestion, sweep)
-    assert suggestion < lowest["lr"] or suggestion == sweep["lr"].iloc[0]
+    near = np.isclose(falling["lr"], three["steep"], rtol=0.01).any()
+    assert near or three["steep"] == pytest.approx(three["minimum/10"], rel=0.01), sweep
+    assert sweep["lr"].iloc[0] <= suggestion <= lowest["lr"]
     assert f"--set training.learning_rate={suggestion:.2e}" in out
     assert_real_figure(tmp_path / "lr" / "lr_find.png")
     assert not (tmp_path / "runs").exists()  # no run folder
 
 
 def test_the_suggestion_follows_the_loss_curve():
-    from animalcnn.training.lr_finder import suggest
+    from animalcnn.training.lr_finder import suggest, valley
 
     lrs = np.geomspace(1e-6, 1, 61)
     falling = 2.0 - 1.5 / (1 + np.exp(-4 * (np.log10(lrs) + 3)))  # steepest at 1e-3
     falling[50:] += np.linspace(0, 20, 11)  # then diverges
     assert suggest(lrs, falling) == pytest.approx(1e-3, rel=0.3)
+    # valley: the longest fall runs from 1e-6 to the minimum before the divergence, and the
+    # rate chosen lies half way through its middle third
+    assert 1e-5 < valley(lrs, falling) < 1e-2
     flat = np.full(61, 1.6)
     flat[40] = 1.59  # the minimum of a flat curve, at 1e-2
     flat[50:] += np.linspace(0, 20, 11)

@@ -104,8 +104,8 @@ def lr_find(
         Path, typer.Option(metavar="DIR", help="Where lr_find.png and lr_find.csv go.")
     ] = Path("."),
 ) -> None:
-    """Find a learning rate: train briefly while it grows, and suggest where the loss falls
-    fastest. Creates no run folder."""
+    """Find a learning rate: train briefly while it grows, and suggest three as fastai does
+    (valley, steepest fall, minimum/10). Creates no run folder."""
     from animalcnn import backends
     from animalcnn.console import console
     from animalcnn.models.configs import load_config
@@ -119,7 +119,10 @@ def lr_find(
     result = lr_finder.range_test(cfg)
     written = lr_finder.write(result, out, cfg.name)
     console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)
-    console.print(f"suggested learning rate: {result.suggestion:.2e}", highlight=False)
+    for name, rate in result.suggestions.items():
+        console.print(f"{name:>10}: {rate:.2e}  ({lr_finder.RULES[name]})", highlight=False)
+    console.print(f"suggested learning rate: {result.suggestion:.2e} (valley, fastai's default)",
+                  highlight=False)  # fmt: skip
     console.print(f"  --set training.learning_rate={result.suggestion:.2e}", highlight=False)
 
 

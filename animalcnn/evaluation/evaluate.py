@@ -21,7 +21,7 @@ from animalcnn.evaluation.inference import Tta, probabilities
 from animalcnn.evaluation.interpret import DEFAULT_ERRORS, most_confused, top_errors
 from animalcnn.evaluation.scoring import score
 from animalcnn.reporting.charts import confusion_chart, write_png
-from animalcnn.reporting.gallery import write_gallery
+from animalcnn.reporting.gallery import Caption, write_gallery
 from animalcnn.run_folder import (
     CONFUSION_PNG,
     ERRORS_PNG,
@@ -142,7 +142,8 @@ def evaluate(
     write_png(confusion_chart(result, title), confusion_png)
     tiles = images.batch(np.array([e["index"] for e in mistakes], dtype=np.int64))
     heats = heatmaps(model, tiles.astype(np.float32))[0] if explain and len(tiles) else None
-    titles = [f"{e['true']} -> {e['predicted']} ({100 * e['confidence']:.0f}%)" for e in mistakes]
-    write_gallery(tiles, titles, errors_png, f"{title}: most confident mistakes", heats)
+    captions = [Caption(e["true"], e["predicted"], e["confidence"], e["true_probability"],
+                        e["loss"]) for e in mistakes]  # fmt: skip
+    write_gallery(tiles, captions, errors_png, f"{title}: most confident mistakes", heats)
     result["written"] = [str(p) for p in (json_path, confusion_png, errors_png)]
     return result

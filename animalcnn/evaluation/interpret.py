@@ -16,7 +16,9 @@ def top_errors(
     n: int = DEFAULT_ERRORS,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The `n` misclassified images the model was surest of, most confident first: `file`
-    (relative to `root`), `true`, `predicted`, `confidence`, and `index` into the split."""
+    (relative to `root`), `true`, `predicted`, `confidence` (the predicted class's
+    probability), `true_probability`, `loss` (its cross-entropy, -ln of the true class's
+    probability), and `index` into the split."""
     predicted = probs.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     order = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:n]
@@ -26,6 +28,8 @@ def top_errors(
             "true": classes[int(labels[i])],
             "predicted": classes[int(predicted[i])],
             "confidence": round(float(probs[i, predicted[i]]), 4),
+            "true_probability": round(float(probs[i, labels[i]]), 4),
+            "loss": round(float(-np.log(max(float(probs[i, labels[i]]), 1e-7))), 4),
             "index": int(i),
         }
         for i in order

@@ -89,6 +89,8 @@ class Panel:
     x_log: bool = False
     y_log: bool = False
     percent: Literal["x", "y"] | None = None  # the axis whose values are fractions
+    note: str = ""  # a few lines written under the legend
+    y_range: tuple[float, float] | None = None
     integer_x: bool = False
     share: float = 1.0  # its width relative to the chart's other panels
 
@@ -226,13 +228,31 @@ def curves_chart(histories: dict[str, pd.DataFrame], classes: int) -> Chart | No
                  [panel], 10, 4.5)  # fmt: skip
 
 
-def lr_find_chart(lrs: Any, losses: Any, suggestion: float, title: str) -> Chart:
-    """The learning-rate range test: loss against learning rate (log axis), the suggested
-    rate marked."""
-    curve = Series("smoothed training loss", list(map(float, lrs)), list(map(float, losses)))
-    mark = Mark(suggestion, f"suggested {suggestion:.1e}", "suggestion")
-    panel = Panel("", "learning rate", "loss", [curve], [mark], x_log=True)
-    return Chart(f"{title}: learning-rate range test", [panel])
+def lr_find_chart(
+    lrs: Any, losses: Any, suggestions: dict[str, float], minimum: float,
+    rules: dict[str, str], title: str,
+) -> Chart:  # fmt: skip
+    """The learning-rate range test: loss against learning rate (log axis), the lowest
+    loss and each suggestion marked on the curve, the rule of each written on the plot."""
+    xs, ys = list(map(float, lrs)), list(map(float, losses))
+    curve = Series("smoothed training loss", xs, ys)
+
+    def at(rate: float) -> float:
+        return ys[int(np.argmin(np.abs(np.log(xs) - np.log(rate))))]
+
+    points = Series("suggestions", list(suggestions.values()),
+                    [at(r) for r in suggestions.values()], kind="scatter",
+                    labels=[f"{name} {r:.1e}" for name, r in suggestions.items()],
+                    colour="#d62728")  # fmt: skip
+    lowest = Series("lowest loss", [minimum], [at(minimum)], kind="scatter",
+                    labels=[f"minimum {minimum:.1e}"], marker="square", colour="black")  # fmt: skip
+    note = "\n".join(f"{name}: {rule}" for name, rule in rules.items())
+    finite = [y for y in ys if np.isfinite(y)]
+    low, start = min(finite), finite[0]
+    top = start + 0.5 * max(start - low, 0.2 * abs(start))  # the divergence leaves the top
+    panel = Panel("", "learning rate", "loss", [curve, points, lowest], x_log=True, note=note,
+                  y_range=(low - 0.1 * (top - low), top))  # fmt: skip
+    return Chart(f"{title}: learning-rate range test", [panel], 9, 5.5)
 
 
 # ---- matplotlib ----------------------------------------------------------------------
@@ -240,11 +260,20 @@ def lr_find_chart(lrs: Any, losses: Any, suggestion: float, title: str) -> Chart
 
 def write_png(chart: Chart, path: Path) -> Path:
     """Draw `chart` with matplotlib and write it as a PNG, atomically."""
+    buffer = BytesIO()
+    draw(chart).savefig(buffer, format="png", dpi=DPI)
+    atomic_write(path, buffer.getvalue())
+    return path
+
+
+def draw(chart: Chart) -> Any:
+    """`chart` as a matplotlib Figure (headless), laid out so no text crosses another."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    fig = Figure(figsize=(chart.width, chart.height))
+    fig = Figure(figsize=(chart.width, chart.height), layout="constrained")
     FigureCanvasAgg(fig)
     ratios = [p.share for p in chart.panels]
     axes = fig.subplots(1, len(chart.panels), squeeze=False, width_ratios=ratios)[0]
@@ -279,10 +308,14 @@ def write_png(chart: Chart, path: Path) -> Path:
             ax.set_xscale("log")
         if panel.y_log:
             ax.set_yscale("log")
+        if panel.y_range is not None:
+            ax.set_ylim(*panel.y_range)
         labelled_points = [
             p for s in panel.series if s.labels for p in zip(s.labels, s.x, s.y, strict=True)
         ]
-        _place_labels(fig, ax, labelled_points)
+        others = [(x, y) for s in panel.series if not s.labels and not s.hidden
+                  and s.kind != "barh" for x, y in zip(s.x, s.y, strict=True)]  # fmt: skip
+        _place_labels(fig, ax, labelled_points, others)
         if panel.percent == "y":
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         elif panel.percent == "x":
@@ -295,13 +328,13 @@ def write_png(chart: Chart, path: Path) -> Path:
         if panel.heatmap is None:
             ax.grid(alpha=0.3)
         if any(s.kind != "barh" for s in panel.series):
-            ax.legend()
+            handles, labels = ax.get_legend_handles_labels()
+            for line in panel.note.splitlines():  # the note in the legend: placed clear of data
+                handles.append(Line2D([], [], linestyle="none"))
+                labels.append(line)
+            ax.legend(handles, labels, loc="best", fontsize=8 if panel.note else None)
     fig.suptitle(chart.title)
-    fig.tight_layout()
-    buffer = BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    atomic_write(path, buffer.getvalue())
-    return path
+    return fig
 
 
 def _draw_series(ax: Any, s: Series) -> None:
@@ -312,7 +345,8 @@ def _draw_series(ax: Any, s: Series) -> None:
                         textcoords="offset points", va="center", fontsize=8)  # fmt: skip
         return
     if s.kind == "scatter":  # labels are placed once all points are drawn
-        ax.scatter(s.x, s.y, marker="o" if s.marker == "circle" else "s", label=s.name)
+        ax.scatter(s.x, s.y, marker="o" if s.marker == "circle" else "s", label=s.name,
+                   color=s.colour, zorder=3)  # fmt: skip
         return
     ax.plot(s.x, s.y, marker=".", label=s.name, color=s.colour,
             linestyle="--" if s.dashed else "-")  # fmt: skip
@@ -324,9 +358,13 @@ LABEL_OFFSETS = [(dx, dy) for dy in (0, 9, -9, 18, -18, 27, -27, 36, -36) for dx
 LABEL_FONT = 8
 
 
-def _place_labels(fig: Any, ax: Any, points: list[tuple[str, float, float]]) -> None:
-    """Label each point at the first place that overlaps no point and no label placed
-    before it; where every place is taken, at the one that overlaps least."""
+def _place_labels(
+    fig: Any, ax: Any, points: list[tuple[str, float, float]],
+    others: list[tuple[float, float]] = (),  # type: ignore[assignment]
+) -> None:  # fmt: skip
+    """Label each point at the first place inside the axes that overlaps no point (of any
+    series, `others` too) and no label placed before it; where every place is taken, at
+    the one that overlaps least."""
     if not points:
         return
     from matplotlib.transforms import Bbox
@@ -334,10 +372,12 @@ def _place_labels(fig: Any, ax: Any, points: list[tuple[str, float, float]]) -> 
     fig.draw_without_rendering()  # the axes' scales, to measure text in pixels
     renderer = fig.canvas.get_renderer()
     r = 4  # pixels around each point that a label leaves free
+    every = [(x, y) for _, x, y in points] + list(others)
     taken: list[Any] = [
         Bbox.from_extents(px - r, py - r, px + r, py + r)
-        for px, py in ax.transData.transform([(x, y) for _, x, y in points])
+        for px, py in ax.transData.transform(every)
     ]
+    frame = ax.get_window_extent(renderer)
 
     def overlap(box: Any) -> float:
         return sum(
@@ -353,7 +393,9 @@ def _place_labels(fig: Any, ax: Any, points: list[tuple[str, float, float]]) -> 
                                fontsize=LABEL_FONT, ha="left" if dx > 0 else "right",
                                va="center")  # fmt: skip
             box = text.get_window_extent(renderer).padded(1)
-            cost = overlap(box)
+            outside = box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0 or (
+                box.y1 > frame.y1)  # fmt: skip
+            cost = overlap(box) + (1e9 if outside else 0.0)
             if best is None or cost < best[0]:
                 if best is not None:
                     best[1].remove()
@@ -420,6 +462,11 @@ def to_plotly(chart: Chart) -> go.Figure:
                 fig.add_annotation(x=mark.x, y=1, yref="y domain", text=mark.label,
                                    showarrow=False, xanchor="left", yanchor="top",
                                    bgcolor="rgba(255,255,255,0.85)", row=1, col=col)  # fmt: skip
+        if panel.note:
+            fig.add_annotation(x=0.02, y=0.03, xref="x domain", yref="y domain",
+                               text=panel.note.replace("\n", "<br>"), showarrow=False,
+                               align="left", xanchor="left", yanchor="bottom",
+                               bgcolor="rgba(255,255,255,0.9)", row=1, col=col)  # fmt: skip
         fig.update_xaxes(title=panel.x_label, row=1, col=col)
         fig.update_yaxes(title=panel.y_label, row=1, col=col)
         if panel.x_log:
@@ -451,7 +498,7 @@ def _trace(go: Any, s: Series, fmt: str) -> Any:
     if s.kind == "scatter":  # names on hover: never written over each other
         return go.Scatter(
             x=s.x, y=s.y, mode="markers", text=s.labels, name=s.name,
-            marker={"symbol": s.marker, "size": 10},
+            marker={"symbol": s.marker, "size": 10, "color": s.colour},
             hovertemplate=f"%{{text}}<br>%{{x:,}}<br>%{{y:{fmt}}}<extra></extra>",
         )  # fmt: skip
     first = s.name.split()[0]  # a run's "training loss" and "training accuracy" toggle together

@@ -1,10 +1,12 @@
 """The learning-rate range test (Smith, 2017; fastai's `lr_find`).
 
 The config's model trains for at most MAX_STEPS batches while the learning rate grows
-exponentially from MIN_LR to MAX_LR, stopping once the loss diverges. The suggestion
-is where the smoothed loss falls fastest before its minimum, or, when it hardly falls,
-a tenth of the rate at its minimum (the classic rule). Nothing is saved: no run folder,
-and the model is thrown away.
+exponentially from MIN_LR to MAX_LR, stopping once the loss diverges. Three suggestions,
+as fastai makes them: `valley` (in the longest stretch where the loss keeps falling, past
+its first half: fastai's default, and ours), `steep` (where the smoothed loss falls
+fastest before its minimum; a tenth of the minimum's rate when it hardly falls) and
+`minimum/10` (the classic rule). Nothing is saved: no run folder, and the model is
+thrown away.
 """
 
 from __future__ import annotations
@@ -37,7 +39,24 @@ SMOOTHING = 0.9  # exponential moving average of the batch losses (bias-correcte
 class RangeTest:
     lrs: np.ndarray  # the learning rate of each batch run
     losses: np.ndarray  # the smoothed loss after it
-    suggestion: float
+    suggestions: dict[str, float]  # valley, steep, minimum/10
+
+    @property
+    def suggestion(self) -> float:
+        return self.suggestions["valley"]
+
+    @property
+    def minimum(self) -> float:
+        """The rate at the lowest loss."""
+        return float(self.lrs[int(np.nanargmin(self.losses))])
+
+
+# What each suggestion is, as the plot and the command say it.
+RULES = {
+    "valley": "past the first half of the longest fall",
+    "steep": "where the loss falls fastest",
+    "minimum/10": "a tenth of the lowest loss's rate",
+}
 
 
 class _Sweep(keras.callbacks.Callback):
@@ -89,7 +108,7 @@ def range_test(cfg: ExperimentConfig) -> RangeTest:
     )
     smoothed = np.array(sweep.smoothed)
     ran = lrs[: len(smoothed)]
-    return RangeTest(ran, smoothed, suggest(ran, smoothed))
+    return RangeTest(ran, smoothed, suggestions(ran, smoothed))
 
 
 CLEAR_DROP = 0.1  # the loss falls by this share of its start before its minimum
@@ -107,12 +126,38 @@ def suggest(lrs: np.ndarray, losses: np.ndarray) -> float:
     return float(max(lrs[lowest] / 10, lrs[0]))
 
 
+def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """fastai's `valley`: the longest run of ever lower losses (not necessarily adjacent),
+    and in it the point halfway through its middle third."""
+    finite = np.isfinite(losses)
+    lrs, losses = lrs[finite], losses[finite]
+    n = len(losses)
+    falling = np.ones(n, dtype=int)  # the longest fall ending at each point
+    for i in range(1, n):
+        lower = losses[:i] > losses[i]
+        if lower.any():
+            falling[i] = falling[:i][lower].max() + 1
+    end = int(np.argmax(falling))
+    start = end - int(falling[end]) + 1
+    third = (end - start) / 3
+    return float(lrs[start + int(third) + int(third / 2)])
+
+
+def suggestions(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
+    """fastai's three suggestions (`RULES`)."""
+    finite = np.isfinite(losses)
+    lowest = float(lrs[finite][int(np.argmin(losses[finite]))])
+    return {"valley": valley(lrs, losses), "steep": suggest(lrs, losses),
+            "minimum/10": max(lowest / 10, float(lrs[0]))}  # fmt: skip
+
+
 def write(result: RangeTest, out: Path, title: str) -> list[Path]:
     """`lr_find.csv` (lr, loss) and `lr_find.png` in `out`."""
     csv = out / "lr_find.csv"
     pairs = zip(result.lrs, result.losses, strict=True)
     lines = ["lr,loss", *(f"{lr:.6g},{loss:.6g}" for lr, loss in pairs)]
     atomic_write(csv, "\n".join(lines) + "\n")
-    png = write_png(lr_find_chart(result.lrs, result.losses, result.suggestion, title),
-                    out / "lr_find.png")  # fmt: skip
+    chart = lr_find_chart(result.lrs, result.losses, result.suggestions, result.minimum, RULES,
+                          title)  # fmt: skip
+    png = write_png(chart, out / "lr_find.png")
     return [csv, png]
