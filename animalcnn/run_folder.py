@@ -164,6 +164,18 @@ def heartbeat(beat: Callable[[], None], seconds: float = HEARTBEAT_SECONDS) -> I
         thread.join()
 
 
+def significant(value: Any, digits: int = 6) -> Any:
+    """Floats in `value` (a float, or lists and dicts of them) to `digits` significant
+    digits: what a file people read keeps of a fraction."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: significant(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [significant(v, digits) for v in value]
+    return value
+
+
 class RunFolder:
     """One run's folder; `create` makes a new one, `open` checks an existing one."""
 

@@ -174,7 +174,7 @@ def predict(
     df = predict_images(folder, paths, tta.value)
     console.print(prediction_table(df))
     if csv is not None:
-        atomic_write(csv, df.to_csv(index=False))
+        atomic_write(csv, df.to_csv(index=False, float_format="%.6g"))
         console.print(f"wrote {csv}", highlight=False, markup=False)
 
 

@@ -31,10 +31,9 @@ from animalcnn.reporting.tables import (
     differing,
     expand_runs,
     ranked,
-    significant,
     value_of,
 )
-from animalcnn.run_folder import METRICS, RunFolder
+from animalcnn.run_folder import METRICS, RunFolder, significant
 
 REFRESH_SECONDS = 3
 FIGURES = ("history.png", "confusion.png", "errors.png", "lr_find.png")  # served per run

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from animalcnn.atomic import atomic_write
 from animalcnn.reporting.tables import dotted_header
+from animalcnn.run_folder import significant
 
 if TYPE_CHECKING:
     import optuna
@@ -78,7 +79,7 @@ def write_sweep_csv(rows: list[dict[str, Any]], keys: list[str], path: Path) -> 
     columns = ["trial", "state", "value", "run", *keys, "seconds"]
     writer = csv.DictWriter(out, columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**r, "value": significant(r["value"])} for r in rows)
     atomic_write(path, out.getvalue())
     return path
 

@@ -18,7 +18,7 @@ from rich.text import Text
 from animalcnn.atomic import atomic_write
 from animalcnn.errors import RunFolderError
 from animalcnn.reporting.flags import Flag, flags
-from animalcnn.run_folder import EVALUATION, RunFolder
+from animalcnn.run_folder import EVALUATION, RunFolder, significant
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -274,11 +274,6 @@ def _same(value: Any, wanted: str) -> bool:
         except ValueError:
             return False
     return str(value) == wanted
-
-
-def significant(value: Any) -> Any:
-    """A float rounded to 6 significant digits (what a CSV keeps of a fraction)."""
-    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def csv_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
