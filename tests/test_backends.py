@@ -121,6 +121,10 @@ def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_p
         assert not (tmp_path / "m.onnx").exists()
     assert json.loads((run / "evaluation.json").read_text())["images"] == 20
     assert len(list((tmp_path / "x").glob("*_gradcam.png"))) == 6
+    # lr-find runs its 100 rising rates over several epochs' batches (5 batches an epoch)
+    done = _run(env, "lr-find", config, "--out", tmp_path / "lr")
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(tmp_path / "lr" / "lr_find.csv")) > 3 * 5
     # The same model file on TensorFlow (this process): the same predictions.
     code, _, err = cli("predict", run, dataset / "inf", "--csv", tmp_path / "ours.csv")
     assert code == 0, err

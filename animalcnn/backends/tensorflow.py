@@ -113,6 +113,7 @@ def training_batches(
     first: int,
     last: int,
     targets: Targets | None = None,
+    one_pass: bool = False,  # (tf.data runs the epochs as one stream either way)
 ) -> Any:
     from animalcnn.data import pipeline
 

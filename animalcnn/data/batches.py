@@ -95,9 +95,12 @@ def training_batches(
     first: int,
     last: int,
     targets: Targets | None = None,
+    one_pass: bool = False,
 ) -> TrainingBatches:
-    """The batch source of training epochs [first, last) (a runtime's, off TensorFlow)."""
-    return TrainingBatches(images, batch_size, seed, first, targets=targets)
+    """The batch source of training epochs [first, last) (a runtime's, off TensorFlow):
+    one epoch's batches per pass of `fit`, or with `one_pass` all of them in one."""
+    span = last - first if one_pass else 1
+    return TrainingBatches(images, batch_size, seed, first, span=span, targets=targets)
 
 
 def eval_batches(images: Images, batch_size: int, targets: Targets | None = None) -> EvalBatches:

@@ -45,10 +45,12 @@ def training_batches(
     first: int,
     last: int,
     targets: Targets | None = None,
+    one_pass: bool = False,
 ):
-    """The runtime's batch source for training epochs [first, last)."""
+    """The runtime's batch source for training epochs [first, last): one epoch per pass of
+    `fit`, or with `one_pass` all of them in one (the learning-rate finder's)."""
     module = backends.module(rt.backend)
-    return module.training_batches(rt, images, batch_size, seed, first, last, targets)
+    return module.training_batches(rt, images, batch_size, seed, first, last, targets, one_pass)
 
 
 def eval_batches(images, batch_size: int, targets: Targets | None = None):

@@ -99,7 +99,9 @@ def range_test(cfg: ExperimentConfig) -> RangeTest:
     sweep = _Sweep(lrs)
     targets = Targets.of(cfg.training, len(data.dataset.classes))
     model.fit(
-        training_batches(rt, data.train, cfg.data.batch_size, cfg.seed, 0, epochs, targets),
+        training_batches(
+            rt, data.train, cfg.data.batch_size, cfg.seed, 0, epochs, targets, one_pass=True
+        ),  # fmt: skip
         steps_per_epoch=steps,
         epochs=1,
         callbacks=[sweep],
