@@ -17,6 +17,10 @@ it, not with an AttributeError half-way through a run.
   as Keras's own `model_supports_jit` looks).
 - `ema_swapped_in`: tell a new `SwapEMAWeights` that the model holds the averaged
   weights already (`_ema_weights_in_model`), as a run resumed mid-phase does.
+- `scale_learning_rate`: step some variables at a fraction of the optimizer's rate
+  (fastai's discriminative rates), through the optimizer's per-variable step
+  (`update_step`, `_get_variable_index`) or, on PyTorch, its fused step over a list of
+  variables (`_parallel_update_step`), called once per group.
 """
 
 from __future__ import annotations
@@ -102,3 +106,41 @@ def layers_without_xla(model: keras.Model) -> list[str]:
         for layer in model.layers
         if not all(inner.supports_jit for inner in layer._flatten_layers())
     ]
+
+
+def scale_learning_rate(
+    optimizer: keras.optimizers.Optimizer, variables: list[Any], factor: float
+) -> None:
+    """Make `optimizer` step `variables` at `factor` times its learning rate (the others
+    at the rate itself), whatever its kind and schedule. Keras has no per-variable rate,
+    and a scaled gradient would not do it for Adam (its step is scale-free). The
+    instance is changed, not its class, so it saves and loads as a plain Keras
+    optimizer (a resumed run makes a new one and scales it again)."""
+    require(optimizer, "_get_variable_index")
+    slow: set[int] = set()  # the variables' indices, once the optimizer is built
+
+    def slowed(variable: Any) -> bool:
+        if not slow:
+            slow.update(optimizer._get_variable_index(v) for v in variables)
+        return optimizer._get_variable_index(variable) in slow
+
+    if hasattr(optimizer, "_parallel_update_step"):  # PyTorch: one fused step per group
+        fused = optimizer._parallel_update_step
+
+        def parallel_update_step(grads: list, trainable: list, learning_rate: Any) -> None:
+            for wanted, rate in ((True, learning_rate * factor), (False, learning_rate)):
+                pairs = [(g, v) for g, v in zip(grads, trainable, strict=True)
+                         if slowed(v) == wanted]  # fmt: skip
+                if pairs:
+                    fused([g for g, _ in pairs], [v for _, v in pairs], rate)
+
+        optimizer._parallel_update_step = parallel_update_step
+        return
+    require(optimizer, "update_step")
+    step = optimizer.update_step
+
+    def update_step(gradient: Any, variable: Any, learning_rate: Any) -> Any:
+        rate = learning_rate * factor if slowed(variable) else learning_rate
+        return step(gradient, variable, rate)
+
+    optimizer.update_step = update_step

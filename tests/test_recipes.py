@@ -317,3 +317,64 @@ def test_a_float16_recipe_run_resumes_exactly(tmp_path, dataset):
     ours = pd.read_csv(run.file("history.csv")).drop(columns="seconds")
     theirs = pd.read_csv(whole.file("history.csv")).drop(columns="seconds")
     pd.testing.assert_frame_equal(ours, theirs)
+
+
+BACKBONE_STEP = """
+import json, sys
+import keras, numpy as np
+from animalcnn.config.schema import TrainingConfig
+from animalcnn.models.pretrained import BACKBONE_LAYER
+from animalcnn.training.optimizers import make_optimizer
+from animalcnn.training.phases import Phase
+
+backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name=BACKBONE_LAYER)
+model = keras.Sequential([keras.Input((4,)), backbone, keras.layers.Dense(2)])
+out = {}
+for kind in ("sgd", "adam", "adamw"):
+    t = TrainingConfig(optimizer=kind, momentum=0.0, weight_decay=0.0)
+    phase = Phase("finetune", 2, 0.01, 2, 2, "plateau", 0.0, "all", 0.1)
+    opt = make_optimizer(t, phase, 5, model)
+    before = [np.array(v) for v in model.trainable_variables]
+    opt.apply([keras.ops.ones(v.shape) for v in model.trainable_variables],
+              model.trainable_variables)
+    out[kind] = [float(np.abs(np.array(v) - b).max())
+                 for v, b in zip(model.trainable_variables, before)]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_the_backbone_steps_at_its_share_of_the_rate(backend):
+    """`transfer.finetune.backbone_lr_factor`: the backbone's step is that share of the
+    head's, for SGD (a scaled gradient would do) and Adam (where it would not)."""
+    import os
+    import subprocess
+    import sys
+
+    from animalcnn import backends
+
+    if not backends.installed(backend):
+        pytest.skip(f"{backend} is not installed here")
+    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", BACKBONE_STEP], capture_output=True,
+                          text=True, env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = json.loads(done.stdout.strip().splitlines()[-1])
+    for kind, (kernel, bias, head_kernel, head_bias) in steps.items():
+        assert head_kernel == pytest.approx(0.01, rel=1e-3), kind  # the head at the rate
+        assert kernel == pytest.approx(0.001, rel=1e-3) and bias == pytest.approx(0.001, rel=1e-3)
+        assert head_bias == pytest.approx(0.01, rel=1e-3)
+
+
+def test_the_backbone_factor_is_checked_and_reaches_the_finetune_phase(tmp_path, dataset):
+    model = {"arch": "mobilenetv2", "params": {}}
+    config = write_config(tmp_path / "ft.yaml", dataset, tmp_path / "runs", model=model,
+                          transfer={"strategy": "finetune", "weights": "none",
+                                    "finetune": {"backbone_lr_factor": 0.1}})  # fmt: skip
+    head, finetune = phases(load_config(config))
+    assert head.backbone_lr_factor == 1.0 and finetune.backbone_lr_factor == 0.1
+    ask = {"strategy": "finetune", "finetune": {"backbone_lr_factor": 2}}
+    bad = write_config(tmp_path / "bad.yaml", dataset, tmp_path / "runs", model=model,
+                       transfer=ask)  # fmt: skip
+    with pytest.raises(Exception, match="backbone_lr_factor"):
+        load_config(bad)

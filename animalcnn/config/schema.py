@@ -259,6 +259,11 @@ class PhaseConfig(Section):
     val_patience: int = Field(2, ge=1, le=MAX_COUNT)
     schedule: Schedule = Field("plateau", description=SCHEDULE_HELP)
     warmup_epochs: float = Field(0.0, ge=0, le=MAX_COUNT, description=WARMUP_HELP)
+    backbone_lr_factor: float = Field(
+        1.0, gt=0, le=1,
+        description="The backbone's rate as a share of learning_rate (the head's), e.g. 0.1: "
+        "fastai's discriminative rates; 1: one rate for all.",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _warmup(self) -> PhaseConfig:

@@ -106,23 +106,13 @@ def best_trial(study: optuna.Study, spec: SweepSpec) -> optuna.trial.FrozenTrial
     return min(done, key=lambda t: t.value) if spec.minimise else max(done, key=lambda t: t.value)
 
 
-def reproduce(trial: optuna.trial.FrozenTrial, spec: SweepSpec) -> str:
-    """The command that trains `trial`'s configuration again from its base config."""
-    from animalcnn.sweep.spec import BASE, override
-
-    base = trial.params.get(BASE, str(spec.bases[0]))
-    sets = [*(override(k, v) for k, v in spec.set.items()),
-            *(f"{k}={v}" for k, v in trial.params.items() if k != BASE)]  # fmt: skip
-    return f"animalcnn train {base} " + " ".join(f"--set {s!r}" for s in sets)
-
-
 def best_line(study: optuna.Study, spec: SweepSpec) -> str | None:
     """The best trial and the `--set`s that reproduce it from its base config."""
     best = best_trial(study, spec)
     if best is None:
         return None
     value = metric_value(spec.metric, best.value)
-    command = reproduce(best, spec)
+    command = spec.reproduce(best.params)
     return f"best: trial {best.number}, {spec.metric} {value}; reproduce with:\n  {command}"
 
 
@@ -210,7 +200,7 @@ def write_sweep_html(study: optuna.Study, spec: SweepSpec, rows: list[dict], pat
         banner = {
             "trial": best.number, "value": metric_value(spec.metric, best.value),
             "params": [(k, param_text(v)) for k, v in best.params.items()],
-            "run": Path(run).name if run else None, "command": reproduce(best, spec),
+            "run": Path(run).name if run else None, "command": spec.reproduce(best.params),
         }  # fmt: skip
     numeric = {"trial", spec.metric, "time s"} | {
         k for k in keys if all(isinstance(r[k], int | float) or r[k] is None for r in rows)

@@ -91,6 +91,13 @@ class SweepSpec(BaseModel):
             total *= len(p.values) if isinstance(p, Choice) else 1
         return total
 
+    def reproduce(self, params: dict[str, Any]) -> str:
+        """The command that trains a trial's parameters again from its base config."""
+        base = params.get(BASE, str(self.bases[0]))
+        sets = [*(override(k, v) for k, v in self.set.items()),
+                *(f"{k}={v}" for k, v in params.items() if k != BASE)]  # fmt: skip
+        return f"animalcnn train {base} " + " ".join(f"--set {s!r}" for s in sets)
+
     def search_space(self) -> dict[str, Range | Choice]:
         """The parameters, with the choice of base config first when there are several."""
         space: dict[str, Range | Choice] = {}

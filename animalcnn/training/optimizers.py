@@ -1,6 +1,7 @@
 """The optimizer and loss a phase trains with, from the config: the optimizer's kind,
 decoupled weight decay (never on biases or normalisation scales), clipping, gradient
-accumulation, the EMA of the weights, the learning-rate schedule, and label smoothing.
+accumulation, the EMA of the weights, the learning-rate schedule, a lower rate for a
+pretrained backbone than for the head, and label smoothing.
 
 The schedule is a Keras `LearningRateSchedule` of the optimizer's step counter, saved
 with the optimizer, so a resumed run continues at the step it stopped at.
@@ -16,6 +17,8 @@ from keras import ops
 
 from animalcnn.config.schema import TrainingConfig
 from animalcnn.errors import RunFolderError
+from animalcnn.keras_internals import scale_learning_rate
+from animalcnn.models.pretrained import BACKBONE_LAYER
 from animalcnn.training.phases import Phase
 
 WARMUP_START = 0.1  # warm-up starts at a tenth of the rate
@@ -88,6 +91,9 @@ def make_optimizer(
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in model.trainable_variables if len(v.shape) <= 1]
         )
+    if phase.backbone_lr_factor != 1.0:
+        backbone = model.get_layer(BACKBONE_LAYER).trainable_variables
+        scale_learning_rate(optimizer, backbone, phase.backbone_lr_factor)
     return optimizer
 
 

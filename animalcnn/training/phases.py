@@ -33,6 +33,7 @@ class Phase:
     schedule: Schedule
     warmup_epochs: float
     trainable: Trainable
+    backbone_lr_factor: float = 1.0  # the backbone's rate as a share of the phase's
 
 
 def phases(cfg: ExperimentConfig) -> list[Phase]:
@@ -47,7 +48,8 @@ def phases(cfg: ExperimentConfig) -> list[Phase]:
         return [Phase("partial", *first, "partial")]
     f = cfg.transfer.finetune
     second = (f.epochs, f.learning_rate, f.lr_patience, f.val_patience, f.schedule, f.warmup_epochs)
-    return [Phase("head", *first, "head"), Phase("finetune", *second, "all")]
+    return [Phase("head", *first, "head"),
+            Phase("finetune", *second, "all", f.backbone_lr_factor)]  # fmt: skip
 
 
 def set_trainable(model: keras.Model, phase: Phase, cfg: ExperimentConfig) -> None:
