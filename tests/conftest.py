@@ -15,6 +15,9 @@ from typer.testing import CliRunner
 from animalcnn.data.synthetic import make_dataset
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Tables as wide as their contents, so tests find whole paths in them (the width tests
+# set their own, and run the command with COLUMNS of their choosing).
+os.environ.setdefault("COLUMNS", "250")
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 

@@ -493,7 +493,7 @@ def prediction_table(df: pd.DataFrame) -> Table:
         header_style="bold",
     )
     for col in ("file", "predicted", "confidence"):
-        table.add_column(col, justify="right" if col == "confidence" else "left")
+        table.add_column(col, justify="right" if col == "confidence" else "left", overflow="fold")
     for _, r in df.head(PREDICTIONS_SHOWN).iterrows():
         if isinstance(r["error"], str):
             table.add_row(Text(r["file"]), Text(r["error"], style="red"), "-")
@@ -506,7 +506,7 @@ def explain_table(df: pd.DataFrame) -> Table:
     """`explain`'s rows: file, class, confidence and the figure written, or the error."""
     table = Table(title=f"Grad-CAM of {len(df):,} images", header_style="bold")
     for col in ("file", "predicted", "confidence", "output"):
-        table.add_column(col, justify="right" if col == "confidence" else "left")
+        table.add_column(col, justify="right" if col == "confidence" else "left", overflow="fold")
     for _, r in df.iterrows():
         if isinstance(r["error"], str):
             table.add_row(Text(r["file"]), Text(r["error"], style="red"), "-", "-")
