@@ -378,3 +378,39 @@ def test_the_backbone_factor_is_checked_and_reaches_the_finetune_phase(tmp_path,
                        transfer=ask)  # fmt: skip
     with pytest.raises(Exception, match="backbone_lr_factor"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_validation_with_tta_records_the_averaged_views(tmp_path, dataset, backend):
+    """`training.tta`: the history's val_loss and val_accuracy are those of the mean of
+    each validation image's views, as `evaluation.inference` computes them for the saved
+    best model (with an EMA of the weights too, which on JAX must survive the pass)."""
+    import os
+    import subprocess
+    import sys
+
+    from animalcnn import backends
+    from animalcnn.data.loading import load_training_data
+    from animalcnn.evaluation.inference import probabilities
+    from animalcnn.run_folder import RunFolder
+
+    if not backends.installed(backend):
+        pytest.skip(f"{backend} is not installed here")
+    config = write_config(tmp_path / "tta.yaml", dataset, tmp_path / "runs",
+                          training={"epochs": 2, "tta": "flip", "ema": {"decay": 0.5},
+                                    "val_patience": 10, "backend": backend})  # fmt: skip
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-m", "animalcnn", "train", str(config)],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    folder = RunFolder(run)
+    history = pd.read_csv(run / "history.csv")
+    best = history.loc[history["epoch"] == folder.metrics()["best_epoch"]].iloc[0]
+    cfg = load_config(config)
+    val = load_training_data(cfg).val
+    probs = probabilities(folder.best_model(), val, 16, "flip")
+    labels = np.asarray(val.labels)
+    expected = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1)).mean()
+    assert best["val_loss"] == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    assert best["val_accuracy"] == pytest.approx((probs.argmax(1) == labels).mean())

@@ -112,6 +112,7 @@ class ModelConfig(Section):
 
 
 Schedule = Literal["plateau", "cosine", "onecycle", "constant"]
+Tta = Literal["none", "flip", "crops"]  # test-time augmentation's views (evaluation.inference)
 SCHEDULE_HELP = (
     "How the learning rate moves, step by step: plateau = cut by lr_factor when val_loss "
     "stalls for lr_patience epochs; cosine = half a cosine down to min_lr over the phase; "
@@ -180,6 +181,11 @@ class TrainingConfig(Section):
     warmup_epochs: float = Field(0.0, ge=0, le=MAX_COUNT, description=WARMUP_HELP)
     label_smoothing: float = Field(
         0.0, ge=0, le=0.5, description="Share of each target spread over the classes (0-0.5)."
+    )
+    tta: Tta = Field(
+        "none",
+        description="Validate on the mean of each image's views: flip (and its mirror), "
+        "crops (and four shifted copies); val_loss and val_accuracy are then theirs.",
     )
     batch_augmentation: list[BatchAugmentation] = Field(
         default_factory=list,

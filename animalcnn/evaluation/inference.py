@@ -10,14 +10,15 @@ image and its mirror image (`flip`), and four copies shifted by an eighth of the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any
 
 import keras
 import numpy as np
 
+from animalcnn import backends
+from animalcnn.config.schema import Tta
 from animalcnn.data.decoding import Images
 
-Tta = Literal["none", "flip", "crops"]
 TTA_CHUNK = 1024  # images whose views are formed at once (each view is a uint8 copy)
 SHIFT = 8  # crops: shifted by 1/SHIFT of the side, edges repeated
 
@@ -50,24 +51,33 @@ def views(tta: Tta) -> list[Callable[[np.ndarray], np.ndarray]]:
 
 
 def probabilities(
-    model: keras.Model, images: Images, batch_size: int, tta: Tta = "none"
-) -> np.ndarray:
+    model: keras.Model, images: Images, batch_size: int, tta: Tta = "none",
+    within_fit: bool = False,
+) -> np.ndarray:  # fmt: skip
     """Each image's class probabilities (float64), in the split's order; with `tta`, the
-    mean over its views."""
-    from animalcnn.training.compiling import eval_batches
-
+    mean over its views. `within_fit` (a callback's call, while `fit` runs): the model is
+    called batch by batch instead of through `predict`, which on JAX would hand the
+    trainer's arrays to its own jitted step and free them (the EMA copies with them)."""
     if not len(images):
         return np.zeros((0, model.output_shape[-1]))
-    if tta == "none":
-        return np.asarray(model.predict(eval_batches(images, batch_size), verbose=0), np.float64)
+    if tta == "none" and not within_fit:  # straight from the split, no copy
+        batches = backends.module().eval_batches(images, batch_size)
+        return np.asarray(model.predict(batches, verbose=0), np.float64)
     chunks = []
     for start in range(0, len(images), TTA_CHUNK):
         pixels = images.batch(np.arange(start, min(start + TTA_CHUNK, len(images))))
-        each = [
-            model.predict(
-                eval_batches(in_memory(np.ascontiguousarray(view(pixels))), batch_size), verbose=0
-            )  # fmt: skip
-            for view in views(tta)
-        ]
+        each = [_predict(model, np.ascontiguousarray(view(pixels)), batch_size, within_fit)
+                for view in views(tta)]  # fmt: skip
         chunks.append(np.mean(np.asarray(each, dtype=np.float64), axis=0))
     return np.concatenate(chunks)
+
+
+def _predict(model: keras.Model, pixels: np.ndarray, batch_size: int, within_fit: bool) -> Any:
+    if not within_fit:
+        batches = backends.module().eval_batches(in_memory(pixels), batch_size)
+        return model.predict(batches, verbose=0)
+    return np.concatenate([
+        keras.ops.convert_to_numpy(
+            model(pixels[i : i + batch_size].astype(np.float32), training=False))
+        for i in range(0, len(pixels), batch_size)
+    ])  # fmt: skip

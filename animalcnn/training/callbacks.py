@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import keras
+import numpy as np
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -22,7 +23,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from animalcnn.config.schema import Tta
 from animalcnn.console import fields_lines
+from animalcnn.data.decoding import Images
 from animalcnn.run_folder import MODEL, RunFolder
 from animalcnn.training.resume import RestoreCounters, ResumeCheckpoint
 
@@ -215,6 +218,27 @@ class ConsoleProgress(keras.callbacks.Callback):
             self._bar.stop()
 
 
+class TtaValidation(keras.callbacks.Callback):
+    """`training.tta`: after Keras's validation, the epoch's val_loss and val_accuracy
+    become those of the mean of each validation image's views, so the best checkpoint,
+    early stopping, the rate and the history all follow them."""
+
+    def __init__(self, images: Images, batch_size: int, tta: Tta) -> None:
+        super().__init__()
+        self.images, self.batch_size, self.tta = images, batch_size, tta
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from animalcnn.evaluation.inference import probabilities
+
+        if logs is None or "val_loss" not in logs or not len(self.images):
+            return
+        probs = probabilities(self.model, self.images, self.batch_size, self.tta, within_fit=True)
+        labels = np.asarray(self.images.labels)
+        true = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+        logs["val_loss"] = float(-np.log(true).mean())
+        logs["val_accuracy"] = float((probs.argmax(axis=1) == labels).mean())
+
+
 @dataclass(kw_only=True)
 class PhaseCallbacks:
     """One phase's callbacks, in the order `fit` must call them: `in_order` follows the
@@ -225,6 +249,9 @@ class PhaseCallbacks:
     # With an EMA of the weights: swaps the average in for validation and at the epoch's
     # end (out again when the next begins), so the recorder saves the average.
     ema: keras.callbacks.SwapEMAWeights | None = None
+    # With `training.tta`: the validation figures of the averaged views, in the logs
+    # before anything reads them (with the EMA weights in, when there are some).
+    tta: TtaValidation | None = None
     # The history row and best checkpoint, before anything that reads them.
     recorder: RunRecorder
     # Prints the row the recorder has just written.

@@ -46,7 +46,13 @@ from animalcnn.run_folder import (
     RunFolder,
 )
 from animalcnn.training import resume as resume_state
-from animalcnn.training.callbacks import ConsoleProgress, PhaseCallbacks, RunRecorder, StopOnSignal
+from animalcnn.training.callbacks import (
+    ConsoleProgress,
+    PhaseCallbacks,
+    RunRecorder,
+    StopOnSignal,
+    TtaValidation,
+)
 from animalcnn.training.compiling import compile_for_training, eval_batches, training_batches
 from animalcnn.training.optimizers import carry_over, make_optimizer
 from animalcnn.training.phases import Phase, phases, set_trainable
@@ -357,6 +363,9 @@ class TrainingSession:
         return PhaseCallbacks(
             stopper=self.stopper,
             ema=ema,
+            tta=TtaValidation(self.data.val, self.cfg.data.batch_size, t.tta)
+            if t.tta != "none"
+            else None,
             recorder=self.recorder,
             progress=self.progress,
             early_stopping=stopping,
