@@ -33,9 +33,9 @@ def _width() -> int | None:
 
 
 _WIDTH = _width()
-# Lines are not broken by rich (a path or a command stays whole, to copy); tables and the
-# epoch lines (`fields_lines`) are laid out to the width.
-console = Console(width=_WIDTH, soft_wrap=True)
+# Output fits the width: lines wrap between words, tables and the epoch lines
+# (`fields_lines`) are laid out to it. An error or a warning stays one line, whole.
+console = Console(width=_WIDTH)
 Advance = Callable[[int], None]
 err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)  # an error is one line
 

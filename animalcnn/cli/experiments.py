@@ -87,7 +87,7 @@ def summary(
     if as_json:
         print(json.dumps({**counts, "arch": cfg.model.arch, "classes": classes}))
         return
-    console.print(table, highlight=False, markup=False, end="")
+    console.print(table, highlight=False, markup=False, end="", soft_wrap=True)  # as rendered
 
 
 @command(
