@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 FORMATS = [("savedmodel", "model_savedmodel"), ("tflite", "model.tflite"), ("onnx", "model.onnx")]
@@ -98,3 +99,81 @@ def test_exporting_an_unfinished_run_warns(cli, run_copy: Path, tmp_path: Path):
     (run_copy / "metrics.json").write_text(json.dumps({**metrics, "status": "interrupted"}))
     code, _, err = cli("export", run_copy, "--format", "onnx", "--out", tmp_path / "m.onnx")
     assert code == 0 and f"warning: {run_copy} is interrupted: exporting its best" in err
+
+
+def _four_axis_pool(path: Path, op: str, pads: list[int] | None) -> None:
+    """A graph as jax2onnx writes a 2x2 pool of an NHWC tensor: Unsqueeze, Unsqueeze,
+    a pool over all four axes (kernel [1, 2, 2, 1]), Squeeze; then a Relu."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    axes = [helper.make_tensor(f"axes{i}", TensorProto.INT64, [1], [0]) for i in range(3)]
+    pool = {"kernel_shape": [1, 2, 2, 1], "strides": [1, 2, 2, 1]}
+    if pads:
+        pool["pads"] = pads
+    nodes = [
+        helper.make_node("Unsqueeze", ["x", "axes0"], ["u0"]),
+        helper.make_node("Unsqueeze", ["u0", "axes1"], ["u1"]),
+        helper.make_node(op, ["u1"], ["p"], **pool),
+        helper.make_node("Squeeze", ["p", "axes2"], ["s"]),
+        helper.make_node("Relu", ["s"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6, 6, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 3, 3])], axes,
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+@pytest.mark.parametrize(("op", "pads"), [("MaxPool", None), ("AveragePool", None),
+                                          ("MaxPool", [0, 0, 0, 0, 0, 1, 1, 0])])  # fmt: skip
+def test_four_axis_pools_are_rewritten_as_spatial_ones(tmp_path: Path, op, pads):
+    """What JAX's ONNX export needs: onnxruntime refuses the pool jax2onnx writes and
+    runs the rewritten one, with the numbers of a 2x2 pool over height and width."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from animalcnn.deploy.export import pools_over_spatial_axes
+
+    path = tmp_path / "scratch" / "m.onnx"
+    path.parent.mkdir()
+    _four_axis_pool(path, op, pads)
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    with pytest.raises(Exception, match="pooling size|Unsupported"):
+        onnxruntime.InferenceSession(str(path)).run(None, {"x": x})
+    assert pools_over_spatial_axes(path) == 1
+    (y,) = onnxruntime.InferenceSession(str(path)).run(None, {"x": x})
+    padded = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=-np.inf) if pads else x
+    side = padded.shape[1] // 2
+    windows = padded[:, : 2 * side, : 2 * side].reshape(2, side, 2, side, 2, 3)
+    pooled = windows.max(axis=(2, 4)) if op == "MaxPool" else windows.mean(axis=(2, 4))
+    np.testing.assert_allclose(y, np.maximum(pooled, 0), atol=1e-6)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.onnx"]  # one file
+
+
+def test_a_jax_run_exports_onnx_that_matches(dataset: Path, tmp_path: Path):
+    """On JAX without TensorFlow, through jax2onnx (where `animalcnn[onnx-jax]` is
+    installed) and the pool rewrite."""
+    import os
+    import subprocess
+    import sys
+
+    from animalcnn import backends
+
+    if not (backends.installed("jax") and backends.installed("jax2onnx")):
+        pytest.skip("jax2onnx is not installed: pip install 'animalcnn[onnx-jax]'")
+    from .conftest import write_config
+
+    config = write_config(tmp_path / "j.yaml", dataset, tmp_path / "runs",
+                          model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16}},
+                          training={"epochs": 1, "backend": "jax"})  # fmt: skip
+    support = Path(__file__).parent / "support"  # its sitecustomize blocks tensorflow
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(support),
+           "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+    for args in (("train", config), ("export", "RUN", "--format", "onnx")):
+        if args[0] == "export":
+            (run,) = (tmp_path / "runs").iterdir()
+            args = ("export", run, "--format", "onnx")
+        done = subprocess.run([sys.executable, "-m", "animalcnn", *map(str, args)],
+                              capture_output=True, text=True, env=env, timeout=400)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+    delta = float(re.search(r"max \|Δp\| = (\S+) against", done.stdout).group(1))
+    assert delta <= 1e-4 and (run / "export" / "model.onnx").is_file()

@@ -139,6 +139,8 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
         with warnings.catch_warnings():  # the converters' own notices (deprecations, tracing)
             warnings.simplefilter("ignore")
             model.export(str(tmp), format=keras_format, verbose=False)
+        if fmt == "onnx" and keras.backend.backend() == "jax":
+            pools_over_spatial_axes(tmp)
         if fmt == "savedmodel":
             (tmp / MARKER).write_text(f"{MARKER_TEXT} from {run.path}\n")
         else:
@@ -151,7 +153,9 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
             raise UserError(f"{fmt}: on {keras.backend.backend()}, Keras's export needs "
                             "TensorFlow, which is not installed here") from None  # fmt: skip
         where = (
-            "pip install jax2onnx" if exc.name == "jax2onnx" else "pip install 'animalcnn[export]'"
+            "pip install 'animalcnn[onnx-jax]'"
+            if exc.name == "jax2onnx"
+            else "pip install 'animalcnn[export]'"
         )
         raise UserError(f"{fmt}: {exc.name} is not installed: {where}") from None
     except Exception as exc:  # a full disk surfaces as OSError or as TensorFlow's own errors
@@ -177,6 +181,68 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
         gist = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{target}: written, but {fmt}'s runtime cannot run it ({gist})") from None
     return target, float(np.abs(np.asarray(probs, np.float64) - reference).max())
+
+
+POOLS = ("MaxPool", "AveragePool")
+
+
+def pools_over_spatial_axes(path: Path) -> int:
+    """Rewrite the pools that jax2onnx writes over all four axes of an NHWC tensor
+    (`Unsqueeze`, `Unsqueeze`, a pool with kernel `[1, kh, kw, 1]`, `Squeeze`), which
+    onnxruntime refuses ("Unsupported pooling size"), as the same pool over the two
+    spatial axes of the NCHW tensor (`Transpose`, pool `[kh, kw]`, `Transpose`), and
+    writes the model as one file. The parity check that follows proves the rewrite.
+    Returns how many pools it rewrote."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    nodes = list(model.graph.node)
+    producer = {out: n for n in nodes for out in n.output}
+    users: dict[str, list] = {}
+    for n in nodes:
+        for name in n.input:
+            users.setdefault(name, []).append(n)
+    drop: set[int] = set()
+    swap: dict[int, list] = {}
+    for n in nodes:
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        kernel = attrs.get("kernel_shape", [])
+        inner = producer.get(n.input[0])
+        outer = producer.get(inner.input[0]) if inner is not None else None
+        after = users.get(n.output[0], [])
+        chain = [outer, inner, n, *after]
+        if not (n.op_type in POOLS and len(kernel) == 4 and kernel[0] == kernel[3] == 1
+                and None not in chain and len(after) == 1
+                and [c.op_type for c in chain] == ["Unsqueeze", "Unsqueeze", n.op_type, "Squeeze"]
+                and len(users[inner.output[0]]) == len(users[outer.output[0]]) == 1):  # fmt: skip
+            continue
+        source, result, tag = outer.input[0], after[0].output[0], n.name or n.output[0]
+        spatial = {k: v[1:3] for k, v in attrs.items() if k in ("kernel_shape", "strides",
+                                                               "dilations")}  # fmt: skip
+        if "pads" in attrs:  # [begin x4, end x4] -> the spatial axes' [begins, ends]
+            spatial["pads"] = [*attrs["pads"][1:3], *attrs["pads"][5:7]]
+        rest = {k: v for k, v in attrs.items() if k not in (*spatial, "pads", "kernel_shape")}
+        swap[id(n)] = [
+            helper.make_node("Transpose", [source], [f"{tag}_nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node(n.op_type, [f"{tag}_nchw"], [f"{tag}_pooled"], **spatial, **rest),
+            helper.make_node("Transpose", [f"{tag}_pooled"], [result], perm=[0, 2, 3, 1]),
+        ]
+        drop.update((id(inner), id(outer), id(after[0])))
+    rewritten = [m for n in nodes if id(n) not in drop for m in swap.get(id(n), [n])]
+    del model.graph.node[:]
+    model.graph.node.extend(rewritten)
+    used = {name for n in rewritten for name in n.input}
+    unused = [i for i in model.graph.initializer if i.name not in used]  # the axes constants
+    for initializer in unused:
+        model.graph.initializer.remove(initializer)
+    onnx.checker.check_model(model)
+    # One file: jax2onnx may have put large weights beside it, in the scratch folder.
+    onnx.save(model, str(path), save_as_external_data=False)
+    for extra in path.parent.iterdir():
+        if extra != path:
+            extra.unlink()
+    return len(swap)
 
 
 def _replace(new: Path, target: Path, fmt: str) -> None:
