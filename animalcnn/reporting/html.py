@@ -49,7 +49,6 @@ class RunSection:
     label: str
     row: dict[str, Any]
     history: pd.DataFrame
-    config: dict[str, Any]
     evaluation: dict[str, Any] | None  # only while it belongs to the best checkpoint
     gallery: str | None  # a data: URI
     examples: dict[str, list[str]]  # class -> data: URIs
@@ -82,7 +81,7 @@ def _examples(folder: Path, classes: list[str]) -> dict[str, list[str]]:
 
 
 def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> RunSection:
-    """What the page shows of one run: its history, config, current evaluation, gallery and
+    """What the page shows of one run: its history, current evaluation, mistakes gallery and
     (with `examples`) a few images per class of the data it was scored on."""
     from PIL import Image
 
@@ -100,7 +99,7 @@ def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> Run
     test_dir = scored if scored.is_dir() else training_folder(config.data)
     classes = run.metrics().get("classes") or []
     return RunSection(
-        row["label"], row, run.history(), config.model_dump(mode="json"), evaluation, gallery,
+        row["label"], row, run.history(), evaluation, gallery,
         _examples(test_dir, classes) if examples else {},
         classes,
     )  # fmt: skip
