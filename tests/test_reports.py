@@ -137,6 +137,8 @@ def test_a_second_report_shares_the_script_and_leaves_other_files(cli, two_runs,
         assert cli("compare", *two_runs, "--report", tmp_path / name)[0] == 0
     assert len(list((tmp_path / "animalcnn-assets").iterdir())) == 1
     assert mine.read_text() == "mine"
+    code, out, _ = cli("compare", *two_runs, tmp_path / "animalcnn-assets")  # as runs/* lists it
+    assert code == 0 and "damaged" not in out and "animalcnn-assets" not in out
 
 
 @pytest.mark.slow

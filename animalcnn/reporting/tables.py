@@ -18,6 +18,7 @@ from rich.text import Text
 from animalcnn.atomic import atomic_write
 from animalcnn.errors import RunFolderError
 from animalcnn.reporting.flags import Flag, flags
+from animalcnn.reporting.pages import ASSETS
 from animalcnn.run_folder import EVALUATION, RunFolder, significant
 
 if TYPE_CHECKING:
@@ -176,12 +177,15 @@ SWEEP_FILES = ("sweep.journal", "sweep.csv")  # what marks a sweep's folder
 def expand_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
     """Run folders as given; a folder of runs (a sweep's, a runs dir) as the runs in it.
     Returns them with a note for each sweep folder that has no run yet (every trial failed
-    before training), which is left out; one line when that leaves nothing."""
+    before training), which is left out; one line when that leaves nothing. The pages'
+    `animalcnn-assets/` folder is not a run."""
     from animalcnn.run_folder import METRICS
 
     found: list[Path] = []
     notes: list[str] = []
     for path in paths:
+        if path.name == ASSETS and not (path / METRICS).exists():
+            continue  # what our pages load (a report or sweep page written there), not a run
         inner = sorted(p for p in path.iterdir() if (p / METRICS).is_file()) if (
             path.is_dir() and not (path / METRICS).exists()) else []  # fmt: skip
         if not inner and any((path / f).exists() for f in SWEEP_FILES):
