@@ -161,3 +161,18 @@ def test_gradcam_figure_stays_clear():
     heat[4:10, 20:28] = 1
     top = [("elephant", 0.999), ("a-very-long-class-name", 0.0009), ("dog", 0.0001)]
     assert_text_clear(gradcam_figure(image, heat, top, "photo.jpg: heat for elephant"))
+
+
+def test_a_flat_accuracy_curve_is_not_zoomed_into_noise():
+    """A run stuck at chance: its accuracy axis spans at least 10 points, not 17.5-20.5 %."""
+    from animalcnn.reporting.charts import to_plotly
+
+    history = _history()
+    history["accuracy"] = 0.2 + 0.001 * np.sin(np.arange(len(history)))
+    history["val_accuracy"] = 0.2
+    chart = history_chart(history, "stuck")
+    low, high = draw(chart).axes[1].get_ylim()
+    assert high - low >= 0.1 - 1e-9 and low <= 0.2 <= high
+    assert list(to_plotly(chart).layout.yaxis2.range) == pytest.approx([low, high])
+    moving = draw(history_chart(_history(), "learning")).axes[1].get_ylim()
+    assert moving[1] - moving[0] > 0.5  # a curve that moves keeps matplotlib's own range

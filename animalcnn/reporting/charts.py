@@ -255,6 +255,26 @@ def lr_find_chart(
     return Chart(f"{title}: learning-rate range test", [panel], 9, 5.5)
 
 
+MIN_PERCENT_SPAN = 0.1  # a percent axis spans at least 10 points
+
+
+def y_limits(panel: Panel) -> tuple[float, float] | None:
+    """The panel's y range: its own, or for a percent axis whose values lie close
+    together, at least MIN_PERCENT_SPAN around them (within 0-100 %), so that a flat
+    curve at chance reads as flat, not as noise zoomed up; None: the renderer's own."""
+    if panel.y_range is not None:
+        return panel.y_range
+    if panel.percent != "y":
+        return None
+    ys = [float(y) for s in panel.series if not s.hidden for y in s.y
+          if y is not None and np.isfinite(y)] + [level.y for level in panel.levels]  # fmt: skip
+    if not ys or max(ys) - min(ys) >= MIN_PERCENT_SPAN:
+        return None
+    middle = (max(ys) + min(ys)) / 2
+    low = min(max(middle - MIN_PERCENT_SPAN / 2, 0.0), 1.0 - MIN_PERCENT_SPAN)
+    return low, low + MIN_PERCENT_SPAN
+
+
 # ---- matplotlib ----------------------------------------------------------------------
 
 
@@ -308,8 +328,9 @@ def draw(chart: Chart) -> Any:
             ax.set_xscale("log")
         if panel.y_log:
             ax.set_yscale("log")
-        if panel.y_range is not None:
-            ax.set_ylim(*panel.y_range)
+        limits = y_limits(panel)
+        if limits is not None:
+            ax.set_ylim(*limits)
         labelled_points = [
             p for s in panel.series if s.labels for p in zip(s.labels, s.x, s.y, strict=True)
         ]
@@ -473,6 +494,9 @@ def to_plotly(chart: Chart) -> go.Figure:
             fig.update_xaxes(type="log", row=1, col=col)
         if panel.y_log:
             fig.update_yaxes(type="log", row=1, col=col)
+        limits = y_limits(panel)
+        if limits is not None:
+            fig.update_yaxes(range=list(limits), row=1, col=col)
         if panel.percent == "y":
             fig.update_yaxes(tickformat=".0%", row=1, col=col)
         elif panel.percent == "x":
