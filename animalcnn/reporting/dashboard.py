@@ -143,6 +143,10 @@ def create_app(runs_dir: Path, refresh: float = REFRESH_SECONDS) -> Any:
         return render("dashboard.html", runs_dir=str(runs_dir), view=view(runs_dir),
                       refresh=refresh, plotly_src=f"assets/{plotly_name}")  # fmt: skip
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status_code=204)  # none: but a browser asks
+
     @app.get("/api/view")
     def api_view() -> JSONResponse:
         return JSONResponse(view(runs_dir))

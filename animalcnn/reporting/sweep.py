@@ -128,11 +128,18 @@ def _figures(study: optuna.Study, spec: SweepSpec) -> tuple[list[Any], list[str]
     keys = list(spec.search_space())
     varied = [k for k in keys if len({repr(t.params.get(k)) for t in complete}) > 1]
     axis = "" if spec.minimise else ".0%"  # accuracies in %
+    span = None  # accuracies: within 0-100 %, at least 10 points (a flat line reads flat)
+    values = [v for t in trials for v in [t.value, *t.intermediate_values.values()]
+              if v is not None]  # fmt: skip
+    if not spec.minimise and values:
+        middle, half = (max(values) + min(values)) / 2, max(max(values) - min(values), 0.1) / 2
+        low = min(max(middle - 1.1 * half, 0.0), 1.0 - 2.2 * half) if half < 0.45 else 0.0
+        span = [low, min(low + 2.2 * half, 1.0)]
     figures, notes = [], []
     if complete:
         fig = vis.plot_optimization_history(study, target_name=spec.metric)
         fig.update_xaxes(title="trial", tickformat="d", dtick=max(1, len(trials) // 10))
-        fig.update_yaxes(title=spec.metric, tickformat=axis)
+        fig.update_yaxes(title=spec.metric, tickformat=axis, range=span)
         figures.append(fig)
     else:
         notes.append("optimisation history: no trial completed yet")
@@ -140,7 +147,7 @@ def _figures(study: optuna.Study, spec: SweepSpec) -> tuple[list[Any], list[str]
         fig = vis.plot_intermediate_values(study)
         fig.update_layout(title=f"{spec.metric} per epoch, every trial")
         fig.update_xaxes(title="epoch", tickformat="d", dtick=1)
-        fig.update_yaxes(title=spec.metric, tickformat=axis)
+        fig.update_yaxes(title=spec.metric, tickformat=axis, range=span)
         figures.append(fig)
     else:
         notes.append(f"{spec.metric} per epoch: no trial reported an epoch yet")
