@@ -449,19 +449,15 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
 def evaluation_tables(result: dict[str, Any], title: str) -> list[Table]:
     """Per-class scores and the confusion matrix of one evaluation."""
     classes = result["classes"]
-    scores = Table(
-        title=Text(
-            f"{title}: accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}, "
-            f"{result['images']:,} images"
-        ),
-        header_style="bold",
-    )
+    heading = (f"{title}: accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}, "
+               f"{result['images']:,} images")  # fmt: skip
+    scores = Table(title=Text(heading), header_style="bold", min_width=len(heading))
     for col in ("class", "precision", "recall", "f1", "support"):
         scores.add_column(col, justify="left" if col == "class" else "right")
     for name in classes:
         s = result["per_class"][name]
-        scores.add_row(Text(name), f"{s['precision']:.3f}", f"{s['recall']:.3f}",
-                       f"{s['f1']:.3f}", str(s["support"]))  # fmt: skip
+        scores.add_row(Text(name), f"{s['precision']:.1%}", f"{s['recall']:.1%}",
+                       f"{s['f1']:.1%}", str(s["support"]))  # fmt: skip
     confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
     confusion.add_column("")
     for name in classes:
