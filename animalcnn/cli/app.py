@@ -42,6 +42,12 @@ Overrides = Annotated[
 RunFolders = Annotated[list[Path], typer.Argument(metavar="RUN", help="Run folders.")]
 RunFolderArg = Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")]
 ImagePaths = Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files and folders.")]
+# The servers' (`serve`, `dashboard`): this machine only unless asked otherwise.
+LOOPBACK = "127.0.0.1"
+HostOption = Annotated[
+    str, typer.Option(metavar="HOST", help="Address to listen on (this machine only).")
+]
+PortOption = Annotated[int, typer.Option(metavar="N", min=1, max=65535, help="Port to listen on.")]
 
 
 class TtaChoice(str, Enum):

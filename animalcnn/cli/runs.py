@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from animalcnn.cli.app import (
+    LOOPBACK,
+    HostOption,
     ImagePaths,
+    PortOption,
     RunFolderArg,
     RunFolders,
     TtaChoice,
@@ -261,12 +264,8 @@ def export(
 )
 def serve(
     run: RunFolderArg,
-    host: Annotated[
-        str, typer.Option(metavar="HOST", help="Address to listen on (this machine only).")
-    ] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(metavar="N", min=1, max=65535, help="Port to listen on.")
-    ] = 8000,
+    host: HostOption = LOOPBACK,
+    port: PortOption = 8000,
     max_upload_mb: Annotated[
         float,
         typer.Option(
@@ -302,12 +301,8 @@ def dashboard(
     runs_dir: Annotated[
         Path, typer.Argument(metavar="RUNS_DIR", help="The folder of runs (default: runs).")
     ] = Path("runs"),
-    host: Annotated[
-        str, typer.Option(metavar="HOST", help="Address to listen on (this machine only).")
-    ] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(metavar="N", min=1, max=65535, help="Port to listen on.")
-    ] = 8050,
+    host: HostOption = LOOPBACK,
+    port: PortOption = 8050,
 ) -> None:
     """Compare the runs of a folder live in the browser: the runs table best first, every
     run's curves as they train, a page per run and per sweep, GET /api/runs. Read-only."""

@@ -195,8 +195,15 @@ def pools_over_spatial_axes(path: Path) -> int:
     Returns how many pools it rewrote."""
     import onnx
     from onnx import helper
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
-    model = onnx.load(str(path))
+    model = onnx.load(str(path), load_external_data=False)
+    beside = {  # the weight files jax2onnx may have written beside the model
+        path.parent / entry.value
+        for tensor in model.graph.initializer if uses_external_data(tensor)
+        for entry in tensor.external_data if entry.key == "location"
+    }  # fmt: skip
+    load_external_data_for_model(model, str(path.parent))
     nodes = list(model.graph.node)
     producer = {out: n for n in nodes for out in n.output}
     users: dict[str, list] = {}
@@ -237,11 +244,10 @@ def pools_over_spatial_axes(path: Path) -> int:
     for initializer in unused:
         model.graph.initializer.remove(initializer)
     onnx.checker.check_model(model)
-    # One file: jax2onnx may have put large weights beside it, in the scratch folder.
-    onnx.save(model, str(path), save_as_external_data=False)
-    for extra in path.parent.iterdir():
-        if extra != path:
-            extra.unlink()
+    onnx.save(model, str(path), save_as_external_data=False)  # one file, weights inside
+    for weights in beside:  # only the files the model named, in its own folder
+        if weights.resolve().parent == path.parent.resolve() and weights != path:
+            weights.unlink(missing_ok=True)
     return len(swap)
 
 

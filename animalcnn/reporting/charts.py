@@ -266,8 +266,14 @@ def y_limits(panel: Panel) -> tuple[float, float] | None:
         return panel.y_range
     if panel.percent != "y":
         return None
-    ys = [float(y) for s in panel.series if not s.hidden for y in s.y
-          if y is not None and np.isfinite(y)] + [level.y for level in panel.levels]  # fmt: skip
+    ys = [y for s in panel.series if not s.hidden for y in s.y]
+    return percent_span([*ys, *(level.y for level in panel.levels)])
+
+
+def percent_span(values: list[Any]) -> tuple[float, float] | None:
+    """For fractions that lie within MIN_PERCENT_SPAN of each other, a range of that
+    span around them, within 0-100 %; None when they spread wider (or there are none)."""
+    ys = [float(y) for y in values if y is not None and np.isfinite(y)]
     if not ys or max(ys) - min(ys) >= MIN_PERCENT_SPAN:
         return None
     middle = (max(ys) + min(ys)) / 2

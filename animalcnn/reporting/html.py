@@ -107,8 +107,8 @@ def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> Run
 
 def runs_table(rows: list[dict[str, Any]], links: list[str]) -> dict[str, Any]:
     """The runs table as a page shows it (`runs_table.html`): `tables.layout`'s columns
-    (folded by priority), each cell's text and sort key, the run linked to `links[i]`,
-    the best run's badge, flags as badges with their reasons."""
+    (folded by priority, numbers right-aligned), each cell's text and sort key, the run
+    linked to `links[i]`, the best run's badge, flags as badges with their reasons."""
     view = layout(rows)
     ranked_by = "test_accuracy" if any(r["test_accuracy"] is not None for r in rows) else (
         "best_val_accuracy")  # fmt: skip
@@ -126,15 +126,13 @@ def runs_table(rows: list[dict[str, Any]], links: list[str]) -> dict[str, Any]:
     cells = []
     for i, r in enumerate(rows):
         row = []
-        for _, key, kind, p in view.columns:
+        for _, key, _, _ in view.columns:
             value = value_of(r, key)
             shown = format_cell(r["run"]) if key == "run" else view.cells[key][i]
             row.append({
                 "shown": "" if key == "flags" else shown,
                 "sort": value if isinstance(value, int | float) and not isinstance(value, bool)
                 else "",
-                "secondary": p >= SECONDARY,
-                "numeric": kind in ("pct", "int", "float"),
                 "best": key == "run" and bool(r.get("best")),
                 "link": links[i] if key == "run" else None,
                 "flags": r["flags"] if key == "flags" else [],

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from animalcnn.atomic import atomic_write
+from animalcnn.reporting.charts import percent_span
 from animalcnn.reporting.tables import dotted_header
 from animalcnn.run_folder import significant
 
@@ -128,13 +129,9 @@ def _figures(study: optuna.Study, spec: SweepSpec) -> tuple[list[Any], list[str]
     keys = list(spec.search_space())
     varied = [k for k in keys if len({repr(t.params.get(k)) for t in complete}) > 1]
     axis = "" if spec.minimise else ".0%"  # accuracies in %
-    span = None  # accuracies: within 0-100 %, at least 10 points (a flat line reads flat)
-    values = [v for t in trials for v in [t.value, *t.intermediate_values.values()]
-              if v is not None]  # fmt: skip
-    if not spec.minimise and values:
-        middle, half = (max(values) + min(values)) / 2, max(max(values) - min(values), 0.1) / 2
-        low = min(max(middle - 1.1 * half, 0.0), 1.0 - 2.2 * half) if half < 0.45 else 0.0
-        span = [low, min(low + 2.2 * half, 1.0)]
+    # Accuracies close together: a range of at least 10 points (a flat history reads flat)
+    values = [v for t in trials for v in [t.value, *t.intermediate_values.values()]]
+    span = None if spec.minimise else percent_span(values)
     figures, notes = [], []
     if complete:
         fig = vis.plot_optimization_history(study, target_name=spec.metric)
