@@ -15,11 +15,29 @@ from typer.testing import CliRunner
 from animalcnn.data.synthetic import make_dataset
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Tables as wide as their contents, so tests find whole paths in them (the width tests
-# set their own, and run the command with COLUMNS of their choosing).
-os.environ.setdefault("COLUMNS", "250")
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
+
+
+# Lines as wide as their contents while tests run, so they find whole paths and
+# sentences whatever the temporary folder's length or the caller's terminal (the width
+# tests run commands with COLUMNS of their choosing); pytest's own report keeps the
+# terminal's width.
+WIDE = 1000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wide_consoles() -> None:
+    """In-process commands print through the consoles made when animalcnn is imported."""
+    from animalcnn.console import console, err_console
+
+    console.width = err_console.width = WIDE
+
+
+@pytest.fixture(autouse=True)
+def wide_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """... and commands in processes of their own read COLUMNS."""
+    monkeypatch.setenv("COLUMNS", str(WIDE))
 
 
 @pytest.fixture(scope="session")

@@ -133,20 +133,6 @@ def test_explain_writes_a_heat_map_per_image_and_reports_unreadable_ones(
     assert code == 0 and not list((tmp_path / "o").glob("*.png"))  # only the broken one
 
 
-@pytest.mark.slow
-def test_explain_works_on_a_pretrained_backbone(cli, dataset: Path, tmp_path: Path):
-    config = write_config(
-        tmp_path / "mn.yaml", dataset, tmp_path / "runs",
-        model={"arch": "mobilenetv2", "params": {"dense": 16}},
-        transfer={"weights": "none"}, training={"epochs": 1},
-    )  # fmt: skip
-    assert cli("train", config)[0] == 0
-    (run,) = (tmp_path / "runs").iterdir()
-    code, out, err = cli("explain", run, dataset / "inf", "--out", tmp_path / "heat")
-    assert code == 0, err
-    assert len(list((tmp_path / "heat").glob("*_gradcam.png"))) == 6
-
-
 def test_lr_find_suggests_a_rate_inside_its_sweep(cli, dataset: Path, tmp_path: Path):
     config = write_config(tmp_path / "lr.yaml", dataset, tmp_path / "runs")
     code, out, err = cli("lr-find", config, "--out", tmp_path / "lr")

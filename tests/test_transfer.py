@@ -101,23 +101,33 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _train(tmp_path: Path, dataset: Path, strategy: str, **transfer) -> tuple:
+def _train(tmp_path: Path, dataset: Path, strategy: str, precision: str = "off",
+           **transfer) -> tuple:  # fmt: skip
     config = write_config(
         tmp_path / f"{strategy}.yaml", dataset, tmp_path / "runs",
         model={"arch": "mobilenetv2", "params": {"dense": 32}},
         transfer={"strategy": strategy, "weights": "none",
                   "finetune": {"epochs": 1, "learning_rate": 0.01}, **transfer},
-        training={"epochs": 1},
+        training={"epochs": 1, "mixed_precision": precision},
     )  # fmt: skip
     batch = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     watch = Watch(batch)
-    run = train(load_config(config), callbacks=[watch])
+    try:
+        run = train(load_config(config), callbacks=[watch])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     return run, watch
 
 
+@pytest.fixture(scope="module")
+def transferred(tmp_path_factory: pytest.TempPathFactory, dataset: Path) -> tuple:
+    """One run under the transfer strategy, for the tests that read it."""
+    return _train(tmp_path_factory.mktemp("transfer"), dataset, "transfer")
+
+
 @pytest.mark.slow
-def test_transfer_leaves_the_backbone_untouched(tmp_path: Path, dataset: Path):
-    run, watch = _train(tmp_path, dataset, "transfer")
+def test_transfer_leaves_the_backbone_untouched(transferred):
+    run, watch = transferred
     (phase,) = watch.phases
     assert _same(phase["begin"]["kernels"], phase["end"]["kernels"])
     assert _same(phase["begin"]["bn_stats"], phase["end"]["bn_stats"])
@@ -129,18 +139,31 @@ def test_transfer_leaves_the_backbone_untouched(tmp_path: Path, dataset: Path):
 
 @pytest.mark.slow
 def test_finetune_moves_the_backbone_only_in_phase_two(tmp_path: Path, dataset: Path, capsys):
-    run, watch = _train(tmp_path, dataset, "finetune")
+    """Under bfloat16 (one backbone build for both concerns): the policy changes what
+    the layers compute in, never which weights move or the float32 statistics."""
+    run, watch = _train(tmp_path, dataset, "finetune", precision="bfloat16")
     head, full = watch.phases
     assert _same(head["begin"]["kernels"], head["end"]["kernels"])
     assert not _same(full["begin"]["kernels"], full["end"]["kernels"])
     for phase in (head, full):  # inference-mode BatchNormalization, also once unfrozen
         assert _same(phase["begin"]["bn_stats"], phase["end"]["bn_stats"])
+        assert {a.dtype for a in phase["end"]["bn_stats"]} == {np.dtype("float32")}
+    assert run.metrics()["precision"] == "mixed_bfloat16"
     history = pd.read_csv(run.file("history.csv"))
+    assert np.isfinite(history[["loss", "val_loss"]].to_numpy()).all()
     assert history["phase"].tolist() == ["head", "finetune"]
     out = capsys.readouterr().out
     assert "[head] epoch   1/2" in out and "[finetune] epoch   2/2" in out
     assert history["epoch"].tolist() == [1, 2]
     assert history["lr"].tolist() == pytest.approx([0.003, 0.01])
+
+
+@pytest.mark.slow
+def test_explain_works_on_a_pretrained_backbone(cli, transferred, dataset: Path, tmp_path: Path):
+    run, _ = transferred
+    code, out, err = cli("explain", run.path, dataset / "inf", "--out", tmp_path / "heat")
+    assert code == 0, err
+    assert len(list((tmp_path / "heat").glob("*_gradcam.png"))) == 6
 
 
 @pytest.mark.slow
