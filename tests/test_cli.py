@@ -175,13 +175,24 @@ def test_missing_data_folder_exits_2_before_any_run_folder(cli, tmp_path: Path):
     assert done.stdout.split() == ["2", "False", "False"], done.stderr  # before any backend
 
 
-def test_evaluate_rejects_non_runs_and_compare_lists_them_damaged(cli, tmp_path: Path):
+def test_evaluate_rejects_non_runs_and_compare_leaves_them_out(
+    cli, trained_run: Path, tmp_path: Path
+):
     code, _, err = cli("evaluate", tmp_path)
     assert code == 2 and f"{tmp_path}: not a run folder" in err
-    code, out, _ = cli("compare", tmp_path, "--csv", tmp_path / "c.csv")
-    assert code == 0 and "damaged" in out
-    status = pd.read_csv(tmp_path / "c.csv")["status"].iloc[0]
-    assert status == "damaged: not a run folder (no metrics.json or config.yaml)"
+    empty, typo = tmp_path / "runs", tmp_path / "rnus"
+    empty.mkdir()  # a new runs dir: nothing to compare, not a damaged run
+    code, _, err = cli("compare", empty)
+    assert (
+        code == 2
+        and err == f"error: {empty}: no run folders in it (animalcnn train CONFIG writes them)\n"
+    )
+    code, _, err = cli("compare", trained_run, empty, typo, "--csv", tmp_path / "c.csv")
+    assert code == 0 and err.splitlines() == [
+        f"warning: {empty}: no run folders in it (animalcnn train CONFIG writes them)",
+        f"warning: {typo}: no such folder",
+    ]
+    assert pd.read_csv(tmp_path / "c.csv")["run"].tolist() == [trained_run.name]
 
 
 def test_several_configs_one_failing_does_not_stop_the_rest(cli, tmp_path: Path, dataset):
