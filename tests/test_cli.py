@@ -69,8 +69,9 @@ def test_evaluate_writes_scores(cli, run_copy: Path):
 
 def test_compare_table_and_csv(cli, run_copy: Path, tmp_path: Path):
     assert cli("evaluate", run_copy)[0] == 0
-    damaged = tmp_path / "not-a-run"
+    damaged = tmp_path / "not-a-run"  # a run folder that lost its metrics.json
     damaged.mkdir()
+    (damaged / "config.yaml").write_text("name: x\n")
     csv = tmp_path / "cmp.csv"
     code, out, err = cli("compare", run_copy, damaged, "--csv", csv)
     assert code == 0, err

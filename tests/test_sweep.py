@@ -44,6 +44,11 @@ def tiny(tmp_path: Path, dataset: Path) -> Path:
         ({"metric": "f1"}, "metric: input should be 'loss', 'accuracy', 'val_loss' or"),
         ({"parameters": {"data.batch_size": {"values": [8, "many"]}}},
          "parameters.data.batch_size: 'many': data.batch_size: input should be a valid integer"),
+        # every trial would fail on a missing data folder: said once, before any trial
+        ({"set": {"data.dir": "/no/such/photos"}},
+         "data.dir: /no/such/photos: folder not found; get the course's dataset with"),
+        ({"parameters": {"data.dir": {"values": ["/no/such/photos"]}}},
+         "parameters.data.dir: '/no/such/photos': data.dir: /no/such/photos: folder not found"),
     ],
 )  # fmt: skip
 def test_bad_sweep_files_are_one_line_errors(cli, tmp_path, tiny, fields, expected):

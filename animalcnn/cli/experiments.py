@@ -108,11 +108,11 @@ def lr_find(
     (valley, steepest fall, minimum/10). Creates no run folder."""
     from animalcnn import backends
     from animalcnn.console import console
+    from animalcnn.data.discovery import check_data_dir
     from animalcnn.models.configs import load_config
-    from animalcnn.training.runner import check_data_dir
 
     cfg = load_config(config, overrides)
-    check_data_dir(cfg, config)
+    check_data_dir(cfg.data, config)
     backends.start(cfg.training.backend)
     from animalcnn.training import lr_finder
 

@@ -47,9 +47,10 @@ def sweep(
     in the sweep folder; exits 1 when a grid point has no value or no trial completed."""
     from animalcnn import backends
     from animalcnn.console import console, print_error
-    from animalcnn.sweep.spec import load_sweep
+    from animalcnn.sweep.spec import check_data_dirs, load_sweep
 
     spec = load_sweep(file, overrides)
+    check_data_dirs(spec, file)
     if trials is not None:
         spec.trials = trials
     backends.start(str(spec.set.get("training.backend", "auto")))

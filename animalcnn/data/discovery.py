@@ -116,6 +116,16 @@ def layout(cfg: DataConfig) -> str:
             "out of it")  # fmt: skip
 
 
+def check_data_dir(cfg: DataConfig, path: Path) -> None:
+    """A missing data folder, said before any backend is imported, with the ways on
+    (`path`: the config or sweep file that names it)."""
+    if not cfg.dir.is_dir():
+        raise DataError(
+            f"{path}: data.dir: {cfg.dir}: folder not found; get the course's dataset "
+            "with `animalcnn data download`, or name yours with --set data.dir=DIR"
+        )
+
+
 def discover(cfg: DataConfig, seed: int) -> Dataset:
     """Find the splits of `cfg.dir`: training, validation (held out of training) and
     test (its own folder, or held out of training when there is none)."""

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from animalcnn.config import parse_override
 from animalcnn.config.loading import format_errors, read_yaml
 from animalcnn.config.schema import RUN_NAME_RULE, RunName
-from animalcnn.errors import ConfigError
+from animalcnn.data.discovery import check_data_dir
+from animalcnn.errors import ConfigError, DataError
 from animalcnn.models.configs import load_config
 
 BASE = "base"  # the parameter that picks among several base configs
@@ -175,3 +176,21 @@ def _check(path: Path, spec: SweepSpec, base: Path, fixed: list[str]) -> None:
                     continue  # depends on the architecture: checked per trial
                 reason = str(exc).split(": ", 1)[-1]
                 raise ConfigError(f"{path}: parameters.{key}: {value!r}: {reason}") from None
+
+
+def check_data_dirs(spec: SweepSpec, path: Path) -> None:
+    """Every trial's data folder exists, said once before the first trial (each trial
+    would otherwise fail on it in turn); `path` is the sweep file."""
+    fixed = [override(k, v) for k, v in spec.set.items()]
+    searched = spec.parameters.get("data.dir")
+    values = searched.values if isinstance(searched, Choice) else [None]
+    for base in spec.bases:
+        for value in values:
+            sets = fixed if value is None else [*fixed, override("data.dir", value)]
+            try:
+                check_data_dir(load_config(base, sets).data, path)
+            except DataError as exc:
+                if value is None:
+                    raise
+                reason = str(exc).split(": ", 1)[-1]
+                raise DataError(f"{path}: parameters.data.dir: {value!r}: {reason}") from None

@@ -19,7 +19,8 @@ from animalcnn import backends
 from animalcnn.backends.runtime import keeps_run_folder
 from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, err_console, print_error, print_warning
-from animalcnn.errors import DataError, UserError
+from animalcnn.data.discovery import check_data_dir
+from animalcnn.errors import UserError
 from animalcnn.models.configs import load_config
 from animalcnn.reporting.flags import CHANCE_HINT, run_flags
 from animalcnn.run_folder import RunFolder
@@ -40,7 +41,7 @@ def load_all(
     for path in paths:
         try:
             cfg = load_config(path, overrides, runs_dir)
-            check_data_dir(cfg, path)
+            check_data_dir(cfg.data, path)
             loaded.append(cfg)
         except UserError as exc:
             if len(paths) == 1:
@@ -48,15 +49,6 @@ def load_all(
             print_error(exc)
             loaded.append(exc)
     return loaded
-
-
-def check_data_dir(cfg: ExperimentConfig, path: Path) -> None:
-    """A missing data folder, said before any backend is imported, with the ways on."""
-    if not cfg.data.dir.is_dir():
-        raise DataError(
-            f"{path}: data.dir: {cfg.data.dir}: folder not found; get the course's dataset "
-            "with `animalcnn data download`, or name yours with --set data.dir=DIR"
-        )
 
 
 def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) -> int:
