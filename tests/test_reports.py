@@ -198,6 +198,18 @@ def test_predict_labels_every_image_and_reports_unreadable_ones(
     assert set(good["predicted"]) <= set(classes)
     bad = df[df["file"] == str(broken)].iloc[0]
     assert bad["error"].startswith("not an image") and pd.isna(bad["predicted"])
+    # nothing to label at all: bad input, a non-zero exit and no CSV
+    code, out, err = cli("predict", trained_run, broken, "--csv", tmp_path / "none.csv")
+    assert (
+        code == 2
+        and "not an image" in out
+        and err
+        == (
+            "error: no image to label: none of the 1 file(s) could be read as an image "
+            "(the table says why)\n"
+        )
+    )
+    assert not (tmp_path / "none.csv").exists()
 
 
 def test_predict_rejects_missing_paths_and_non_runs(cli, trained_run: Path, tmp_path: Path):

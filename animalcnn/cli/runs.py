@@ -167,6 +167,7 @@ def predict(
     from animalcnn import backends
     from animalcnn.atomic import atomic_write
     from animalcnn.console import console
+    from animalcnn.errors import DataError
     from animalcnn.reporting.tables import prediction_table
     from animalcnn.run_folder import RunFolder
 
@@ -176,6 +177,9 @@ def predict(
 
     df = predict_images(folder, paths, tta.value)
     console.print(prediction_table(df))
+    if df["predicted"].isna().all():  # nothing labelled: the input was wrong, not the run
+        raise DataError(f"no image to label: none of the {len(df):,} file(s) could be read "
+                        "as an image (the table says why)")  # fmt: skip
     if csv is not None:
         atomic_write(csv, df.to_csv(index=False, float_format="%.6g"))
         console.print(f"wrote {csv}", highlight=False, markup=False)
