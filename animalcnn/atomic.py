@@ -4,6 +4,10 @@ Each writer gets its own temporary file beside the target (so two writers never
 share one); the file is flushed to the disk (`fsync`) and then renamed into place,
 and the rename itself is flushed, so "whole or not at all" holds through a power
 loss too. On any failure the temporary file goes.
+
+A path the user names (`--csv`, `--report`, `--out`) may hold a file of theirs: it is
+replaced only when its first bytes carry the mark our writer leaves (a CSV's header,
+the report's generator tag, a PNG's `Software` text), else refused in one line.
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from animalcnn.errors import UserError
+
+HEAD_BYTES = 4096  # where a mark is looked for
+PNG_METADATA = {"Software": "animalcnn"}  # every figure we write carries it ...
+PNG_MARK = b"Software\x00animalcnn"  # ... as this text chunk, ahead of the pixels
 
 
 @contextmanager
@@ -47,6 +57,24 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             tmp.write_bytes(data)
         else:
             tmp.write_text(data, encoding="utf-8")
+
+
+def check_replaceable(path: Path, mark: bytes, what: str, option: str = "") -> None:
+    """Refuse, in one line, a target that holds something animalcnn did not write: it
+    may be new, or a plain file whose first bytes carry `mark` (one of ours, written
+    before). Call it before any work, so nothing is half done."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_file() and not path.is_symlink():
+        with path.open("rb") as f:
+            if mark in f.read(HEAD_BYTES):
+                return
+    named = f"{option} {path}" if option else str(path)
+    if path.is_dir() and not path.is_symlink():
+        raise UserError(f"{named}: is a folder; name a file")
+    kind = "a link" if path.is_symlink() else "a file"
+    raise UserError(f"{named}: {kind} that is not {what} animalcnn wrote; it is left as it "
+                    "is (name a new path, or remove it yourself)")  # fmt: skip
 
 
 def _fsync(path: Path) -> None:

@@ -293,5 +293,41 @@ def test_explain_gives_each_image_its_own_figure(cli, run_copy, dataset, tmp_pat
 def test_a_folder_given_for_a_csv_is_one_line(cli, run_copy, dataset, tmp_path):
     image = sorted((dataset / "inf").iterdir())[0]
     code, out, err = cli("predict", run_copy, image, "--csv", tmp_path)
-    assert code == 1 and err.strip() == f"error: {tmp_path}: is a folder; name a file"
+    assert code == 2 and err.strip() == f"error: --csv {tmp_path}: is a folder; name a file"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_output_path_holding_a_users_file_is_refused_and_ours_is_replaced(
+    cli, run_copy, dataset, tmp_path
+):
+    """`--csv`, `--report` (and the figures beside it) and `--out` may name a user's
+    file: refused in one line before any work, the file as it was; what animalcnn wrote
+    there before is replaced."""
+    images = sorted((dataset / "inf").iterdir())[:2]
+    config = write_config(tmp_path / "lr.yaml", dataset, tmp_path / "runs")
+    commands = {  # each output: the command that writes it
+        "runs.csv": ("compare", run_copy, "--csv", tmp_path / "runs.csv"),
+        "report.html": ("compare", run_copy, "--report", tmp_path / "report.html"),
+        "report_gap.png": ("compare", run_copy, "--report", tmp_path / "report.html"),
+        "labels.csv": ("predict", run_copy, *images, "--csv", tmp_path / "labels.csv"),
+        "lr_find.csv": ("lr-find", config, "--out", tmp_path),
+        "lr_find.png": ("lr-find", config, "--out", tmp_path),
+        f"{images[0].stem}_gradcam.png": ("explain", run_copy, *images, "--out", tmp_path),
+    }
+    for name, args in commands.items():
+        mine = tmp_path / name
+        mine.write_text("mine")
+        before = sorted(p.name for p in tmp_path.iterdir())
+        code, _, err = cli(*args)
+        assert code == 2 and len(err.splitlines()) == 1, (name, err)
+        assert f"{mine}: a file that is not " in err and "animalcnn wrote" in err, err
+        assert mine.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == before
+        mine.unlink()
+        code, _, err = cli(*args)  # now a new path: written ...
+        assert code == 0 and mine.stat().st_size > len("mine"), (name, err)
+        code, _, err = cli(*args)  # ... and, being ours, replaced
+        assert code == 0, (name, err)
+    link = tmp_path / "link.csv"  # a link is never ours, even to a file of ours
+    link.symlink_to(tmp_path / "runs.csv")
+    code, _, err = cli("compare", run_copy, "--csv", link)
+    assert code == 2 and f"--csv {link}: a link that is not a runs table" in err

@@ -246,10 +246,11 @@ def test_markup_in_names_is_text_in_the_report_and_a_folder_is_no_report(
     folder = tmp_path / "a-folder"
     folder.mkdir()
     code, _, err = cli("compare", *two_runs, "--report", folder, "--csv", tmp_path / "d")
-    assert code == 1 and f"error: {folder}: is a folder; name a file" in err
+    assert code == 2 and err == f"error: --report {folder}: is a folder; name a file\n"
     assert list(folder.iterdir()) == [] and not list(tmp_path.glob("a-folder_*.png"))
+    assert not (tmp_path / "d").exists()  # refused before anything is written
     code, _, err = cli("compare", *two_runs, "--csv", folder)
-    assert code == 1 and f"error: {folder}: is a folder; name a file" in err
+    assert code == 2 and err == f"error: --csv {folder}: is a folder; name a file\n"
 
 
 def test_compare_puts_the_best_first_sorts_and_filters(cli, two_runs: list[Path], tmp_path):

@@ -116,6 +116,7 @@ def lr_find(
     backends.start(cfg.training.backend)
     from animalcnn.training import lr_finder
 
+    lr_finder.check_targets(out)
     result = lr_finder.range_test(cfg)
     written = lr_finder.write(result, out, cfg.name)
     console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)

@@ -101,10 +101,12 @@ def compare(
 ) -> None:
     """Runs side by side, best first: parameters, epochs, validation and test accuracy,
     gap, time, and sanity flags."""
+    from animalcnn.atomic import check_replaceable
     from animalcnn.console import console, print_warning
     from animalcnn.errors import UserError
     from animalcnn.reporting.tables import (
         COMPARE_COLUMNS,
+        RUNS_CSV_MARK,
         collect,
         compare_table,
         expand_runs,
@@ -113,6 +115,13 @@ def compare(
         resume_hints,
         write_csv,
     )
+
+    if csv is not None:
+        check_replaceable(csv, RUNS_CSV_MARK, "a runs table", "--csv")
+    if report is not None:
+        from animalcnn.reporting.html import check_report_target
+
+        check_report_target(report)
 
     def parse_filter(text: str) -> tuple[str, str]:
         key, sep, value = text.partition("=")
@@ -165,7 +174,7 @@ def predict(
 ) -> None:
     """Label images with a run's best checkpoint: class, confidence, class probabilities."""
     from animalcnn import backends
-    from animalcnn.atomic import atomic_write
+    from animalcnn.atomic import atomic_write, check_replaceable
     from animalcnn.console import console
     from animalcnn.errors import DataError
     from animalcnn.reporting.tables import prediction_table
@@ -173,7 +182,11 @@ def predict(
 
     folder = RunFolder.open(run)
     backends.start()
+    from animalcnn.evaluation.predict import CSV_MARK
     from animalcnn.evaluation.predict import predict as predict_images
+
+    if csv is not None:
+        check_replaceable(csv, CSV_MARK, "a predictions table", "--csv")
 
     df = predict_images(folder, paths, tta.value)
     console.print(prediction_table(df))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from animalcnn.atomic import PNG_MARK, check_replaceable
 from animalcnn.data.decoding import try_load
 from animalcnn.errors import DataError
 from animalcnn.evaluation.gradcam import heatmaps
@@ -16,6 +17,7 @@ from animalcnn.run_folder import RunFolder
 
 EXPLAIN_DIR = "explain"  # in the run folder, unless --out says otherwise
 TOP = 3  # classes shown beside each heat map
+SUFFIX = "_gradcam.png"  # after each image's name
 
 
 def unique_stems(files: list[Path]) -> list[str]:
@@ -43,11 +45,15 @@ def explain(
     if class_name is not None and class_name not in classes:
         raise DataError(f"--class {class_name}: not one of the run's classes {classes}")
     files = expand_paths(paths)
+    stems = unique_stems(files)
+    if out is not None:  # a folder of the user's may hold figures of theirs
+        for stem in stems:
+            check_replaceable(out / f"{stem}{SUFFIX}", PNG_MARK, "a Grad-CAM figure", "--out")
     out = out if out is not None else run.file(EXPLAIN_DIR)
     model = run.best_model()
     size = run.config().data.img_size
     rows = []
-    for path, stem in zip(files, unique_stems(files), strict=True):
+    for path, stem in zip(files, stems, strict=True):
         image = try_load(path, size)
         if isinstance(image, str):
             rows.append({"file": str(path), "error": image})
@@ -57,7 +63,7 @@ def explain(
         order = np.argsort(-probs[0])[:TOP]
         top = [(classes[i], float(probs[0, i])) for i in order]
         shown = class_name or top[0][0]
-        output = out / f"{stem}_gradcam.png"
+        output = out / f"{stem}{SUFFIX}"
         write_gradcam(image, heat[0], top, output, f"{path.name}: heat for {shown}")
         rows.append(
             {"file": str(path), "predicted": top[0][0], "confidence": top[0][1],

@@ -35,6 +35,9 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
+CSV_MARK = b"file,predicted,confidence,"  # how a predictions CSV's header begins
+
+
 def predict(run: RunFolder, paths: list[Path], tta: Tta = "none") -> pd.DataFrame:
     """One row per file: predicted class, confidence and one probability per class (with
     `tta`, averaged over views of it); a file that cannot be read gets its reason in

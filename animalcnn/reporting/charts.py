@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from animalcnn.atomic import atomic_write
+from animalcnn.atomic import PNG_METADATA, atomic_write
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -175,6 +175,11 @@ def confusion_chart(evaluation: dict[str, Any], title: str) -> Chart:
     return Chart(f"{title}: accuracy {100 * evaluation['accuracy']:.2f}%", panels, 11, 0.45 * k + 3)
 
 
+# `comparison_charts`' names (the file-name suffixes of a report's figures): accuracy
+# against parameters, then one bar chart per column.
+COMPARISON_FIGURES = ("accuracy_vs_params", "gap", "test_accuracy")
+
+
 def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
     """The notebook's comparison figures for a `reporting.tables.collect` table (with its
     `label` column), by file-name suffix: accuracy against trainable parameters, the
@@ -188,16 +193,15 @@ def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
                 kind="scatter", labels=ok["label"].tolist(), marker=marker,
             )
         )  # fmt: skip
+    scatter_name, *columns = COMPARISON_FIGURES
     charts = {
-        "accuracy_vs_params": Chart(
+        scatter_name: Chart(
             "Accuracy against trainable parameters",
             [Panel("", "trainable parameters", "accuracy", scatter, x_log=True, percent="y")],
         )
     }
-    for column, title in (
-        ("gap", "Train - test accuracy (overfitting)"),
-        ("test_accuracy", "Test accuracy"),
-    ):
+    titles = ("Train - test accuracy (overfitting)", "Test accuracy")
+    for column, title in zip(columns, titles, strict=True):
         ok = df.dropna(subset=[column]).sort_values(column)
         bars = Series(title, ok[column].tolist(), ok["label"].tolist(), kind="barh")
         panel = Panel("", column.replace("_", " "), "", [bars], percent="x")
@@ -287,7 +291,7 @@ def percent_span(values: list[Any]) -> tuple[float, float] | None:
 def write_png(chart: Chart, path: Path) -> Path:
     """Draw `chart` with matplotlib and write it as a PNG, atomically."""
     buffer = BytesIO()
-    draw(chart).savefig(buffer, format="png", dpi=DPI)
+    draw(chart).savefig(buffer, format="png", dpi=DPI, metadata=PNG_METADATA)
     atomic_write(path, buffer.getvalue())
     return path
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from animalcnn.atomic import atomic_write
+from animalcnn.atomic import PNG_METADATA, atomic_write
 from animalcnn.reporting.charts import DPI
 
 HEAT_ALPHA = 0.45  # how strongly a heat map tints the image under it
@@ -47,7 +47,7 @@ def flat(heat: np.ndarray) -> bool:
 
 def _save(fig, path: Path) -> Path:  # noqa: ANN001 (a matplotlib Figure, laid out)
     buffer = BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    fig.savefig(buffer, format="png", dpi=DPI, metadata=PNG_METADATA)
     atomic_write(path, buffer.getvalue())
     return path
 

@@ -13,7 +13,6 @@ instead of inside each page); images are embedded as small JPEG thumbnails.
 from __future__ import annotations
 
 import base64
-import errno
 import io
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from animalcnn.atomic import atomic_write
+from animalcnn.atomic import PNG_MARK, atomic_write, check_replaceable
 from animalcnn.data.discovery import training_folder
 from animalcnn.reporting.charts import (
+    COMPARISON_FIGURES,
     Chart,
     comparison_charts,
     confusion_chart,
@@ -36,6 +36,7 @@ from animalcnn.reporting.charts import (
 from animalcnn.reporting.tables import flag_text, format_cell, layout, value_of
 from animalcnn.run_folder import ERRORS_PNG, EVALUATION, RunFolder
 
+REPORT_MARK = b"<title>animalcnn: "  # how report.html's head begins
 EXAMPLES_PER_CLASS = 3
 THUMBNAIL = 96  # pixels, example images
 GALLERY_WIDTH = 960  # pixels, the mistakes gallery
@@ -240,20 +241,30 @@ def write_report(rows: list[dict[str, Any]], sections: list[RunSection], path: P
     return path
 
 
+def figure_path(report: Path, name: str) -> Path:
+    """Where the report at `report` keeps its figure `name`: beside it, named after it."""
+    prefix = report.with_suffix("")
+    return prefix.with_name(f"{prefix.name}_{name}.png")
+
+
+def check_report_target(path: Path) -> None:
+    """Refuse, before any work, a report path (or a figure's beside it) that holds
+    something other than a report of ours: `--report` may name a user's file."""
+    check_replaceable(path, REPORT_MARK, "a report", "--report")
+    for name in COMPARISON_FIGURES:
+        check_replaceable(figure_path(path, name), PNG_MARK, "a report's figure", "--report")
+
+
 def write_comparison(rows: list[dict[str, Any]], folders: list[Path], path: Path) -> list[Path]:
     """The report of `compare`'s rows (one per folder) at `path`, and its comparison
-    figures as PNG beside it; damaged folders are in the table only. Returns what it
-    wrote."""
-    if path.is_dir():  # checked before any figure is written beside it
-        raise IsADirectoryError(errno.EISDIR, "is a folder; name a file", str(path))
+    figures as PNG beside it (`check_report_target` first); damaged folders are in the
+    table only. Returns what it wrote."""
     sections = []
     for row, folder in zip(rows, folders, strict=True):
         if not str(row["status"]).startswith("damaged"):
             sections.append(run_section(row, folder))
     df = pd.DataFrame(rows)
-    prefix = path.with_suffix("")
     pngs = [
-        write_png(chart, prefix.with_name(f"{prefix.name}_{name}.png"))
-        for name, chart in comparison_charts(df).items()
+        write_png(chart, figure_path(path, name)) for name, chart in comparison_charts(df).items()
     ]
     return [write_report(rows, sections, path), *pngs]

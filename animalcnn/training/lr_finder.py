@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from animalcnn.atomic import atomic_write
+from animalcnn.atomic import PNG_MARK, atomic_write, check_replaceable
 from animalcnn.backends.runtime import configure
 from animalcnn.config import ExperimentConfig
 from animalcnn.data.batches import steps_per_epoch
@@ -153,11 +153,21 @@ def suggestions(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
             "minimum/10": max(lowest / 10, float(lrs[0]))}  # fmt: skip
 
 
+CSV_HEADER = "lr,loss"
+
+
+def check_targets(out: Path) -> None:
+    """Refuse, before the range test, an `lr_find.csv` or `lr_find.png` in `out` that is
+    not one of ours (`--out` may name a folder of the user's)."""
+    check_replaceable(out / "lr_find.csv", f"{CSV_HEADER}\n".encode(), "a range test", "--out")
+    check_replaceable(out / "lr_find.png", PNG_MARK, "a range test's figure", "--out")
+
+
 def write(result: RangeTest, out: Path, title: str) -> list[Path]:
-    """`lr_find.csv` (lr, loss) and `lr_find.png` in `out`."""
+    """`lr_find.csv` (lr, loss) and `lr_find.png` in `out` (`check_targets` first)."""
     csv = out / "lr_find.csv"
     pairs = zip(result.lrs, result.losses, strict=True)
-    lines = ["lr,loss", *(f"{lr:.6g},{loss:.6g}" for lr, loss in pairs)]
+    lines = [CSV_HEADER, *(f"{lr:.6g},{loss:.6g}" for lr, loss in pairs)]
     atomic_write(csv, "\n".join(lines) + "\n")
     chart = lr_find_chart(result.lrs, result.losses, result.suggestions, result.minimum, RULES,
                           title)  # fmt: skip
