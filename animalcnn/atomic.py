@@ -7,7 +7,7 @@ loss too. On any failure the temporary file goes.
 
 A path the user names (`--csv`, `--report`, `--out`) may hold a file of theirs: it is
 replaced only when its first bytes carry the mark our writer leaves (a CSV's header,
-the report's generator tag, a PNG's `Software` text), else refused in one line.
+the report's title, a PNG's `Software` text), else refused in one line.
 """
 
 from __future__ import annotations
