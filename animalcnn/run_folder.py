@@ -182,8 +182,20 @@ class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    @staticmethod
+    def check_runs_dir(runs_dir: Path) -> None:
+        """A runs dir that cannot hold run folders (it, or a folder above it, is a file),
+        said in one line before any work."""
+        for path in (runs_dir, *runs_dir.parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise RunFolderError(f"output.runs_dir: {runs_dir}: {path} is a file, not "
+                                         "a folder; name a folder with --runs-dir DIR")  # fmt: skip
+                return
+
     @classmethod
     def create(cls, runs_dir: Path, name: str) -> RunFolder:
+        cls.check_runs_dir(runs_dir)
         runs_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for n in range(1, 1000):

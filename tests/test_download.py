@@ -42,3 +42,12 @@ def test_offline_the_download_stops_in_one_line_saying_what_to_do(tmp_path: Path
         in (lines[0])
     )
     assert not (tmp_path / "d").exists()
+
+
+def test_a_folder_given_for_the_dataset_says_where_it_goes(cli, tmp_path: Path):
+    code, _, err = cli("data", "download", tmp_path / "animals")
+    assert code == 2 and err == (
+        f"error: {tmp_path / 'animals'}: not a Kaggle dataset (owner/name, as "
+        "antobenedetti/animals); the folder it goes to is --to DIR\n"
+    )
+    assert not (tmp_path / "animals").exists()

@@ -152,6 +152,24 @@ def test_runs_dir_is_a_path_not_yaml(cli, tmp_path: Path, dataset: Path):
     assert len(list((tmp_path / "[a, b]").iterdir())) == 1
 
 
+def test_a_runs_dir_that_is_a_file_is_one_line_before_any_work(cli, tmp_path, dataset):
+    config = write_config(tmp_path / "p.yaml", dataset, tmp_path / "unused")
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    for runs_dir in (afile, afile / "runs"):
+        code, out, err = cli("train", config, "--runs-dir", runs_dir)
+        assert (
+            code == 2
+            and out == ""
+            and err
+            == (
+                f"error: output.runs_dir: {runs_dir}: {afile} is a file, not a folder; "
+                "name a folder with --runs-dir DIR\n"
+            )
+        )
+    assert afile.read_text() == "mine"
+
+
 # ---- images -------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ its environment variables or ~/.kaggle/kaggle.json)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from animalcnn.errors import DataError
 
 DEFAULT_DATASET = "antobenedetti/animals"  # the course's dataset
 DEFAULT_TO = Path("data/animals")  # the configs' default data.dir
+HANDLE = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(/versions/\d+)?")  # Kaggle's
 
 
 def _reason(exc: Exception) -> str:
@@ -37,6 +39,9 @@ def _content_root(folder: Path) -> Path:
 
 def download(dataset: str = DEFAULT_DATASET, to: Path = DEFAULT_TO) -> Path:
     """Download `dataset` (owner/name) and copy it into `to`; returns `to`."""
+    if not HANDLE.fullmatch(dataset):  # a folder given where the handle goes, say
+        raise DataError(f"{dataset}: not a Kaggle dataset (owner/name, as {DEFAULT_DATASET}); "
+                        "the folder it goes to is --to DIR")  # fmt: skip
     to = to.expanduser()
     if to.exists() and any(to.iterdir()):
         raise DataError(f"{to}: already holds files; choose another folder with --to")

@@ -42,6 +42,7 @@ def load_all(
         try:
             cfg = load_config(path, overrides, runs_dir)
             check_data_dir(cfg.data, path)
+            RunFolder.check_runs_dir(cfg.output.runs_dir)
             loaded.append(cfg)
         except UserError as exc:
             if len(paths) == 1:
