@@ -149,6 +149,10 @@ def test_finetune_moves_the_backbone_only_in_phase_two(tmp_path: Path, dataset: 
         assert _same(phase["begin"]["bn_stats"], phase["end"]["bn_stats"])
         assert {a.dtype for a in phase["end"]["bn_stats"]} == {np.dtype("float32")}
     assert run.metrics()["precision"] == "mixed_bfloat16"
+    reloaded = keras.saving.load_model(run.file("model.keras"), compile=False)
+    bn = next(layer for layer in reloaded.get_layer(BACKBONE_LAYER).layers
+              if isinstance(layer, keras.layers.BatchNormalization))  # fmt: skip
+    assert bn.moving_mean.dtype == "float32"  # statistics stay float32 in the saved model
     history = pd.read_csv(run.file("history.csv"))
     assert np.isfinite(history[["loss", "val_loss"]].to_numpy()).all()
     assert history["phase"].tolist() == ["head", "finetune"]

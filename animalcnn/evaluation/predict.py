@@ -35,7 +35,8 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-CSV_MARK = b"file,predicted,confidence,"  # how a predictions CSV's header begins
+FIRST_COLUMNS = ("file", "predicted", "confidence")  # then p_<class> ..., error
+CSV_MARK = ",".join(FIRST_COLUMNS).encode()  # how a predictions CSV's header begins
 
 
 def predict(run: RunFolder, paths: list[Path], tta: Tta = "none") -> pd.DataFrame:
@@ -65,5 +66,5 @@ def predict(run: RunFolder, paths: list[Path], tta: Tta = "none") -> pd.DataFram
             row.update({f"p_{c}": float(p) for c, p in zip(classes, probs[i], strict=True)})
             row["error"] = None
         rows.append(row)
-    columns = ["file", "predicted", "confidence", *(f"p_{c}" for c in classes), "error"]
+    columns = [*FIRST_COLUMNS, *(f"p_{c}" for c in classes), "error"]
     return pd.DataFrame(rows, columns=columns)

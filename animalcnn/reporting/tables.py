@@ -299,7 +299,7 @@ def csv_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]
     return [*COMPARE_COLUMNS, *keys], out
 
 
-RUNS_CSV_MARK = b"run,name,"  # how `write_csv`'s header begins
+RUNS_CSV_MARK = ",".join(COMPARE_COLUMNS[:2]).encode()  # how `write_csv`'s header begins
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

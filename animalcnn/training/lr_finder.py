@@ -153,23 +153,23 @@ def suggestions(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
             "minimum/10": max(lowest / 10, float(lrs[0]))}  # fmt: skip
 
 
-CSV_HEADER = "lr,loss"
+CSV_NAME, PNG_NAME, CSV_HEADER = "lr_find.csv", "lr_find.png", "lr,loss"
 
 
 def check_targets(out: Path) -> None:
     """Refuse, before the range test, an `lr_find.csv` or `lr_find.png` in `out` that is
     not one of ours (`--out` may name a folder of the user's)."""
-    check_replaceable(out / "lr_find.csv", f"{CSV_HEADER}\n".encode(), "a range test", "--out")
-    check_replaceable(out / "lr_find.png", PNG_MARK, "a range test's figure", "--out")
+    check_replaceable(out / CSV_NAME, f"{CSV_HEADER}\n".encode(), "a range test", "--out")
+    check_replaceable(out / PNG_NAME, PNG_MARK, "a range test's figure", "--out")
 
 
 def write(result: RangeTest, out: Path, title: str) -> list[Path]:
     """`lr_find.csv` (lr, loss) and `lr_find.png` in `out` (`check_targets` first)."""
-    csv = out / "lr_find.csv"
+    csv = out / CSV_NAME
     pairs = zip(result.lrs, result.losses, strict=True)
     lines = [CSV_HEADER, *(f"{lr:.6g},{loss:.6g}" for lr, loss in pairs)]
     atomic_write(csv, "\n".join(lines) + "\n")
     chart = lr_find_chart(result.lrs, result.losses, result.suggestions, result.minimum, RULES,
                           title)  # fmt: skip
-    png = write_png(chart, out / "lr_find.png")
+    png = write_png(chart, out / PNG_NAME)
     return [csv, png]
