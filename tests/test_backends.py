@@ -145,3 +145,53 @@ def test_a_strategy_a_backend_cannot_honour_is_one_line(dataset, tmp_path):
         "training.backend jax or tensorflow spread over several)"
     )
     assert not (tmp_path / "runs").exists()
+
+
+# Configure two runs in one process, the second wanting the other setting, and print what
+# the backend reads each time.
+DETERMINISM_PROBE = """
+import os, sys
+from animalcnn.backends import {backend} as runtime
+from animalcnn.config import ExperimentConfig
+
+def cfg(on):
+    return ExperimentConfig.model_validate(
+        {{"name": "d", "data": {{"dir": "."}}, "training": {{"deterministic": on}}}})
+
+for on in (sys.argv[1] == "on", sys.argv[1] != "on"):
+    runtime.configure(cfg(on))
+    print({shown})
+"""
+
+
+def _probe(backend: str, shown: str, setting: str, env: dict[str, str]) -> list[str]:
+    probe = DETERMINISM_PROBE.format(backend=backend, shown=shown)
+    done = subprocess.run([sys.executable, "-c", probe, setting],
+                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr  # (on a GPU JAX's second run would be told)
+    return done.stdout.splitlines()
+
+
+@pytest.mark.skipif(not backends.installed("jax"), reason="no JAX")
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_jax_determinism_reaches_xla_before_its_devices_start(setting):
+    user = "--xla_cpu_enable_fast_math=false"
+    env = {**_without_tensorflow("jax"), "XLA_FLAGS": f"{user} --xla_gpu_deterministic_ops=false"}
+    wanted = f"{user} --xla_gpu_deterministic_ops=true" if setting == "on" else user
+    # XLA has read its flags by the second run: they are left as the first one set them.
+    assert _probe("jax", 'os.environ["XLA_FLAGS"]', setting, env) == [wanted, wanted]
+
+
+def test_torch_determinism_sets_its_algorithms_and_cublas_workspace():
+    if not backends.installed("torch"):
+        pytest.skip(NO_TORCH)
+    shown = (
+        'os.environ.get("CUBLAS_WORKSPACE_CONFIG"), '
+        "runtime.torch.are_deterministic_algorithms_enabled()"
+    )
+    env = {k: v for k, v in _without_tensorflow("torch").items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    # The workspace setting stays once set (cuBLAS may have read it); the algorithms follow.
+    assert _probe("torch", shown, "on", env) == [":4096:8 True", ":4096:8 False"]
+    mine = {**env, "CUBLAS_WORKSPACE_CONFIG": ":16:8"}
+    assert _probe("torch", shown, "on", mine)[0] == ":16:8 True"

@@ -13,10 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from animalcnn import backends
 from animalcnn.backends.runtime import is_chief
+from animalcnn.data.synthetic import SHAPES, make_dataset
 
 from .conftest import assert_histories_close, write_config
 
@@ -247,3 +250,80 @@ def test_interrupting_the_chief_stops_the_cluster_and_both_resume(
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
     _assert_trains_like_one_process(run, one_process)
     assert not list(scratch.iterdir())
+
+
+def test_a_batch_splits_evenly_over_devices_and_processes():
+    from animalcnn.data.sharding import Share
+
+    idx = np.arange(100, 107)  # a last batch of 7 rows, over 2 processes of 2 devices each
+    first, second = Share(4, 0, 2), Share(4, 1, 2)
+    # Training drops the 3 rows that would not split; each process feeds its own block.
+    assert first.training(idx).tolist() == [100, 101]
+    assert second.training(idx).tolist() == [102, 103]
+    # Evaluation pads with the last image, weighted 0, so each image counts exactly once.
+    (a, wa), (b, wb) = first.evaluation(idx), second.evaluation(idx)
+    assert a.tolist() == [100, 101, 102, 103] and b.tolist() == [104, 105, 106, 106]
+    assert wa.tolist() == [1, 1, 1, 1] and wb.tolist() == [1, 1, 1, 0]
+    assert first.padding(7) == 1 and Share().training(idx).tolist() == idx.tolist()
+
+
+# JAX's DataParallel splits each batch evenly: over two devices of one process (XLA's host
+# platform split in two), and over two processes on loopback (`jax.distributed`), each
+# feeding its half. 30 training images in batches of 10 split evenly; the 3 validation
+# images are padded to 4 with a row weighted 0. Either way it must train as one device does.
+JAX_ONLY = pytest.mark.skipif(not backends.installed("jax"), reason="no JAX")
+TWO_DEVICES = "--xla_force_host_platform_device_count=2"
+
+
+def _jax(args: list[str], **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "animalcnn", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", **env},
+    )  # fmt: skip
+
+
+def _finished(proc: subprocess.Popen) -> str:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return out
+
+
+@pytest.mark.slow
+@JAX_ONLY
+def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_path: Path):
+    data = make_dataset(tmp_path / "data", 11, 2, unlabeled=0, size=32, classes=SHAPES[:3])
+    config = write_config(
+        tmp_path / "j.yaml", data, tmp_path / "runs",
+        data={"batch_size": 10, "val_fraction": 0.09},
+        training={"epochs": 3, "backend": "jax", "learning_rate": 0.01},
+    )  # fmt: skip
+    train = ["train", str(config), "--runs-dir"]
+    one = _jax([*train, str(tmp_path / "one")])
+    devices = _jax([*train, str(tmp_path / "devices")], XLA_FLAGS=TWO_DEVICES)
+    assert "DataParallel over 2 devices" in _finished(devices)
+    _finished(one)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    hosts = {"JAX_COORDINATOR_ADDRESS": f"localhost:{_free_ports(1)[0]}",
+             "JAX_NUM_PROCESSES": "2", "TMPDIR": str(scratch)}  # fmt: skip
+    multi = [*train, str(tmp_path / "hosts"), "--set", "distribute.strategy=multi_worker"]
+    workers = [_jax(multi, **hosts, JAX_PROCESS_ID=str(i)) for i in range(2)]
+    assert "this worker's share" in [_finished(p) for p in workers][1]
+    reference = pd.read_csv(_run_folder(tmp_path / "one") / "history.csv")
+    for layout in ("devices", "hosts"):
+        run = _run_folder(tmp_path / layout)  # (the chief's, and only that)
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["images"]["train"] == 30 and metrics["images"]["val"] == 3
+        assert metrics["status"] == "completed" and metrics["replicas"] == 2
+        history = pd.read_csv(run / "history.csv")
+        assert_histories_close(history.drop(columns="seconds"),
+                               reference.drop(columns="seconds"), 30, 3, samples=0)  # fmt: skip
+    assert not list(scratch.iterdir()), "worker 1's scratch copy is removed"
+    odd = _jax([*train, str(tmp_path / "odd"), "--set", "data.batch_size=9"], XLA_FLAGS=TWO_DEVICES)
+    _, err = odd.communicate(timeout=300)
+    assert odd.returncode == 2 and err.strip().endswith(
+        "data.batch_size: 9 does not split evenly over 2 devices (JAX's DataParallel gives "
+        "each as many images); use a multiple of 2"
+    )
+    assert not (tmp_path / "odd").exists()

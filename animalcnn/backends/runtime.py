@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from animalcnn.data.sharding import WHOLE, Share
+
 if TYPE_CHECKING:
     from animalcnn.config import ExperimentConfig
 
@@ -32,6 +34,9 @@ class Runtime:
     chief: bool  # writes the run folder (every worker trains, one reports)
     scope: Callable[[], AbstractContextManager[Any]] = field(default=contextlib.nullcontext)
     strategy: Any = None  # TensorFlow's distribution strategy (None elsewhere)
+    # How each batch is split over devices and processes where the backend needs it even
+    # (JAX's DataParallel); TensorFlow splits a batch itself, unevenly if need be.
+    share: Share = WHOLE
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:

@@ -26,6 +26,7 @@ from animalcnn.backends.runtime import (
 )
 from animalcnn.config import ExperimentConfig
 from animalcnn.data.decoding import Images
+from animalcnn.data.sharding import WHOLE, Share
 from animalcnn.data.targets import Targets
 from animalcnn.errors import ConfigError
 from animalcnn.keras_internals import require
@@ -120,7 +121,10 @@ def training_batches(
     return pipeline.training_dataset(images, batch_size, seed, first, last, targets)
 
 
-def eval_batches(images: Images, batch_size: int, targets: Targets | None = None) -> Any:
+def eval_batches(
+    images: Images, batch_size: int, targets: Targets | None = None, share: Share = WHOLE
+) -> Any:
+    """(`share` is always whole here: TensorFlow's strategies split batches themselves.)"""
     from animalcnn.data import pipeline
 
     return pipeline.eval_dataset(images, batch_size, targets)

@@ -18,6 +18,9 @@ from animalcnn.data import batches
 from animalcnn.errors import ConfigError
 
 NAME = "torch"
+# The workspace setting cuBLAS needs for reproducible results (read when CUDA first runs a
+# matrix product, so set before that; a user's own value is kept).
+CUBLAS_WORKSPACE = ":4096:8"
 
 
 def configure(cfg: ExperimentConfig) -> Runtime:
@@ -29,6 +32,8 @@ def configure(cfg: ExperimentConfig) -> Runtime:
         )
     gpus = torch.cuda.device_count()
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.training.deterministic:  # cuBLAS's own condition for deterministic matmuls on CUDA
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
     torch.use_deterministic_algorithms(cfg.training.deterministic, warn_only=True)
     torch.backends.cudnn.benchmark = not cfg.training.deterministic
     precision = choose_precision(cfg.training.mixed_precision, gpus > 0, cpu_flags())

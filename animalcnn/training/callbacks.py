@@ -239,6 +239,20 @@ class TtaValidation(keras.callbacks.Callback):
         logs["val_accuracy"] = float((probs.argmax(axis=1) == labels).mean())
 
 
+class PaddedValidation(keras.callbacks.Callback):
+    """Validation split over devices pads its last batch with rows weighted 0 (`Share`).
+    Accuracy weighs them out; Keras averages the loss over every row fed, so val_loss is
+    scaled back to the images."""
+
+    def __init__(self, images: int, padding: int) -> None:
+        super().__init__()
+        self.scale = (images + padding) / images
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None and "val_loss" in logs:
+            logs["val_loss"] = float(logs["val_loss"]) * self.scale
+
+
 @dataclass(kw_only=True)
 class PhaseCallbacks:
     """One phase's callbacks, in the order `fit` must call them: `in_order` follows the
@@ -246,6 +260,8 @@ class PhaseCallbacks:
 
     # First: a stop request ends the epoch before anything records it.
     stopper: StopOnSignal
+    # Validation padded to split over devices: its loss over the images alone.
+    padded: PaddedValidation | None = None
     # With an EMA of the weights: swaps the average in for validation and at the epoch's
     # end (out again when the next begins), so the recorder saves the average.
     ema: keras.callbacks.SwapEMAWeights | None = None

@@ -28,8 +28,9 @@ def compile_for_training(
     `optimizer`) inside the runtime's scope, where its variables must live."""
     with rt.scope(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Model doesn't support `jit_compile=True`")
-        model.compile(optimizer=optimizer(), loss=loss(training), metrics=["accuracy"],
-                      jit_compile=rt.jit_compile)  # fmt: skip
+        # Weighted: validation split over devices pads with rows weighted 0 (`Share`).
+        model.compile(optimizer=optimizer(), loss=loss(training),
+                      weighted_metrics=["accuracy"], jit_compile=rt.jit_compile)  # fmt: skip
     backends.module(rt.backend).adapt(model, rt)
     if rt.jit_compile and not model.jit_compile:
         slower = ", each step op by op: many times slower" if rt.backend == "jax" else ""
@@ -53,6 +54,6 @@ def training_batches(
     return module.training_batches(rt, images, batch_size, seed, first, last, targets, one_pass)
 
 
-def eval_batches(images, batch_size: int, targets: Targets | None = None):
-    """The backend's batch source for validation, evaluation and prediction."""
-    return backends.module().eval_batches(images, batch_size, targets)
+def eval_batches(rt: Runtime, images, batch_size: int, targets: Targets | None = None):
+    """The runtime's batch source for validation while training."""
+    return backends.module(rt.backend).eval_batches(images, batch_size, targets, rt.share)

@@ -92,7 +92,7 @@ def range_test(cfg: ExperimentConfig) -> RangeTest:
     first = phases(cfg)[0]
     set_trainable(model, first, cfg)
     compile_for_training(model, rt, cfg.training, lambda: keras.optimizers.Adam(MIN_LR))
-    per_epoch = steps_per_epoch(data.train, cfg.data.batch_size)
+    per_epoch = steps_per_epoch(data.train, cfg.data.batch_size, rt.share)
     steps = MAX_STEPS  # over several epochs of a small dataset
     epochs = math.ceil(steps / per_epoch)
     lrs = np.geomspace(MIN_LR, MAX_LR, steps)

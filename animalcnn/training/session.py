@@ -48,6 +48,7 @@ from animalcnn.run_folder import (
 from animalcnn.training import resume as resume_state
 from animalcnn.training.callbacks import (
     ConsoleProgress,
+    PaddedValidation,
     PhaseCallbacks,
     RunRecorder,
     StopOnSignal,
@@ -246,9 +247,9 @@ class TrainingSession:
         self.model, self.state, self.extra = model, state, list(extra)
         self.plan = phases(cfg)
         self._told_tensorboard = False
-        self.steps = steps_per_epoch(data.train, cfg.data.batch_size)
+        self.steps = steps_per_epoch(data.train, cfg.data.batch_size, rt.share)
         self.targets = Targets.of(cfg.training, len(data.dataset.classes))
-        self.val_ds = eval_batches(data.val, cfg.data.batch_size, self.targets)
+        self.val_ds = eval_batches(rt, data.val, cfg.data.batch_size, self.targets)
         self.recorder = RunRecorder(run, len(data.train))
         self.stopper = StopOnSignal(console)
         total = sum(p.epochs for p in self.plan)
@@ -360,8 +361,10 @@ class TrainingSession:
         )
         ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if t.ema is not None else None
         run = self.run_folder
+        padding = self.rt.share.padding(len(self.data.val))
         return PhaseCallbacks(
             stopper=self.stopper,
+            padded=PaddedValidation(len(self.data.val), padding) if padding else None,
             ema=ema,
             tta=TtaValidation(self.data.val, self.cfg.data.batch_size, t.tta)
             if t.tta != "none"
