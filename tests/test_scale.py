@@ -270,7 +270,8 @@ def test_a_batch_splits_evenly_over_devices_and_processes():
 # JAX's DataParallel splits each batch evenly: over two devices of one process (XLA's host
 # platform split in two), and over two processes on loopback (`jax.distributed`), each
 # feeding its half. 30 training images in batches of 10 split evenly; the 3 validation
-# images are padded to 4 with a row weighted 0. Either way it must train as one device does.
+# images are padded to 4 with a row weighted 0. Either way it must train as one device
+# does; the two processes also stop together when one is interrupted, and resume.
 JAX_ONLY = pytest.mark.skipif(not backends.installed("jax"), reason="no JAX")
 TWO_DEVICES = "--xla_force_host_platform_device_count=2"
 
@@ -283,10 +284,17 @@ def _jax(args: list[str], **env: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _finished(proc: subprocess.Popen) -> str:
+def _ended(proc: subprocess.Popen, code: int = 0) -> tuple[str, str]:
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    return out
+    assert proc.returncode == code, err
+    return out, err
+
+
+def _jax_hosts(args: list[str], scratch: Path) -> list[subprocess.Popen]:
+    """`animalcnn ARGS` as processes 0 and 1 of a loopback JAX cluster."""
+    hosts = {"JAX_COORDINATOR_ADDRESS": f"localhost:{_free_ports(1)[0]}",
+             "JAX_NUM_PROCESSES": "2", "TMPDIR": str(scratch)}  # fmt: skip
+    return [_jax(args, **hosts, JAX_PROCESS_ID=str(i)) for i in range(2)]
 
 
 @pytest.mark.slow
@@ -296,34 +304,53 @@ def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_
     config = write_config(
         tmp_path / "j.yaml", data, tmp_path / "runs",
         data={"batch_size": 10, "val_fraction": 0.09},
-        training={"epochs": 3, "backend": "jax", "learning_rate": 0.01},
+        training={"epochs": MW_EPOCHS, "backend": "jax", "learning_rate": 0.01},
     )  # fmt: skip
     train = ["train", str(config), "--runs-dir"]
     one = _jax([*train, str(tmp_path / "one")])
     devices = _jax([*train, str(tmp_path / "devices")], XLA_FLAGS=TWO_DEVICES)
-    assert "DataParallel over 2 devices" in _finished(devices)
-    _finished(one)
+    assert "DataParallel over 2 devices" in _ended(devices)[0]
+    _ended(one)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    hosts = {"JAX_COORDINATOR_ADDRESS": f"localhost:{_free_ports(1)[0]}",
-             "JAX_NUM_PROCESSES": "2", "TMPDIR": str(scratch)}  # fmt: skip
-    multi = [*train, str(tmp_path / "hosts"), "--set", "distribute.strategy=multi_worker"]
-    workers = [_jax(multi, **hosts, JAX_PROCESS_ID=str(i)) for i in range(2)]
-    assert "this worker's share" in [_finished(p) for p in workers][1]
+    hosts = tmp_path / "hosts"
+    chief, worker = _jax_hosts([*train, str(hosts), "--set", "distribute.strategy=multi_worker"],
+                               scratch)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not glob.glob(str(hosts / "*/state.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    chief.send_signal(signal.SIGINT)
+    _ended(chief, 130)
+    run = _run_folder(hosts)  # (the chief's, and only that)
+    cut = len(json.loads((run / "state.json").read_text())["rows"])
+    assert 1 <= cut < MW_EPOCHS
+    assert (
+        _ended(worker, 130)[1]
+        .strip()
+        .endswith(
+            f"interrupted: this worker's share: interrupted: stopped after epoch {cut}; continue "
+            "with: animalcnn train --resume <the chief's run folder>, on every worker"
+        )
+    )
+    for proc in _jax_hosts(["train", "--resume", str(run)], scratch):
+        assert f"after epoch {cut}" in _ended(proc)[0]
+    assert not list(scratch.iterdir()), "worker 1's scratch copies are removed"
     reference = pd.read_csv(_run_folder(tmp_path / "one") / "history.csv")
     for layout in ("devices", "hosts"):
-        run = _run_folder(tmp_path / layout)  # (the chief's, and only that)
+        run = _run_folder(tmp_path / layout)
         metrics = json.loads((run / "metrics.json").read_text())
         assert metrics["images"]["train"] == 30 and metrics["images"]["val"] == 3
         assert metrics["status"] == "completed" and metrics["replicas"] == 2
         history = pd.read_csv(run / "history.csv")
         assert_histories_close(history.drop(columns="seconds"),
                                reference.drop(columns="seconds"), 30, 3, samples=0)  # fmt: skip
-    assert not list(scratch.iterdir()), "worker 1's scratch copy is removed"
     odd = _jax([*train, str(tmp_path / "odd"), "--set", "data.batch_size=9"], XLA_FLAGS=TWO_DEVICES)
-    _, err = odd.communicate(timeout=300)
-    assert odd.returncode == 2 and err.strip().endswith(
-        "data.batch_size: 9 does not split evenly over 2 devices (JAX's DataParallel gives "
-        "each as many images); use a multiple of 2"
+    assert (
+        _ended(odd, 2)[1]
+        .strip()
+        .endswith(
+            "data.batch_size: 9 does not split evenly over 2 devices (JAX's DataParallel gives "
+            "each as many images); use a multiple of 2"
+        )
     )
     assert not (tmp_path / "odd").exists()

@@ -96,8 +96,16 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     device = f"GPU: {', '.join(kinds)}" if gpu else f"CPU ({os.cpu_count()} cores)"
     if parallel:
         device += f"; DataParallel over {len(devices)} devices"
+    together = _any_process if jax.process_count() > 1 else None
     return Runtime(NAME, device, precision, True, share.devices, keeps_run_folder(cfg),
-                   share=share)  # fmt: skip
+                   share=share, any_process=together)  # fmt: skip
+
+
+def _any_process(yes: bool) -> bool:
+    """Whether any process of this multi-host run says yes."""
+    from jax.experimental import multihost_utils
+
+    return bool(np.asarray(multihost_utils.process_allgather(np.int32(yes))).any())
 
 
 # Batches come from the decoded cache through a PyDataset, as on every backend but TensorFlow.

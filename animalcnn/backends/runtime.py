@@ -37,6 +37,9 @@ class Runtime:
     # How each batch is split over devices and processes where the backend needs it even
     # (JAX's DataParallel); TensorFlow splits a batch itself, unevenly if need be.
     share: Share = WHOLE
+    # Processes that step together (multi-host JAX): whether any of them says yes; each
+    # must call it at the same point, as it is one collective.
+    any_process: Callable[[bool], bool] | None = None
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:

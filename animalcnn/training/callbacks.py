@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -101,19 +101,24 @@ class StopOnSignal(keras.callbacks.Callback):
     """Turns SIGINT, SIGTERM and SIGHUP into a stop at the next batch boundary.
 
     The run then ends with the state of its last completed epoch, never half-way
-    through saving it; a second signal stops at once.
+    through saving it; a second signal stops at once. With `any_process` (the processes
+    of a multi-host JAX run, which step together), all stop after the epoch that one was
+    signalled in: they agree at its end, since one stopping alone would leave the others
+    waiting in their next step.
     """
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, any_process: Callable[[bool], bool] | None = None) -> None:
         super().__init__()
-        self.console = console
+        self.console, self.any_process = console, any_process
         self.requested: str | None = None
+        self.agreed = False  # (with `any_process`) every process stops
 
     def request(self, signum: int, frame: object) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
-        self.console.print(f"\n{self.requested}: stopping (again to stop at once)")
+        when = "after this epoch, with the other processes " if self.any_process else ""
+        self.console.print(f"\n{self.requested}: stopping {when}(again to stop at once)")
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -130,8 +135,12 @@ class StopOnSignal(keras.callbacks.Callback):
                 signal.signal(sig, handler)
 
     def _check(self, *args: Any, **kwargs: Any) -> None:
-        if self.requested:
+        if self.agreed if self.any_process else self.requested:
             raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.any_process is not None and self.any_process(self.requested is not None):
+            self.requested, self.agreed = self.requested or "another process's signal", True
 
     on_epoch_begin = on_train_batch_end = on_test_batch_end = _check
 

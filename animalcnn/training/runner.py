@@ -141,11 +141,16 @@ def resume_one(path: Path) -> int:
 def report_failure(exc: TrainingFailed, cfg: ExperimentConfig) -> None:
     """`interrupted:` or `failed:` with the reason, and how to resume the run where it can
     be (it completed an epoch and kept its resume state)."""
-    run = exc.run.path if keeps_run_folder(cfg) else "<the chief's run folder>"
+    chief = keeps_run_folder(cfg)
+    run = exc.run.path if chief else "<the chief's run folder>"
     every = ", on every worker" if cfg.distribute.strategy == "multi_worker" else ""
-    resumable = exc.status == "interrupted" and exc.run.resumable()
+    interrupted = exc.status == "interrupted"
+    what = str(exc)
+    if interrupted and not chief:  # its scratch copy is gone: the chief's folder resumes
+        what = f"this worker's share: {exc.status}: {exc.reason}"
+    resumable = interrupted and (exc.run.resumable() if chief else True)
     hint = f"; continue with: animalcnn train --resume {run}{every}" if resumable else ""
-    err_console.print(f"[red]{exc.status}:[/] {escape(str(exc) + hint)}", highlight=False)
+    err_console.print(f"[red]{exc.status}:[/] {escape(what + hint)}", highlight=False)
 
 
 def report_success(run: RunFolder, cfg: ExperimentConfig) -> None:

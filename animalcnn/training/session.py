@@ -251,7 +251,7 @@ class TrainingSession:
         self.targets = Targets.of(cfg.training, len(data.dataset.classes))
         self.val_ds = eval_batches(rt, data.val, cfg.data.batch_size, self.targets)
         self.recorder = RunRecorder(run, len(data.train))
-        self.stopper = StopOnSignal(console)
+        self.stopper = StopOnSignal(console, rt.any_process)
         total = sum(p.epochs for p in self.plan)
         self.progress = ConsoleProgress(
             console, total, self.steps, self.recorder, show_phase=len(self.plan) > 1
@@ -262,7 +262,8 @@ class TrainingSession:
 
     def run(self) -> RunFolder:
         """Train the remaining phases; record how the run ended; raise TrainingFailed if it
-        did not complete, else drop the resume state (and a worker's scratch copy)."""
+        did not complete, else drop the resume state. A worker's scratch copy goes unless it
+        failed (the chief's run folder is the one that resumes)."""
         start = time.perf_counter()
         status, reason = "completed", ""
         first, phase_start = (self.state.phase, self.state.phase_start) if self.state else (0, 0)
@@ -284,11 +285,11 @@ class TrainingSession:
             except Exception as exc:
                 status, reason = "failed", self._failure(exc)
         self._record_end(status, reason, time.perf_counter() - start)
+        if not self.rt.chief and status != "failed":  # (a failure keeps its error.log there)
+            shutil.rmtree(self.run_folder.path.parent)
         if status != "completed":
             raise TrainingFailed(self.run_folder, status, reason)
         resume_state.remove(self.run_folder)
-        if not self.rt.chief:
-            shutil.rmtree(self.run_folder.path.parent)
         return self.run_folder
 
     def _failure(self, exc: BaseException) -> str:
