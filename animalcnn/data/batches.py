@@ -101,12 +101,11 @@ class EvalBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         idx = np.arange(index * self.batch_size,
                         min((index + 1) * self.batch_size, len(self.images)))  # fmt: skip
-        if self.share.devices == 1:
-            x, y = self.images.batch(idx).astype(np.float32), self.images.labels[idx]
-            return x, self.targets.one_hot(y) if self.targets else y
-        idx, weights = self.share.evaluation(idx)
+        split = self.share.devices > 1
+        idx, weights = self.share.evaluation(idx) if split else (idx, None)
         x, y = self.images.batch(idx).astype(np.float32), self.images.labels[idx]
-        return x, self.targets.one_hot(y) if self.targets else y, weights
+        batch = x, self.targets.one_hot(y) if self.targets else y
+        return (*batch, weights) if split else batch
 
 
 def training_batches(
