@@ -354,3 +354,20 @@ def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_
         )
     )
     assert not (tmp_path / "odd").exists()
+
+
+def test_only_a_workers_own_scratch_folder_is_removed(tmp_path: Path, capsys):
+    from animalcnn.run_folder import RunFolder
+    from animalcnn.training.session import _drop_worker_scratch, _worker_scratch
+
+    theirs = tmp_path / "runs" / "mine-1"  # a folder the user named: kept
+    theirs.mkdir(parents=True)
+    _drop_worker_scratch(RunFolder(theirs))
+    assert (
+        theirs.is_dir()
+        and "not a worker's scratch folder; left as it is" in capsys.readouterr().err
+    )
+    ours = _worker_scratch() / "mine-1"
+    ours.mkdir()
+    _drop_worker_scratch(RunFolder(ours))
+    assert not ours.parent.exists()

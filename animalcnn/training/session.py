@@ -88,9 +88,22 @@ def _prepare(cfg: ExperimentConfig) -> tuple[Runtime, TrainingData]:
     return rt, load_training_data(cfg)
 
 
+WORKER_SCRATCH = "animalcnn-worker-"  # the prefix of a worker's scratch folder
+
+
 def _worker_scratch() -> Path:
     """Where a non-chief worker writes what the chief writes to the run folder."""
-    return Path(tempfile.mkdtemp(prefix="animalcnn-worker-"))
+    return Path(tempfile.mkdtemp(prefix=WORKER_SCRATCH))
+
+
+def _drop_worker_scratch(run: RunFolder) -> None:
+    """Remove the scratch folder holding a worker's copy of the run: only a folder that
+    `_worker_scratch` made (in the system's temporary folder, with its prefix)."""
+    scratch = run.path.parent
+    if scratch.parent != Path(tempfile.gettempdir()) or not scratch.name.startswith(WORKER_SCRATCH):
+        print_warning(f"{scratch}: not a worker's scratch folder; left as it is")
+        return
+    shutil.rmtree(scratch)
 
 
 def start(
@@ -286,7 +299,7 @@ class TrainingSession:
                 status, reason = "failed", self._failure(exc)
         self._record_end(status, reason, time.perf_counter() - start)
         if not self.rt.chief and status != "failed":  # (a failure keeps its error.log there)
-            shutil.rmtree(self.run_folder.path.parent)
+            _drop_worker_scratch(self.run_folder)
         if status != "completed":
             raise TrainingFailed(self.run_folder, status, reason)
         resume_state.remove(self.run_folder)
