@@ -12,3 +12,15 @@ if os.environ.get("ANIMALCNN_VERBOSE", "") in ("", "0") and os.environ.get(
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 __version__ = "0.1.0"
+
+
+# The Python API (animalcnn.api), imported on first use: `animalcnn --help` stays fast.
+_API = ("Runs", "runs")
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    if name in _API:
+        from animalcnn import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'animalcnn' has no attribute {name!r}")

@@ -84,6 +84,73 @@ def test_api_runs_is_the_table_as_json(start_dashboard, runs_dir: Path):
     assert [r["tags"] for r in runs if r["run"] == "other-run"] == [["high"]]
 
 
+def test_api_runs_takes_a_query_and_impossible_runs_are_404(start_dashboard, runs_dir: Path):
+    url = start_dashboard(runs_dir)
+
+    def names(**query: str) -> list[str]:
+        answer = requests.get(f"{url}/api/runs", params=query, timeout=30)
+        assert answer.ok, answer.text
+        return [r["run"] for r in answer.json()]
+
+    assert names(where="training.learning_rate > 0.1") == ["other-run"]
+    assert names(where="tag = high and status = completed") == ["other-run"]
+    assert names(where="training.learning_rate in [7, 8]") == []
+    everything = names(sort="-training.learning_rate")
+    assert everything[0] == "other-run" and len(everything) == 2
+    assert names(sort="training.learning_rate")[-1] == "other-run"
+    bad = requests.get(f"{url}/api/runs", params={"where": "epochs >> 2"}, timeout=30)
+    detail = bad.json()["detail"]
+    assert bad.status_code == 400 and "\n" not in detail
+    assert detail.startswith("--where 'epochs >> 2': at character 9") and "keys: run," in detail
+    assert requests.get(f"{url}/api/runs", params={"sort": "-speed"}, timeout=30).status_code == 400
+    for impossible in ("x" * 5000, "a%00b", "x" * 300 + "/" + "y" * 300):
+        answer = requests.get(f"{url}/runs/{impossible}", timeout=30)
+        assert answer.status_code == 404, impossible[:20]
+        assert answer.json()["detail"].startswith("no such run: "), impossible[:20]
+    missing = requests.get(f"{url}/runs/nope", timeout=30).json()["detail"]
+    assert missing == "no such run: nope"
+
+
+def names_in(page) -> list[str]:
+    """The runs a page's table shows, in its order (the first word of each first cell)."""
+    cells = page.locator("table.runs tbody tr td:first-child").all_inner_texts()
+    return [text.split()[0] for text in cells]
+
+
+def test_the_query_box_filters_the_table_and_keeps_the_query_in_the_url(
+    start_dashboard, browser, runs_dir: Path
+):
+    url = start_dashboard(runs_dir, refresh=0.5)
+    page = browser.new_page()
+    page.goto(url)
+    everything = names_in(page)
+    assert len(everything) == 2 and "other-run" in everything
+    page.fill("#where", "training.learning_rate > 0.1")
+    page.fill("#sort", "-best_val_accuracy")
+    page.click("form.query button[type=submit]")
+    page.wait_for_url("**where=*")
+    shared = page.url
+    assert "sort=-best_val_accuracy" in shared
+    api = requests.get(shared.replace(url + "/", url + "/api/runs"), timeout=30).json()
+    assert [r["run"] for r in api] == ["other-run"]
+
+    def shown() -> list[str]:
+        return names_in(page)
+
+    assert shown() == ["other-run"]
+    time.sleep(1.2)  # two refreshes: they keep the query
+    assert shown() == ["other-run"] and page.input_value("#where") == "training.learning_rate > 0.1"
+    other = browser.new_page()  # the address shared: the same view
+    other.goto(shared)
+    assert names_in(other) == shown()
+    page.fill("#where", "epochs >> 2")
+    page.click("form.query button[type=submit]")
+    page.wait_for_selector("#query-error:not([hidden])")
+    assert "at character 9" in page.inner_text("#query-error")
+    page.close()
+    other.close()
+
+
 def test_pages_read_runs_and_nothing_else(start_dashboard, runs_dir: Path):
     url = start_dashboard(runs_dir)
     before = sorted(str(p) for p in runs_dir.rglob("*"))

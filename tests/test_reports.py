@@ -260,20 +260,21 @@ def test_compare_puts_the_best_first_sorts_and_filters(cli, two_runs: list[Path]
     assert table["test_accuracy"].is_monotonic_decreasing  # best first
     code, out, _ = cli("compare", *reversed(two_runs))
     assert code == 0 and out.count("(best)") == 1
-    assert cli("compare", *two_runs, "--csv", csv, "--sort", "epochs")[0] == 0
+    assert cli("compare", *two_runs, "--csv", csv, "--sort", "-epochs")[0] == 0
     assert pd.read_csv(csv)["epochs"].tolist() == sorted(table["epochs"], reverse=True)
     assert cli("compare", *two_runs, "--csv", csv, "--sort", "training.learning_rate")[0] == 0
-    assert pd.read_csv(csv)["training.learning_rate"].tolist() == [0.5, 0.003]
+    assert pd.read_csv(csv)["training.learning_rate"].tolist() == [0.003, 0.5]
     code, _, _ = cli("compare", *two_runs, "--csv", csv, "--where", "training.learning_rate=0.5")
     assert code == 0 and pd.read_csv(csv)["epochs"].tolist() == [3]
     assert cli("compare", *two_runs, "--csv", csv, "--where", "status=completed")[0] == 0
     assert len(pd.read_csv(csv)) == 2
     code, _, err = cli("compare", *two_runs, "--where", "training.learning_rate=7")
-    assert code == 2 and "no run has training.learning_rate=7" in err
+    assert code == 2 and "no run has training.learning_rate = 7" in err
     code, _, err = cli("compare", *two_runs, "--sort", "speed")
-    assert code == 2 and "--sort speed: not a column" in err
+    assert code == 2 and "--sort 'speed': at character 1: unknown key 'speed'" in err
     code, _, err = cli("compare", *two_runs, "--where", "status")
-    assert code == 2 and "--where status: expected KEY=VALUE" in err
+    assert code == 2 and "--where 'status': at character 7" in err
+    assert "expected an operator" in err
 
 
 def test_tags_and_notes_are_shown_and_filter(cli, dataset: Path, tmp_path: Path, two_runs):
@@ -292,7 +293,7 @@ def test_tags_and_notes_are_shown_and_filter(cli, dataset: Path, tmp_path: Path,
     assert table["notes"].tolist() == ["first try <b>bold</b>"]
     assert "notes: first try &lt;b&gt;bold&lt;/b&gt;" in report.read_text()
     code, _, err = cli("compare", run, "--where", "tag=other")
-    assert code == 2 and "no run has tag=other" in err
+    assert code == 2 and "no run has tag = other" in err
     bad = write_config(tmp_path / "bad.yaml", dataset, tmp_path / "runs", tags=["a, b"])
     code, _, err = cli("train", bad)
     assert code == 2 and "tags.0" in err

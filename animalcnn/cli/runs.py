@@ -70,7 +70,8 @@ def evaluate(
         "animalcnn compare runs/* --csv table.csv --report report.html",
         "animalcnn compare runs/lr-and-batch  # a sweep's trials",
         "animalcnn compare runs/* --where status=completed --where training.optimizer=adamw",
-        "animalcnn compare runs/* --sort time_s",
+        'animalcnn compare runs/* --where "best_val_accuracy > 0.9 and arch in [simple, mid]"',
+        "animalcnn compare runs/* --sort -best_val_accuracy,time_s",
     )
 )
 def compare(
@@ -87,15 +88,18 @@ def compare(
     sort: Annotated[
         str | None,
         typer.Option(
-            metavar="COLUMN", help="Sort by a --csv column or config key (default: best first)."
+            metavar="KEYS",
+            help="Order by --csv columns or config keys, comma-separated, a leading - for "
+            "descending: -best_val_accuracy,time_s (default: best first).",
         ),
     ] = None,
     where: Annotated[
         list[str] | None,
         typer.Option(
-            metavar="KEY=VALUE",
-            help="Only runs with this value: a --csv column (status, arch, ...) or a dotted "
-            "config key (training.learning_rate); repeatable.",
+            metavar="QUERY",
+            help="Only runs that meet it: KEY OP VALUE (=, !=, <, <=, >, >=) or KEY in [A, B], "
+            "joined by 'and'; KEY a --csv column, tag, or a dotted config key: "
+            '"best_val_accuracy > 0.9 and arch in [simple, mid]"; repeatable.',
         ),
     ] = None,
 ) -> None:
@@ -105,14 +109,13 @@ def compare(
     from animalcnn.console import console, print_warning
     from animalcnn.errors import UserError
     from animalcnn.reporting.tables import (
-        COMPARE_COLUMNS,
         RUNS_CSV_MARK,
         collect,
         compare_table,
         expand_runs,
-        matches,
-        ranked,
+        parse_query,
         resume_hints,
+        select,
         write_csv,
     )
 
@@ -123,28 +126,15 @@ def compare(
 
         check_report_target(report)
 
-    def parse_filter(text: str) -> tuple[str, str]:
-        key, sep, value = text.partition("=")
-        if not sep or not key:
-            raise UserError(f"--where {text}: expected KEY=VALUE")
-        return key.strip(), value.strip()
-
+    query, order = parse_query(where, sort)
     folders, notes = expand_runs([p for p in runs if p.is_dir() or not p.exists()])
     for note in notes:
         print_warning(note)
-    filters = dict(parse_filter(w) for w in where or [])
     rows = collect(folders)
-    if (
-        sort is not None
-        and sort not in COMPARE_COLUMNS
-        and not any(sort in r["settings"] for r in rows)
-    ):
-        raise UserError(f"--sort {sort}: not a column or a config key (training.learning_rate); "
-                        f"columns: {', '.join(COMPARE_COLUMNS)}")  # fmt: skip
-    kept = [(r, f) for r, f in zip(rows, folders, strict=True) if matches(r, f, filters)]
-    if not kept and rows:
-        raise UserError(f"no run has {' and '.join(where or [])}")
-    rows, folders = ranked([r for r, _ in kept], [f for _, f in kept], sort)
+    all_rows = len(rows)
+    rows, folders = select(rows, folders, query, order)
+    if not rows and all_rows:
+        raise UserError(f"no run has {query}")
     console.print(compare_table(rows, console.width), soft_wrap=False)  # the caption wraps
     for hint in resume_hints(rows, folders):
         console.print(hint, highlight=False, markup=False)
@@ -154,7 +144,7 @@ def compare(
     if report is not None:
         from animalcnn.reporting.html import write_comparison
 
-        written = write_comparison(rows, folders, report)
+        written = write_comparison(rows, folders, report, str(query), ",".join(map(str, order)))
         console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)
 
 

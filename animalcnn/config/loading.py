@@ -103,6 +103,19 @@ def _apply_override(data: dict[str, Any], text: str) -> None:
             node = node[part]
 
 
+def is_config_key(key: str) -> bool:
+    """Whether `key` names a config option by its dotted path (`training.ema.decay`);
+    anything under `model.params` does (the architecture's own options)."""
+    model: type[BaseModel] | None = ExperimentConfig
+    for part in key.split("."):
+        if model is None or part not in model.model_fields:
+            return False
+        if part == "params" and model is ModelConfig:
+            return True
+        model = _section_type(model.model_fields[part].annotation)
+    return True
+
+
 def _section_type(annotation: Any) -> type[BaseModel] | None:
     inner = [a for a in getattr(annotation, "__args__", (annotation,)) if a is not None]
     return next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)

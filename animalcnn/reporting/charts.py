@@ -197,7 +197,17 @@ def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
     charts = {
         scatter_name: Chart(
             "Accuracy against trainable parameters",
-            [Panel("", "trainable parameters", "accuracy", scatter, x_log=True, percent="y")],
+            # a log axis with no point on it is an error: runs without a parameter count
+            [
+                Panel(
+                    "",
+                    "trainable parameters",
+                    "accuracy",
+                    scatter,
+                    x_log=any(s.x for s in scatter),
+                    percent="y",
+                )
+            ],  # fmt: skip
         )
     }
     titles = ("Train - test accuracy (overfitting)", "Test accuracy")

@@ -4,13 +4,15 @@ The same runs table and charts as the report (`reporting.html`), read again from
 run folders on every request, so a run's epochs appear as it trains and a finished
 run's flags as soon as they are known. The page refreshes itself every few seconds.
 
-- `GET /`: the runs table (best first, differing settings as columns), every run's
-  validation curves on one chart, the sweeps;
+- `GET /?where=...&sort=...`: the runs table (best first, differing settings as columns;
+  the query box keeps `compare`'s `--where` and `--sort` in the page's address), every
+  run's validation curves on one chart, the sweeps;
 - `GET /runs/{run}`: one run (its curves, confusion matrix, per-class scores, mistakes
   gallery, config); `GET /runs/{run}/files/{png}`: its figures;
 - `GET /sweeps/{sweep}/`: a sweep's page (`sweep.html`), which loads plotly.js from
   `/sweeps/{sweep}/animalcnn-assets/`;
-- `GET /api/runs`: the table as JSON; `GET /api/view`: what the page redraws.
+- `GET /api/runs?where=...&sort=...`: the table as JSON; `GET /api/view`: what the page
+  redraws. A bad query is a 400 with compare's one-line error.
 
 Read-only (nothing is written to the runs folder), offline (plotly.js is served from the
 installed package), loopback unless told otherwise. No TensorFlow.
@@ -21,16 +23,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from animalcnn.errors import RunFolderError
+from animalcnn.errors import RunFolderError, UserError
 from animalcnn.reporting.charts import curves_chart, to_plotly
 from animalcnn.reporting.html import run_section, run_view, runs_table
 from animalcnn.reporting.pages import ASSETS, render
+from animalcnn.reporting.query import Query, SortKey
 from animalcnn.reporting.tables import (
     SWEEP_FILES,
     collect,
     differing,
     expand_runs,
-    ranked,
+    parse_query,
+    select,
     value_of,
 )
 from animalcnn.run_folder import METRICS, RunFolder, significant
@@ -41,14 +45,17 @@ SHOWN_AS_PNG = ("errors.png", "lr_find.png")  # on a run's page (the others are 
 SWEEP_PAGE = "sweep.html"
 
 
-def _runs(runs_dir: Path) -> tuple[list[dict[str, Any]], list[Path]]:
-    """Every run under `runs_dir` (a sweep's trials included), best first."""
+def _runs(
+    runs_dir: Path, where: Query | None = None, sort: list[SortKey] | None = None
+) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Every run under `runs_dir` (a sweep's trials included) that meets `where`, best
+    first or in `sort`'s order."""
     if not runs_dir.is_dir():
         return [], []
     children = sorted(p for p in runs_dir.iterdir() if p.is_dir())
     folders, _ = expand_runs(children) if children else ([], [])
     folders = [f for f in folders if (f / METRICS).is_file()]
-    return ranked(collect(folders), folders)
+    return select(collect(folders), folders, where or Query(), sort or [])
 
 
 def _sweeps(runs_dir: Path) -> list[str]:
@@ -86,12 +93,18 @@ def api_rows(rows: list[dict[str, Any]], folders: list[Path], runs_dir: Path) ->
     ]
 
 
-def view(runs_dir: Path) -> dict[str, Any]:
-    """What the main page draws: the table's HTML, the curves chart (plotly JSON, or
-    None without an epoch), the sweeps and a count."""
-    rows, folders = _runs(runs_dir)
+def view(runs_dir: Path, where: str = "", sort: str = "") -> dict[str, Any]:
+    """What the main page draws for a query: the table's HTML, the curves chart (plotly
+    JSON, or None without an epoch), the sweeps, a count, and the query's error if it
+    has one (no rows then)."""
+    try:
+        rows, folders = _runs(runs_dir, *parse_query(where, sort))
+        error = None
+    except UserError as exc:
+        rows, folders, error = [], [], str(exc)
     links = [f"runs/{_address(runs_dir, f)}" for f in folders]
-    table = render("runs_table.html", table=runs_table(rows, links)) if rows else ""
+    sorted_by = bool(sort.strip())
+    table = render("runs_table.html", table=runs_table(rows, links, sorted_by)) if rows else ""
     histories, classes = {}, 0
     for r, folder in zip(rows, folders, strict=True):
         run = RunFolder(folder)
@@ -106,6 +119,7 @@ def view(runs_dir: Path) -> dict[str, Any]:
         "curves": None if chart is None else to_plotly(chart).to_json(),
         "sweeps": _sweeps(runs_dir),
         "runs": len(rows),
+        "error": error,
     }
 
 
@@ -127,33 +141,46 @@ def create_app(runs_dir: Path, refresh: float = REFRESH_SECONDS) -> Any:
     plotly_name = f"plotly-{plotly.__version__}.min.js"
 
     def folder_of(run: str) -> Path:
-        """A run folder under runs_dir named by its address, or 404 (nothing outside it)."""
+        """A run folder under runs_dir named by its address, or 404 (nothing outside it;
+        a name the file system cannot hold, too long or with a NUL, is no run either)."""
         parts = run.split("/")
+        missing = HTTPException(404, f"no such run: {run}")
         if not 1 <= len(parts) <= 2 or any(
             p in ("", ".", "..") or p.startswith(".") for p in parts
         ):
-            raise HTTPException(404, "no such run")
+            raise missing
         folder = runs_dir.joinpath(*parts)
-        if not (folder / METRICS).is_file():
-            raise HTTPException(404, f"no such run: {run}")
+        try:
+            found = (folder / METRICS).is_file()
+        except (OSError, ValueError):  # ENAMETOOLONG, an embedded NUL
+            found = False
+        if not found:
+            raise missing
         return folder
 
+    def query(where: str, sort: str) -> tuple[Query, list[SortKey]]:
+        try:
+            return parse_query(where, sort)
+        except UserError as exc:
+            raise HTTPException(400, str(exc)) from None
+
     @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
-        return render("dashboard.html", runs_dir=str(runs_dir), view=view(runs_dir),
-                      refresh=refresh, plotly_src=f"assets/{plotly_name}")  # fmt: skip
+    def page(where: str = "", sort: str = "") -> str:
+        return render("dashboard.html", runs_dir=str(runs_dir), view=view(runs_dir, where, sort),
+                      where=where, sort=sort, refresh=refresh,
+                      plotly_src=f"assets/{plotly_name}")  # fmt: skip
 
     @app.get("/favicon.ico")
     def favicon() -> Response:
         return Response(status_code=204)  # none: but a browser asks
 
     @app.get("/api/view")
-    def api_view() -> JSONResponse:
-        return JSONResponse(view(runs_dir))
+    def api_view(where: str = "", sort: str = "") -> JSONResponse:
+        return JSONResponse(view(runs_dir, where, sort))
 
     @app.get("/api/runs")
-    def api_runs() -> JSONResponse:
-        rows, folders = _runs(runs_dir)
+    def api_runs(where: str = "", sort: str = "") -> JSONResponse:
+        rows, folders = _runs(runs_dir, *query(where, sort))
         return JSONResponse(api_rows(rows, folders, runs_dir))
 
     @app.get("/assets/{name}")

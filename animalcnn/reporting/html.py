@@ -106,13 +106,17 @@ def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> Run
     )  # fmt: skip
 
 
-def runs_table(rows: list[dict[str, Any]], links: list[str]) -> dict[str, Any]:
+def runs_table(
+    rows: list[dict[str, Any]], links: list[str], sorted_by: bool = False
+) -> dict[str, Any]:
     """The runs table as a page shows it (`runs_table.html`): `tables.layout`'s columns
     (folded by priority, numbers right-aligned), each cell's text and sort key, the run
-    linked to `links[i]`, the best run's badge, flags as badges with their reasons."""
+    linked to `links[i]`, the best run's badge, flags as badges with their reasons. The
+    score that ranks the rows is marked as sorted, unless they are `sorted_by` a query."""
     view = layout(rows)
-    ranked_by = "test_accuracy" if any(r["test_accuracy"] is not None for r in rows) else (
-        "best_val_accuracy")  # fmt: skip
+    ranked_by = None if sorted_by else (
+        "test_accuracy" if any(r["test_accuracy"] is not None for r in rows)
+        else "best_val_accuracy")  # fmt: skip
 
     def numeric(key: str, kind: str) -> bool:
         values = [value_of(r, key) for r in rows]
@@ -216,8 +220,15 @@ EMPTY_REASONS = {
 }
 
 
-def write_report(rows: list[dict[str, Any]], sections: list[RunSection], path: Path) -> Path:
-    """The page for `compare`'s rows (best first) and the sections of its readable runs."""
+def write_report(
+    rows: list[dict[str, Any]],
+    sections: list[RunSection],
+    path: Path,
+    query: str = "",
+    sort: str = "",
+) -> Path:
+    """The page for `compare`'s rows (best first, or in `sort`'s order) and the sections
+    of its readable runs; `query` and `sort` are said above the table."""
     from animalcnn.reporting.pages import plotly_asset, render
 
     charts, missing = side_by_side(pd.DataFrame(rows), sections)
@@ -228,7 +239,9 @@ def write_report(rows: list[dict[str, Any]], sections: list[RunSection], path: P
         "report.html",
         stamp=datetime.now().isoformat(timespec="seconds"),
         table=runs_table(
-            rows, [f"#{anchors[r['run']]}" if r["run"] in anchors else "" for r in rows]
+            rows,
+            [f"#{anchors[r['run']]}" if r["run"] in anchors else "" for r in rows],
+            bool(sort),
         ),
         count=len(rows),
         plotly_src=plotly_asset(path.parent),
@@ -236,6 +249,8 @@ def write_report(rows: list[dict[str, Any]], sections: list[RunSection], path: P
         missing=missing,
         sections=runs,
         examples=list(examples.items()),
+        where=query,
+        sorted_by=sort,
     )
     atomic_write(path, page)
     return path
@@ -255,10 +270,13 @@ def check_report_target(path: Path) -> None:
         check_replaceable(figure_path(path, name), PNG_MARK, "a report's figure", "--report")
 
 
-def write_comparison(rows: list[dict[str, Any]], folders: list[Path], path: Path) -> list[Path]:
-    """The report of `compare`'s rows (one per folder) at `path`, and its comparison
-    figures as PNG beside it (`check_report_target` first); damaged folders are in the
-    table only. Returns what it wrote."""
+def write_comparison(
+    rows: list[dict[str, Any]], folders: list[Path], path: Path, query: str = "", sort: str = ""
+) -> list[Path]:
+    """The report of `compare`'s rows (one per folder, as `tables.select` kept and ordered
+    them for `query` and `sort`) at `path`, and its comparison figures as PNG beside it
+    (`check_report_target` first); damaged folders are in the table only. Returns what
+    it wrote."""
     sections = []
     for row, folder in zip(rows, folders, strict=True):
         if not str(row["status"]).startswith("damaged"):
@@ -267,4 +285,4 @@ def write_comparison(rows: list[dict[str, Any]], folders: list[Path], path: Path
     pngs = [
         write_png(chart, figure_path(path, name)) for name, chart in comparison_charts(df).items()
     ]
-    return [write_report(rows, sections, path), *pngs]
+    return [write_report(rows, sections, path, query, sort), *pngs]
