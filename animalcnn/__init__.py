@@ -14,13 +14,26 @@ if os.environ.get("ANIMALCNN_VERBOSE", "") in ("", "0") and os.environ.get(
 __version__ = "0.1.0"
 
 
+from animalcnn.errors import (  # noqa: E402 (after the environment is set)
+    ConfigError,
+    DataError,
+    RunFolderError,
+    TrainingFailed,
+    UserError,
+)
+
 # The Python API (animalcnn.api), imported on first use: `animalcnn --help` stays fast.
-_API = ("Runs", "runs")
+_API = ("Run", "Runs", "load_config", "resume", "runs", "train")
+__all__ = [*_API, "ConfigError", "DataError", "RunFolderError", "TrainingFailed", "UserError"]
 
 
-def __getattr__(name: str):  # noqa: ANN202
+def __getattr__(name: str) -> object:
     if name in _API:
         from animalcnn import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'animalcnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -1,21 +1,177 @@
 """The Python API: what the CLI does, for a notebook or a script, over the same functions.
 
     import animalcnn
+    run = animalcnn.train("configs/demo.yaml", **{"training.epochs": 3})
+    run.history.tail(); run.evaluate(tta="flip"); run.plot()
     animalcnn.runs("runs", where="best_val_accuracy > 0.9", sort="-time_s")
 
-Imports no TensorFlow; errors are the exceptions the CLI prints as one line
-(`animalcnn.UserError` and its kinds), with the same text.
+Imports no TensorFlow until a call needs it; errors are the exceptions the CLI prints as
+one line (`animalcnn.UserError` and its kinds), with the same text, and a run that stops
+before completing raises `animalcnn.TrainingFailed` (its `.run` is the folder).
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from animalcnn.errors import RunFolderError
 
 if TYPE_CHECKING:
+    import keras
     import pandas as pd
+    from matplotlib.figure import Figure
+
+    from animalcnn.config import ExperimentConfig
+    from animalcnn.run_folder import RunFolder
+
+
+def load_config(
+    config: str | Path | Mapping[str, Any] | ExperimentConfig,
+    set: Mapping[str, Any] | None = None,
+    runs_dir: str | Path | None = None,
+    **overrides: Any,
+) -> ExperimentConfig:
+    """A config (a YAML file, a mapping or a loaded config) with overrides by dotted key,
+    `set={"training.epochs": 5}` or `**{"training.epochs": 5}`, validated as `train`
+    validates it: a bad value is the CLI's one-line `ConfigError`."""
+    from animalcnn.config import ExperimentConfig
+    from animalcnn.config.loading import apply_override, read_config
+    from animalcnn.models.configs import validate_config
+
+    if isinstance(config, ExperimentConfig):
+        data, source = config.model_dump(mode="json"), "config"
+    elif isinstance(config, Mapping):
+        data, source = copy.deepcopy(dict(config)), "config"
+    else:
+        data, source = read_config(Path(config)), str(config)
+    changes = {**(set or {}), **overrides}
+    if runs_dir is not None:
+        changes["output.runs_dir"] = str(runs_dir)
+    for key, value in changes.items():
+        apply_override(data, key.split("."), value, f"{key}={value!r}")
+    return validate_config(data, source)
+
+
+def train(
+    config: str | Path | Mapping[str, Any] | ExperimentConfig,
+    set: Mapping[str, Any] | None = None,
+    runs_dir: str | Path | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    **overrides: Any,
+) -> Run:
+    """Train a config (as `load_config` takes it) into a new run folder, as `animalcnn
+    train` does, with the same progress lines; the completed run, or TrainingFailed.
+    `callbacks` (Keras callbacks) join every phase's `fit`."""
+    from animalcnn.data.discovery import check_data_dir
+    from animalcnn.run_folder import RunFolder
+    from animalcnn.training.runner import train_config
+
+    cfg = load_config(config, set, runs_dir, **overrides)
+    check_data_dir(cfg.data, Path(config) if isinstance(config, str | Path) else "config")
+    RunFolder.check_runs_dir(cfg.output.runs_dir)
+    return Run(train_config(cfg, callbacks).path)
+
+
+def resume(run: str | Path | Run) -> Run:
+    """Continue a stopped run from its last completed epoch, as `train --resume` does."""
+    from animalcnn.training.runner import resume_run
+
+    return Run(resume_run(_open(run.path if isinstance(run, Run) else run)).path)
+
+
+def _open(path: str | Path) -> RunFolder:
+    from animalcnn.run_folder import RunFolder
+
+    return RunFolder.open(Path(path))
+
+
+class Run:
+    """One run folder, read when asked (a training run's epochs show as they come): its
+    config, metrics, history and status; scored, used and drawn through the functions the
+    CLI calls. In Jupyter it renders as its row of the runs table."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.folder = _open(path)
+        self.path, self.name = self.folder.path, self.folder.name
+
+    @property
+    def config(self) -> ExperimentConfig:
+        return self.folder.config()
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """`metrics.json`, checked."""
+        return self.folder.metrics()
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """One row per epoch: `history.csv`."""
+        return self.folder.history()
+
+    @property
+    def status(self) -> str:
+        """completed, running, stopped, interrupted, diverged or failed."""
+        return self.folder.status()
+
+    @cached_property
+    def model(self) -> keras.Model:
+        """The best checkpoint, loaded once: the loader every command uses."""
+        from animalcnn import backends
+
+        backends.start()
+        return self.folder.best_model()
+
+    def evaluate(
+        self, tta: str = "none", data: str | Path | None = None, errors: int | None = None,
+        explain: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Score the best checkpoint on the run's test split (or `data`), as `animalcnn
+        evaluate` does, writing the same files; the result that `evaluation.json` holds."""
+        from animalcnn import backends
+
+        backends.start()
+        from animalcnn.evaluation.evaluate import DEFAULT_ERRORS
+        from animalcnn.evaluation.evaluate import evaluate as evaluate_run
+
+        folder = None if data is None else Path(data)
+        chosen = DEFAULT_ERRORS if errors is None else errors
+        return evaluate_run(self.folder, folder, chosen, explain, tta)  # type: ignore[arg-type]
+
+    def predict(self, paths: str | Path | list[str | Path], tta: str = "none") -> pd.DataFrame:
+        """Label image files and folders, as `animalcnn predict --csv` does: one row per
+        image (file, predicted, confidence, p_<class>..., error)."""
+        from animalcnn import backends
+
+        backends.start()
+        from animalcnn.evaluation.predict import predict
+
+        listed = paths if isinstance(paths, list) else [paths]
+        return predict(self.folder, [Path(p) for p in listed], tta)  # type: ignore[arg-type]
+
+    def plot(self) -> Figure:
+        """The training curves (`history.png`'s figure), drawn now, as a matplotlib Figure."""
+        from animalcnn.reporting.charts import draw, history_chart
+
+        return draw(history_chart(self.history, self.name))
+
+    def __repr__(self) -> str:
+        """One line: the run's row of the runs table (status, epochs, accuracies)."""
+        from animalcnn.reporting.tables import run_row
+
+        row = run_row(self.path)
+        parts = [row["status"], f"{row['epochs'] or 0} epochs"]
+        for key, title in (("best_val_accuracy", "best val accuracy"),
+                           ("test_accuracy", "test accuracy")):  # fmt: skip
+            if row[key] is not None:
+                parts.append(f"{title} {row[key]:.2%}")
+        return f"<Run {self.name}: {', '.join(parts)}>"
+
+    def _repr_html_(self) -> str:
+        return runs([self.path])._repr_html_()
 
 
 class Runs:

@@ -1,4 +1,12 @@
-"""Errors a user can fix: the CLI prints them as one line, without a traceback."""
+"""Errors a user can fix: the CLI prints them as one line, without a traceback; and a
+run that ended without completing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from animalcnn.run_folder import RunFolder
 
 
 class UserError(Exception):
@@ -17,3 +25,12 @@ class DataError(UserError):
 
 class RunFolderError(UserError):
     """A path that is not a usable run folder."""
+
+
+class TrainingFailed(Exception):
+    """The run ended without completing (interrupted, diverged, failed); its folder says
+    why, and `train --resume` continues it where it kept a resume state."""
+
+    def __init__(self, run: RunFolder, status: str, reason: str) -> None:
+        super().__init__(f"{run.path}: {status}: {reason}")
+        self.run, self.status, self.reason = run, status, reason

@@ -82,6 +82,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def _apply_override(data: dict[str, Any], text: str) -> None:
     path, value = parse_override(text)
+    apply_override(data, path, value, text)
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any, text: str) -> None:
+    """Set the option at dotted `path` of a config mapping to `value` (an override from the
+    command line or the Python API, shown as `text` in its error), each part checked to
+    name a field."""
     model: type[BaseModel] | None = ExperimentConfig
     node = data
     for i, part in enumerate(path):

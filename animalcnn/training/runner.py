@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from rich.markup import escape
 
@@ -20,13 +21,10 @@ from animalcnn.backends.runtime import keeps_run_folder
 from animalcnn.config import ExperimentConfig
 from animalcnn.console import console, err_console, print_error, print_warning
 from animalcnn.data.discovery import check_data_dir
-from animalcnn.errors import UserError
+from animalcnn.errors import TrainingFailed, UserError
 from animalcnn.models.configs import load_config
 from animalcnn.reporting.flags import CHANCE_HINT, run_flags
 from animalcnn.run_folder import RunFolder
-
-if TYPE_CHECKING:
-    from animalcnn.training.session import TrainingFailed
 
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
@@ -63,10 +61,6 @@ def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) ->
     if here is None:
         return EXIT_FAILED
     backends.activate(here)
-    import keras
-
-    from animalcnn.training.session import TrainingFailed, start
-
     outcomes: list[tuple[Path, str]] = []
     code = 0
     for path, cfg, name in zip(paths, loaded, wanted, strict=True):
@@ -82,11 +76,9 @@ def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) ->
                 break
             code = code or (EXIT_FAILED if status else 0)
             continue
-        keras.backend.clear_session()
         try:
-            run = start(cfg)
+            run = train_config(cfg)
         except TrainingFailed as exc:
-            report_failure(exc, cfg)
             outcomes.append((path, f"{exc.status}: {exc.run.path}"))
             if exc.status == "interrupted":
                 code = EXIT_INTERRUPTED
@@ -100,13 +92,37 @@ def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) ->
             outcomes.append((path, "error"))
             code = EXIT_FAILED
             continue
-        report_success(run, cfg)
         kept = run.path if keeps_run_folder(cfg) else "this worker's share"
         outcomes.append((path, f"completed: {kept}"))
     if len(paths) > 1:
         for path, outcome in outcomes:
             console.print(f"{path}: {outcome}", highlight=False, markup=False)
     return code
+
+
+def train_config(cfg: ExperimentConfig, callbacks: Sequence[Any] = ()) -> RunFolder:
+    """Train one checked config in this process, on its backend (active already, or made
+    so), and say how it ended: the completed run, or TrainingFailed once reported.
+    `callbacks` (Keras callbacks) join every phase's `fit`."""
+    backends.activate(backends.choose(cfg.training.backend))
+    import keras
+
+    from animalcnn.training.session import start
+
+    keras.backend.clear_session()
+    return _reported(cfg, lambda: start(cfg, callbacks))
+
+
+def _reported(cfg: ExperimentConfig, training: Callable[[], RunFolder]) -> RunFolder:
+    """Run `training` and say how it ended, in one line and its flags; a failure raises
+    on once said."""
+    try:
+        run = training()
+    except TrainingFailed as exc:
+        report_failure(exc, cfg)
+        raise
+    report_success(run, cfg)
+    return run
 
 
 def _in_own_process(path: Path, overrides: list[str], runs_dir: Path | None, name: str) -> int:
@@ -124,18 +140,21 @@ def _in_own_process(path: Path, overrides: list[str], runs_dir: Path | None, nam
 def resume_one(path: Path) -> int:
     """Continue a stopped run in its folder (on the backend it trained on); returns the
     exit code."""
-    folder = RunFolder.open(path)
+    try:
+        resume_run(RunFolder.open(path))
+    except TrainingFailed as exc:
+        return EXIT_INTERRUPTED if exc.status == "interrupted" else EXIT_FAILED
+    return 0
+
+
+def resume_run(folder: RunFolder) -> RunFolder:
+    """Continue a stopped run in its folder, on the backend it trained on, and say how it
+    ended: the completed run, or TrainingFailed once reported."""
     cfg = folder.config()
     backends.activate(backends.choose(cfg.training.backend))
-    from animalcnn.training.session import TrainingFailed, resume
+    from animalcnn.training.session import resume
 
-    try:
-        run = resume(folder)
-    except TrainingFailed as exc:
-        report_failure(exc, cfg)
-        return EXIT_INTERRUPTED if exc.status == "interrupted" else EXIT_FAILED
-    report_success(run, cfg)
-    return 0
+    return _reported(cfg, lambda: resume(folder))
 
 
 def report_failure(exc: TrainingFailed, cfg: ExperimentConfig) -> None:

@@ -30,7 +30,7 @@ from animalcnn.data.batches import steps_per_epoch
 from animalcnn.data.files import file_digest
 from animalcnn.data.loading import TrainingData, load_training_data
 from animalcnn.data.targets import Targets
-from animalcnn.errors import ConfigError, DataError, RunFolderError
+from animalcnn.errors import ConfigError, DataError, RunFolderError, TrainingFailed
 from animalcnn.models import build_model
 from animalcnn.models.summary import layer_table, parameter_counts
 from animalcnn.models.warm_start import classifier, copy_matching_weights
@@ -64,14 +64,6 @@ from animalcnn.training.resume import (
     ResumeState,
     restore_rng_state,
 )
-
-
-class TrainingFailed(Exception):
-    """The run ended without completing; its folder says why."""
-
-    def __init__(self, run: RunFolder, status: str, reason: str) -> None:
-        super().__init__(f"{run.path}: {status}: {reason}")
-        self.run, self.status, self.reason = run, status, reason
 
 
 def _prepare(cfg: ExperimentConfig) -> tuple[Runtime, TrainingData]:
