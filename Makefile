@@ -9,7 +9,7 @@ EXTRAS ?= cpu,jax,dev,export,serve
 TORCH_CPU ?= torch==2.13.0+cpu
 DEMO_DATA := data/demo
 
-.PHONY: install demo test test-fast test-torch lint format benchmark gpu-wheels constraints clean
+.PHONY: install demo test test-fast test-torch lint format benchmark gpu-wheels constraints schemas clean
 
 $(BIN)/animalcnn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ format: install
 constraints: install
 	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^animalcnn\|^torch=='; } > constraints.new
 	mv constraints.new constraints.txt
+
+# The JSON Schemas of config and sweep files in animalcnn/schemas/, written again from the
+# models (after an option changes; a test fails until they match).
+schemas: install
+	$(BIN)/animalcnn config --schema > animalcnn/schemas/config.schema.json
+	$(BIN)/animalcnn sweep --schema > animalcnn/schemas/sweep.schema.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache

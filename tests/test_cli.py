@@ -142,7 +142,8 @@ def _imports_tensorflow(*argv: str) -> tuple[bool, str]:
 
 @pytest.mark.parametrize(
     "argv",
-    [("--help",), ("compare", "RUN", "--report", "REPORT"), ("train", "missing.yaml"), ("models",)],
+    [("--help",), ("compare", "RUN", "--report", "REPORT"), ("train", "missing.yaml"), ("models",),
+     ("config", "--schema")],  # fmt: skip
 )
 def test_reading_commands_do_not_import_tensorflow(trained_run: Path, tmp_path: Path, argv):
     paths = {"RUN": str(trained_run), "REPORT": str(tmp_path / "r.html")}

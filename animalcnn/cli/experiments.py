@@ -132,10 +132,29 @@ def lr_find(
     epilog=examples(
         "animalcnn config configs/mid.yaml",
         "animalcnn config configs/demo.yaml --set training.epochs=3 > my_experiment.yaml",
+        "animalcnn config --schema > config.schema.json  # for an editor's YAML support",
     ),
 )
-def show_config(config: Config, overrides: Overrides = None) -> None:
+def show_config(
+    config: Annotated[
+        Path | None, typer.Argument(metavar="CONFIG", help="An experiment's YAML file.")
+    ] = None,
+    overrides: Overrides = None,
+    schema: Annotated[
+        bool,
+        typer.Option("--schema", help="Print the JSON Schema of config files instead."),
+    ] = False,
+) -> None:
     """Print the config fully resolved: every option, with its default where not set."""
+    from animalcnn.errors import UserError
+
+    if schema:
+        from animalcnn.schemas import config_schema, dumps
+
+        print(dumps(config_schema()), end="")
+        return
+    if config is None:
+        raise UserError("config: give a config file, or --schema")
     from animalcnn.models.configs import load_config
 
     print(load_config(config, overrides).to_yaml(), end="")

@@ -15,10 +15,13 @@ from animalcnn.cli.app import Overrides, command, examples
         "animalcnn sweep configs/sweeps/demo.yaml",
         "animalcnn sweep configs/sweeps/seed.yaml --set training.epochs=5",
         "animalcnn sweep lr.yaml --storage postgresql://user:pw@db/sweeps  # on every machine",
+        "animalcnn sweep --schema > sweep.schema.json  # for an editor's YAML support",
     )
 )
 def sweep(
-    file: Annotated[Path, typer.Argument(metavar="SWEEP", help="A sweep file (YAML).")],
+    file: Annotated[
+        Path | None, typer.Argument(metavar="SWEEP", help="A sweep file (YAML).")
+    ] = None,
     overrides: Overrides = None,
     runs_dir: Annotated[
         Path, typer.Option(metavar="DIR", help="Where the sweep's folder goes.")
@@ -41,13 +44,25 @@ def sweep(
             help="Start the sweep's study again (its settings changed); old runs are kept.",
         ),
     ] = False,
+    schema: Annotated[
+        bool, typer.Option("--schema", help="Print the JSON Schema of sweep files instead.")
+    ] = False,
 ) -> None:
     """Run a sweep's trials until it is complete; run it again (or on more machines) to
     continue it (points left without a value are retried). Writes sweep.csv and sweep.html
     in the sweep folder; exits 1 when a grid point has no value or no trial completed."""
     from animalcnn import backends
     from animalcnn.console import console, print_error
+    from animalcnn.errors import UserError
     from animalcnn.sweep.spec import check_data_dirs, load_sweep
+
+    if schema:
+        from animalcnn.schemas import dumps, sweep_schema
+
+        print(dumps(sweep_schema()), end="")
+        return
+    if file is None:
+        raise UserError("sweep: give a sweep file, or --schema")
 
     spec = load_sweep(file, overrides)
     check_data_dirs(spec, file)
