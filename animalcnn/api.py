@@ -13,6 +13,7 @@ before completing raises `animalcnn.TrainingFailed` (its `.run` is the folder).
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -81,6 +82,37 @@ def resume(run: str | Path | Run) -> Run:
     from animalcnn.training.runner import resume_run
 
     return Run(resume_run(_open(run.path if isinstance(run, Run) else run)).path)
+
+
+def check_data(root: str | Path) -> pd.DataFrame:
+    """What `animalcnn data check` reports of a dataset folder: one row per split and
+    class (images, formats, smallest and largest size); its problems (broken, odd and
+    leaked files), one line each, in `.attrs["problems"]`."""
+    import pandas as pd
+
+    from animalcnn.data.checks import check
+
+    report = check(Path(root).expanduser())
+    frame = pd.DataFrame(
+        [{"split": c.split, "class": c.name, "images": c.images,
+          "formats": ", ".join(sorted(c.formats)), "smallest": c.min_size,
+          "largest": c.max_size} for c in report.classes]
+    )  # fmt: skip
+    frame.attrs["problems"] = [str(p) for p in report.problems]
+    return frame
+
+
+def _inline(figure: Figure) -> Figure:
+    """`figure`, shown as a PNG where IPython displays it (a notebook cell's value), as
+    pyplot's inline backend shows its own: it was drawn without pyplot, which registers
+    that display only once pyplot is imported."""
+    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+    if shell is not None:
+        from IPython.core.pylabtools import print_figure
+
+        formatter = shell.display_formatter.formatters["image/png"]
+        formatter.for_type(type(figure), lambda f: print_figure(f, "png", bbox_inches=None))
+    return figure
 
 
 def _open(path: str | Path) -> RunFolder:
@@ -156,7 +188,7 @@ class Run:
         """The training curves (`history.png`'s figure), drawn now, as a matplotlib Figure."""
         from animalcnn.reporting.charts import draw, history_chart
 
-        return draw(history_chart(self.history, self.name))
+        return _inline(draw(history_chart(self.history, self.name)))
 
     def __repr__(self) -> str:
         """One line: the run's row of the runs table (status, epochs, accuracies)."""
@@ -195,6 +227,25 @@ class Runs:
         frame = pd.DataFrame(records, columns=columns)
         frame.insert(1, "best", [bool(r.get("best")) for r in self.rows])
         return frame
+
+    def plot(self) -> Figure | None:
+        """Every run's validation curves on one chart (the dashboard's), as a matplotlib
+        Figure; None before any run has an epoch."""
+        from animalcnn.reporting.charts import draw
+        from animalcnn.reporting.dashboard import runs_curves
+
+        chart = runs_curves(self.rows, self.folders)
+        return None if chart is None else _inline(draw(chart))
+
+    def figures(self) -> dict[str, Figure]:
+        """The report's comparison figures (accuracy against parameters, the train-val
+        gap, test accuracy), by name, as matplotlib Figures."""
+        import pandas as pd
+
+        from animalcnn.reporting.charts import comparison_charts, draw
+
+        charts = comparison_charts(pd.DataFrame(self.rows))
+        return {name: _inline(draw(chart)) for name, chart in charts.items()}
 
     def __repr__(self) -> str:
         best = next((r for r in self.rows if r.get("best")), None)

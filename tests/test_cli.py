@@ -142,8 +142,13 @@ def _imports_tensorflow(*argv: str) -> tuple[bool, str]:
 
 @pytest.mark.parametrize(
     "argv",
-    [("--help",), ("compare", "RUN", "--report", "REPORT"), ("train", "missing.yaml"), ("models",),
-     ("config", "--schema")],  # fmt: skip
+    [
+        ("--help",),
+        ("compare", "RUN", "--report", "REPORT"),
+        ("train", "missing.yaml"),
+        ("models",),
+        ("config", "--schema"),
+    ],
 )
 def test_reading_commands_do_not_import_tensorflow(trained_run: Path, tmp_path: Path, argv):
     paths = {"RUN": str(trained_run), "REPORT": str(tmp_path / "r.html")}

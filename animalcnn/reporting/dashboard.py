@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from animalcnn.errors import RunFolderError, UserError
-from animalcnn.reporting.charts import curves_chart, to_plotly
+from animalcnn.reporting.charts import Chart, curves_chart, to_plotly
 from animalcnn.reporting.html import run_section, run_view, runs_table
 from animalcnn.reporting.pages import ASSETS, render
 from animalcnn.reporting.query import Query, SortKey
@@ -93,6 +93,20 @@ def api_rows(rows: list[dict[str, Any]], folders: list[Path], runs_dir: Path) ->
     ]
 
 
+def runs_curves(rows: list[dict[str, Any]], folders: list[Path]) -> Chart | None:
+    """The runs' validation curves on one chart (None before any epoch); a damaged run is
+    left out (the table says so)."""
+    histories, classes = {}, 0
+    for r, folder in zip(rows, folders, strict=True):
+        run = RunFolder(folder)
+        try:
+            histories[r["label"]] = run.history()
+            classes = max(classes, len(run.metrics().get("classes") or []))
+        except RunFolderError:
+            continue
+    return curves_chart(histories, classes)
+
+
 def view(runs_dir: Path, where: str = "", sort: str = "") -> dict[str, Any]:
     """What the main page draws for a query: the table's HTML, the curves chart (plotly
     JSON, or None without an epoch), the sweeps, a count, and the query's error if it
@@ -105,15 +119,7 @@ def view(runs_dir: Path, where: str = "", sort: str = "") -> dict[str, Any]:
     links = [f"runs/{_address(runs_dir, f)}" for f in folders]
     sorted_by = bool(sort.strip())
     table = render("runs_table.html", table=runs_table(rows, links, sorted_by)) if rows else ""
-    histories, classes = {}, 0
-    for r, folder in zip(rows, folders, strict=True):
-        run = RunFolder(folder)
-        try:
-            histories[r["label"]] = run.history()
-            classes = max(classes, len(run.metrics().get("classes") or []))
-        except RunFolderError:  # damaged: the table says so
-            continue
-    chart = curves_chart(histories, classes)
+    chart = runs_curves(rows, folders)
     return {
         "table": table,
         "curves": None if chart is None else to_plotly(chart).to_json(),
