@@ -9,7 +9,7 @@ EXTRAS ?= cpu,jax,dev,export,serve
 TORCH_CPU ?= torch==2.13.0+cpu
 DEMO_DATA := data/demo
 
-.PHONY: install demo test test-fast test-torch lint format benchmark gpu-wheels constraints schemas clean
+.PHONY: install demo test test-fast test-torch lint format benchmark gpu-wheels constraints schemas docs docs-serve clean
 
 $(BIN)/animalcnn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,12 +57,12 @@ gpu-wheels: install
 	done
 
 lint: install
-	$(BIN)/ruff check animalcnn tests $(wildcard benchmarks)
-	$(BIN)/ruff format --check animalcnn tests $(wildcard benchmarks)
+	$(BIN)/ruff check animalcnn tests docs $(wildcard benchmarks)
+	$(BIN)/ruff format --check animalcnn tests docs $(wildcard benchmarks)
 
 format: install
-	$(BIN)/ruff format animalcnn tests $(wildcard benchmarks)
-	$(BIN)/ruff check --fix animalcnn tests $(wildcard benchmarks)
+	$(BIN)/ruff format animalcnn tests docs $(wildcard benchmarks)
+	$(BIN)/ruff check --fix animalcnn tests docs $(wildcard benchmarks)
 
 # The versions in constraints.txt, refreshed from what is installed (after a green test).
 constraints: install
@@ -75,5 +75,12 @@ schemas: install
 	$(BIN)/animalcnn config --schema > animalcnn/schemas/config.schema.json
 	$(BIN)/animalcnn sweep --schema > animalcnn/schemas/sweep.schema.json
 
+# The documentation site (mkdocs.yml), strict: a broken link or a page left out fails.
+docs: install
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install
+	$(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache site

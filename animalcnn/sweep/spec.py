@@ -54,7 +54,7 @@ class Choice(BaseModel):
 
 
 class SweepSpec(BaseModel):
-    """A sweep file (see the README's sweep section)."""
+    """A sweep file (its options: docs/guide/sweeps.md)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     name: RunName = Field(description=f"The sweep's folder and study name: {RUN_NAME_RULE}.")
