@@ -55,6 +55,34 @@ def fields_lines(fields: list[str], width: int, indent: str = "    ") -> str:
     return "\n".join(lines)
 
 
+class NotebookOutput:
+    """One output of a Jupyter cell replaced in place as it changes (IPython's display
+    handle), so that progress is one updating block rather than a line per epoch."""
+
+    def __init__(self, handle: object) -> None:
+        self._handle = handle
+
+    @classmethod
+    def open(cls) -> NotebookOutput | None:
+        """A new output in the running cell, in a Jupyter kernel; None anywhere else (a
+        terminal, a plain or terminal IPython shell)."""
+        shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+        if shell is None or getattr(shell, "kernel", None) is None:
+            return None
+        from IPython.display import display
+
+        return cls(display({"text/plain": ""}, raw=True, display_id=True))
+
+    def show(self, text: str) -> None:
+        self._handle.update({"text/plain": text}, raw=True)
+
+
+def text_bar(done: int, total: int, width: int = 24) -> str:
+    """A bar drawn in characters, for outputs that are text."""
+    filled = round(width * done / total) if total else width
+    return "█" * filled + "░" * (width - filled)
+
+
 def print_error(message: object) -> None:
     """The one-line form every user error takes (the message printed as text, not markup)."""
     err_console.print(f"[red]error:[/] {escape(str(message))}", highlight=False)

@@ -24,10 +24,12 @@ from rich.progress import (
 )
 
 from animalcnn.config.schema import Tta
-from animalcnn.console import fields_lines
+from animalcnn.console import NotebookOutput, fields_lines, text_bar
 from animalcnn.data.decoding import Images
 from animalcnn.run_folder import MODEL, RunFolder
 from animalcnn.training.resume import RestoreCounters, ResumeCheckpoint
+
+NOTEBOOK_REDRAW_S = 0.5  # how often a notebook's progress output is redrawn within an epoch
 
 
 def current_lr(model: keras.Model) -> float:
@@ -157,7 +159,9 @@ class ConsoleProgress(keras.callbacks.Callback):
     """A step bar within each epoch (on a terminal, with the epoch's time remaining) and one
     line per epoch: the row the recorder wrote (so it must come after the recorder in the
     callback list), the run's time remaining at most (every epoch left run at the mean
-    pace so far; early stopping can only shorten it) and a mark on a new best checkpoint."""
+    pace so far; early stopping can only shorten it) and a mark on a new best checkpoint.
+    In a Jupyter cell, one output instead, redrawn in place: the last epoch's line and the
+    current epoch's bar."""
 
     def __init__(
         self,
@@ -173,8 +177,15 @@ class ConsoleProgress(keras.callbacks.Callback):
         self.steps = steps
         self.recorder = recorder
         self.show_phase = show_phase
+        self._cell: NotebookOutput | None = None  # in Jupyter: one output, updated
+        self._epoch_line, self._drawn = "", 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self._cell is None:
+            self._cell = NotebookOutput.open()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
         self._bar = Progress(
             TextColumn(f"epoch {epoch + 1}/{self.total_epochs}"),
             BarColumn(),
@@ -194,6 +205,10 @@ class ConsoleProgress(keras.callbacks.Callback):
         logs = logs or {}
         info = f"loss {logs.get('loss', float('nan')):.4f} acc {logs.get('accuracy', 0):.2%}"
         self._bar.update(self._task, completed=batch + 1, info=info)
+        if self._cell is not None and time.monotonic() - self._drawn >= NOTEBOOK_REDRAW_S:
+            self._drawn = time.monotonic()
+            bar = f"epoch {self._epoch + 1}/{self.total_epochs}  {text_bar(batch + 1, self.steps)}"
+            self._cell.show(f"{self._epoch_line}\n{bar}  {batch + 1}/{self.steps}  {info}".lstrip())
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         self._bar.update(self._task, info="validating")
@@ -215,6 +230,10 @@ class ConsoleProgress(keras.callbacks.Callback):
             *([f"eta ≤ {duration(left * pace)}"] if left > 0 else []),
             *(["* best"] if best else []),
         ]  # fmt: skip
+        if self._cell is not None:
+            self._epoch_line = "  ".join(fields)
+            self._cell.show(self._epoch_line)
+            return
         self.console.print(
             fields_lines(fields, self.console.width),
             highlight=False,
