@@ -23,7 +23,7 @@ from animalcnn.errors import (  # noqa: E402 (after the environment is set)
 )
 
 # The Python API (animalcnn.api), imported on first use: `animalcnn --help` stays fast.
-_API = ("Run", "Runs", "check_data", "load_config", "resume", "runs", "train")
+_API = ("Run", "Runs", "check_data", "load_config", "resume", "runs", "sweep", "train")
 __all__ = [*_API, "ConfigError", "DataError", "RunFolderError", "TrainingFailed", "UserError"]
 
 

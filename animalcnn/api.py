@@ -84,6 +84,25 @@ def resume(run: str | Path | Run) -> Run:
     return Run(resume_run(_open(run.path if isinstance(run, Run) else run)).path)
 
 
+def sweep(
+    path: str | Path,
+    set: Mapping[str, Any] | None = None,
+    runs_dir: str | Path = "runs",
+    storage: str | None = None,
+    trials: int | None = None,
+    new_study: bool = False,
+) -> Runs:
+    """Run a sweep file's trials until it is complete, as `animalcnn sweep` does (with
+    `set` as its `--set`, the same options, progress and files); its trials' runs, best
+    first. Why it is not complete, if it is not, is said as the CLI says it."""
+    from animalcnn.sweep import job
+    from animalcnn.sweep.spec import override
+
+    overrides = [override(k, v) for k, v in (set or {}).items()]
+    done = job.run(Path(path), overrides, Path(runs_dir), storage, trials, new_study)
+    return runs(done.folder)
+
+
 def check_data(root: str | Path) -> pd.DataFrame:
     """What `animalcnn data check` reports of a dataset folder: one row per split and
     class (images, formats, smallest and largest size); its problems (broken, odd and

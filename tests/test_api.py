@@ -91,3 +91,17 @@ def test_a_stopped_run_resumes_to_completion(tmp_path: Path, dataset: Path):
     assert stopped.value.status == "interrupted"
     run = animalcnn.resume(stopped.value.run.path)
     assert run.status == "completed" and run.history["epoch"].tolist() == [1, 2]
+
+
+def test_a_sweep_runs_its_grid_and_returns_its_trials(tmp_path: Path, dataset: Path):
+    import yaml
+
+    config = write_config(tmp_path / "tiny.yaml", dataset, tmp_path / "unused")
+    spec = {"name": "lr", "base": str(config), "method": "grid", "pruner": "none",
+            "parameters": {"training.learning_rate": {"values": [0.001, 0.01]}}}  # fmt: skip
+    (tmp_path / "lr.yaml").write_text(yaml.safe_dump(spec))
+    trials = animalcnn.sweep(tmp_path / "lr.yaml", set={"training.epochs": 1},
+                             runs_dir=tmp_path / "runs")  # fmt: skip
+    assert len(trials) == 2 and (tmp_path / "runs" / "lr" / "sweep.csv").is_file()
+    rates = sorted(trials.frame["training.learning_rate"].tolist())
+    assert rates == [0.001, 0.01] and trials.frame["epochs"].tolist() == [1, 1]

@@ -51,10 +51,7 @@ def sweep(
     """Run a sweep's trials until it is complete; run it again (or on more machines) to
     continue it (points left without a value are retried). Writes sweep.csv and sweep.html
     in the sweep folder; exits 1 when a grid point has no value or no trial completed."""
-    from animalcnn import backends
-    from animalcnn.console import console, print_error
     from animalcnn.errors import UserError
-    from animalcnn.sweep.spec import check_data_dirs, load_sweep
 
     if schema:
         from animalcnn.schemas import dumps, sweep_schema
@@ -63,28 +60,7 @@ def sweep(
         return
     if file is None:
         raise UserError("sweep: give a sweep file, or --schema")
+    from animalcnn.sweep import job
 
-    spec = load_sweep(file, overrides)
-    check_data_dirs(spec, file)
-    if trials is not None:
-        spec.trials = trials
-    backends.start(str(spec.set.get("training.backend", "auto")))
-    from animalcnn.reporting import sweep as report
-    from animalcnn.sweep.search import run_sweep
-
-    result = run_sweep(spec, runs_dir, storage, new_study)
-    study = result.study
-    keys = list(spec.search_space())
-    rows = report.trial_rows(study, spec)
-    folder = runs_dir / spec.name
-    written = [report.write_sweep_csv(rows, keys, folder / "sweep.csv"),
-               report.write_sweep_html(study, spec, rows, folder / "sweep.html")]  # fmt: skip
-    console.print(report.trials_table(rows, keys, spec.metric))
-    best = report.best_line(study, spec)
-    if best:
-        console.print(best, highlight=False, markup=False)
-    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)
-    for problem in result.problems:
-        print_error(f"sweep {spec.name}: {problem}")
-    if result.problems:
+    if job.run(file, overrides, runs_dir, storage, trials, new_study).problems:
         raise typer.Exit(1)
