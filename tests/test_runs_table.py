@@ -87,10 +87,26 @@ def test_piped_compare_honours_columns(three):
             check=True,
         ).stdout
         assert max(len(line) for line in out.splitlines()) <= limit
-        assert "augmented" in out and "left out to fit" in out
+        table = out.split("all runs:")[0]
+        assert "augmented" in table and "augmentation" in table  # the settings first
+        assert ("learning_rate" in table) if limit > 80 else ("left out to fit" in out)
 
 
 def test_setting_text_is_short():
     assert setting_text(0.001) == "0.001" and setting_text(True) == "on"
     assert setting_text({"decay": 0.99}) == "decay=0.99" and setting_text([]) == "none"
     assert setting_text([{"type": "noise", "stddev": 0.01}]) == "noise(0.01)"
+
+
+def test_no_column_shows_while_one_that_outranks_it_is_left_out():
+    from animalcnn.reporting.tables import _fit
+
+    spec = [("run", "run", "", 0), ("lr", "training.learning_rate", "setting", 2),
+            ("epochs", "training.epochs", "setting", 2), ("train acc", "train_accuracy", "pct", 3),
+            ("tta", "tta", "", 4)]  # fmt: skip
+    needed = {"run": 20, "training.learning_rate": 16, "training.epochs": 12,
+              "train_accuracy": 12, "tta": 2}  # fmt: skip
+    keys = [c[1] for c in _fit(spec, spec, needed, 35)]
+    assert keys == ["run", "training.epochs"]  # not lr (too wide), and so nothing below it
+    keys = [c[1] for c in _fit(spec, spec, needed, 63)]
+    assert keys == [c[1] for c in spec]

@@ -402,7 +402,8 @@ def _fit(
 ) -> list[tuple[str, str, str, int]]:
     """The columns of `shown` that fit in `width`: drop by priority (the rightmost of a
     priority first) until the table fits, then take back, most important first, any
-    dropped column that still fits."""
+    dropped column that still fits, never one of a lower priority while one of a higher
+    priority is left out (a setting that differs outranks a derived column)."""
 
     def total(columns: list[tuple[str, str, str, int]]) -> int:
         return sum(needed[c[1]] for c in columns) + 1  # + the closing border
@@ -414,9 +415,15 @@ def _fit(
             break
         if column[3] > 0:
             kept.remove(column)
+    left_out_at: int | None = None  # the highest priority with a column left out
     for column in reversed(by_priority):
-        if column not in kept and total([*kept, column]) <= width:
-            kept.append(column)
+        if left_out_at is not None and column[3] > left_out_at:
+            break
+        if column not in kept:
+            if total([*kept, column]) <= width:
+                kept.append(column)
+            else:
+                left_out_at = column[3]
     return [c for c in spec if c in kept]
 
 
@@ -452,13 +459,19 @@ def layout(rows: list[dict[str, Any]]) -> Layout:
     return Layout([c for c in spec if c not in same], cells, common)
 
 
+def _folded(key: str, cells: list[str]) -> list[str]:
+    """A column's cells as narrow as the table may draw them: the run's `(best)` may go
+    under its name (the name itself, copied to the commands that take it, never breaks)."""
+    return [part for c in cells for part in c.split(" ")] if key == "run" else cells
+
+
 def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
     """Runs side by side (`layout`); at `width` characters, the columns that fit, dropped
     by priority, the caption naming those left out (`compare --csv` has them all)."""
     view = layout(rows)
     needed = {
         key: max(*(len(line) for line in dotted_header(title).split("\n")),
-                 *(len(c) for c in view.cells[key])) + CELL_PADDING
+                 *(len(c) for c in _folded(key, view.cells[key]))) + CELL_PADDING
         for title, key, _, _ in view.columns
     }  # fmt: skip
     shown = view.columns if width is None else _fit(view.columns, view.columns, needed, width)
