@@ -203,6 +203,21 @@ class Run:
         listed = paths if isinstance(paths, list) else [paths]
         return predict(self.folder, [Path(p) for p in listed], tta)  # type: ignore[arg-type]
 
+    def explain(
+        self, paths: str | Path | list[str | Path], class_name: str | None = None,
+        out: str | Path | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """Grad-CAM figures of image files and folders, as `animalcnn explain` writes them
+        (into the run's `explain/`, or `out`); one row per image, its figure in `output`."""
+        from animalcnn import backends
+
+        backends.start()
+        from animalcnn.evaluation.explain import explain
+
+        listed = paths if isinstance(paths, list) else [paths]
+        folder = None if out is None else Path(out)
+        return explain(self.folder, [Path(p) for p in listed], folder, class_name)
+
     def plot(self) -> Figure:
         """The training curves (`history.png`'s figure), drawn now, as a matplotlib Figure."""
         from animalcnn.reporting.charts import draw, history_chart

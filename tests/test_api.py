@@ -64,6 +64,9 @@ def test_a_run_scores_predicts_and_draws(trained_run: Path, tmp_path: Path, data
     labels = run.predict(dataset / "inf")
     assert len(labels) == 6 and set(labels["predicted"]) <= set(run.metrics["classes"])
     assert run.model is run.model  # loaded once
+    maps = run.explain(dataset / "inf", class_name="circle")
+    assert len(maps) == 6 and all(Path(f).is_file() for f in maps["output"])
+    assert all(Path(f).parent == run.path / "explain" for f in maps["output"])
     figure = run.plot()
     assert len(figure.axes) >= 3  # loss, accuracy, learning rate
     with pytest.raises(animalcnn.RunFolderError, match="absent"):
