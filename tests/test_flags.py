@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from animalcnn.reporting.flags import run_flags
+from animalcnn.reporting.tables import run_flags
 
 from .conftest import write_config
 

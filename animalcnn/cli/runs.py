@@ -47,8 +47,7 @@ def evaluate(
     most confused classes and a gallery of the most confident mistakes."""
     from animalcnn import backends
     from animalcnn.console import console, print_warning
-    from animalcnn.reporting.flags import run_flags
-    from animalcnn.reporting.tables import evaluation_tables
+    from animalcnn.reporting.tables import evaluation_tables, run_flags
     from animalcnn.run_folder import RunFolder
 
     folders = [RunFolder.open(path) for path in runs]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from animalcnn.models import registry
+# The built-in architectures register themselves when imported (they import Keras only
+# when a builder runs), so the registry is full wherever `animalcnn.models` is used.
+from animalcnn.models import custom, pretrained, registry  # noqa: F401
 from animalcnn.models.spec import ModelSpec
 
 if TYPE_CHECKING:

@@ -70,19 +70,12 @@ def register(
     return decorator
 
 
-def _load_builtins() -> None:
-    # Importing the modules runs their @register decorators; they import Keras lazily.
-    from animalcnn.models import custom, pretrained  # noqa: F401
-
-
 def get(name: str) -> Architecture:
     """The architecture called `name`; KeyError names the known ones."""
-    _load_builtins()
     if name not in _REGISTRY:
         raise KeyError(f"unknown architecture {name!r}; known: {', '.join(names())}")
     return _REGISTRY[name]
 
 
 def names() -> list[str]:
-    _load_builtins()
     return sorted(_REGISTRY)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from animalcnn.run_folder import HISTORY, RunFolder
@@ -99,10 +98,3 @@ def flags(run: RunFolder, row: dict[str, Any], evaluation: dict[str, Any] | None
     elif evaluation is None and row.get("status") == "completed":
         found.append(Flag("not evaluated", f"animalcnn evaluate {run.path}"))
     return found
-
-
-def run_flags(path: Path) -> list[Flag]:
-    """The flags of the run folder at `path`, as `compare` shows them."""
-    from animalcnn.reporting.tables import run_row
-
-    return run_row(path)["flags"] or []

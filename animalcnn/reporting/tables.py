@@ -207,6 +207,11 @@ def expand_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return found, notes
 
 
+def run_flags(path: Path) -> list[Flag]:
+    """The flags of the run folder at `path`, as `compare` shows them."""
+    return run_row(path)["flags"] or []
+
+
 def collect(paths: list[Path]) -> list[dict[str, Any]]:
     """One row per folder; `label` is the run's name, or its folder name where names repeat."""
     rows = [run_row(p) for p in paths]

@@ -23,7 +23,8 @@ from animalcnn.console import console, err_console, print_error, print_warning
 from animalcnn.data.discovery import check_data_dir
 from animalcnn.errors import TrainingFailed, UserError
 from animalcnn.models.configs import load_config
-from animalcnn.reporting.flags import CHANCE_HINT, run_flags
+from animalcnn.reporting.flags import CHANCE_HINT
+from animalcnn.reporting.tables import run_flags
 from animalcnn.run_folder import RunFolder
 
 EXIT_INTERRUPTED = 130
