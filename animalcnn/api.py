@@ -220,7 +220,7 @@ class Run:
 
     def plot(self) -> Figure:
         """The training curves (`history.png`'s figure), drawn now, as a matplotlib Figure."""
-        from animalcnn.reporting.charts import draw, history_chart
+        from animalcnn.figures.charts import draw, history_chart
 
         return _inline(draw(history_chart(self.history, self.name)))
 
@@ -265,7 +265,7 @@ class Runs:
     def plot(self) -> Figure | None:
         """Every run's validation curves on one chart (the dashboard's), as a matplotlib
         Figure; None before any run has an epoch."""
-        from animalcnn.reporting.charts import draw
+        from animalcnn.figures.charts import draw
         from animalcnn.reporting.dashboard import runs_curves
 
         chart = runs_curves(self.rows, self.folders)
@@ -276,7 +276,7 @@ class Runs:
         gap, test accuracy), by name, as matplotlib Figures."""
         import pandas as pd
 
-        from animalcnn.reporting.charts import comparison_charts, draw
+        from animalcnn.figures.charts import comparison_charts, draw
 
         charts = comparison_charts(pd.DataFrame(self.rows))
         return {name: _inline(draw(chart)) for name, chart in charts.items()}

@@ -108,7 +108,7 @@ def _first_reaching(curve: list[tuple[float, float]], target: float) -> float | 
 
 
 def _figure(results: dict[str, dict], out: Path, budget: float) -> None:
-    from animalcnn.reporting.charts import Chart, Panel, Series, write_png
+    from animalcnn.figures.charts import Chart, Panel, Series, write_png
 
     series = [
         Series(name, [t for t, _ in r["curve"]], [a for _, a in r["curve"]])

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.text import Text
 
-from animalcnn.reporting.charts import (
+from animalcnn.figures.charts import (
     comparison_charts,
     confusion_chart,
     curves_chart,
@@ -19,7 +19,7 @@ from animalcnn.reporting.charts import (
     history_chart,
     lr_find_chart,
 )
-from animalcnn.reporting.gallery import FLAT_NOTE, Caption, gallery_figure, gradcam_figure
+from animalcnn.figures.gallery import FLAT_NOTE, Caption, gallery_figure, gradcam_figure
 
 LONG = ["elephant", "horse", "lion", "a-very-long-class-name", "dog"]
 
@@ -165,7 +165,7 @@ def test_gradcam_figure_stays_clear():
 
 def test_a_flat_accuracy_curve_is_not_zoomed_into_noise():
     """A run stuck at chance: its accuracy axis spans at least 10 points, not 17.5-20.5 %."""
-    from animalcnn.reporting.charts import to_plotly
+    from animalcnn.figures.charts import to_plotly
 
     history = _history()
     history["accuracy"] = 0.2 + 0.001 * np.sin(np.arange(len(history)))

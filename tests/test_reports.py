@@ -53,7 +53,7 @@ def test_each_run_has_its_curves_and_confusion_matrix(two_runs: list[Path]):
 def test_one_chart_definition_draws_both_png_and_plotly(tmp_path: Path):
     """The PNG and the report's figure come from the same `Chart`: same panels, series,
     values and marks."""
-    from animalcnn.reporting.charts import history_chart, to_plotly, write_png
+    from animalcnn.figures.charts import history_chart, to_plotly, write_png
 
     history = pd.DataFrame(
         {"epoch": [1, 2, 3, 4], "phase": ["head", "head", "finetune", "finetune"],
@@ -79,7 +79,7 @@ def test_one_chart_definition_draws_both_png_and_plotly(tmp_path: Path):
 
 
 def test_learning_rate_drops_and_phases_are_found():
-    from animalcnn.reporting.charts import lr_drops, phase_starts
+    from animalcnn.figures.charts import lr_drops, phase_starts
 
     history = pd.DataFrame(
         {"epoch": [1, 2, 3, 4, 5], "phase": ["head", "head", "head", "finetune", "finetune"],

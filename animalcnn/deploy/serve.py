@@ -146,7 +146,7 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
         }
         if explain:
             from animalcnn.evaluation.gradcam import heatmaps
-            from animalcnn.reporting.gallery import overlay_uri
+            from animalcnn.figures.gallery import overlay_uri
 
             with model_lock:
                 heats, _ = heatmaps(model, batch.astype(np.float32))

@@ -20,8 +20,8 @@ from animalcnn.evaluation.gradcam import heatmaps
 from animalcnn.evaluation.inference import Tta, probabilities
 from animalcnn.evaluation.interpret import DEFAULT_ERRORS, most_confused, top_errors
 from animalcnn.evaluation.scoring import score
-from animalcnn.reporting.charts import confusion_chart, write_png
-from animalcnn.reporting.gallery import Caption, write_gallery
+from animalcnn.figures.charts import confusion_chart, write_png
+from animalcnn.figures.gallery import Caption, write_gallery
 from animalcnn.run_folder import (
     CONFUSION_PNG,
     ERRORS_PNG,

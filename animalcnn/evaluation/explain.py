@@ -12,7 +12,7 @@ from animalcnn.data.decoding import try_load
 from animalcnn.errors import DataError
 from animalcnn.evaluation.gradcam import heatmaps
 from animalcnn.evaluation.predict import expand_paths
-from animalcnn.reporting.gallery import write_gradcam
+from animalcnn.figures.gallery import write_gradcam
 from animalcnn.run_folder import RunFolder
 
 EXPLAIN_DIR = "explain"  # in the run folder, unless --out says otherwise

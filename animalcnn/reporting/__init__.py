@@ -1,2 +1,3 @@
-"""What people read: tables (`tables`), charts drawn as PNG and plotly (`charts`) and the
-HTML comparison report (`html`). No TensorFlow."""
+"""What people read: tables (`tables`), the HTML comparison report (`html`), the live
+dashboard, the sweep page; composed from the figures of `animalcnn.figures`. No
+TensorFlow."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from animalcnn.errors import RunFolderError, UserError
-from animalcnn.reporting.charts import Chart, curves_chart, to_plotly
+from animalcnn.figures.charts import Chart, curves_chart, to_plotly
 from animalcnn.reporting.html import run_section, run_view, runs_table
 from animalcnn.reporting.pages import ASSETS, render
 from animalcnn.reporting.query import Query, SortKey

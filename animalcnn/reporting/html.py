@@ -5,7 +5,7 @@ the settings that differ between them as columns, its secondary columns folded),
 run's validation curves on one chart, the comparison charts, and for each run its
 curves (best epoch marked), confusion matrix, per-class scores and mistakes gallery
 (folded but for the best run's), then a few example images per class. The charts are
-`reporting.charts` definitions drawn with plotly, whose JavaScript is one file in
+`figures.charts` definitions drawn with plotly, whose JavaScript is one file in
 `animalcnn-assets/` beside the page, shared by every page written there (4.8 MB once,
 instead of inside each page); images are embedded as small JPEG thumbnails.
 """
@@ -23,7 +23,7 @@ import pandas as pd
 
 from animalcnn.atomic import PNG_MARK, atomic_write, check_replaceable
 from animalcnn.data.discovery import training_folder
-from animalcnn.reporting.charts import (
+from animalcnn.figures.charts import (
     COMPARISON_FIGURES,
     Chart,
     comparison_charts,

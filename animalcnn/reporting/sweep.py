@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from animalcnn.atomic import atomic_write
-from animalcnn.reporting.charts import percent_span
+from animalcnn.figures.charts import percent_span
 from animalcnn.reporting.tables import dotted_header
 from animalcnn.run_folder import significant
 

@@ -24,8 +24,8 @@ from animalcnn.config import ExperimentConfig
 from animalcnn.data.batches import steps_per_epoch
 from animalcnn.data.loading import load_training_data
 from animalcnn.data.targets import Targets
+from animalcnn.figures.charts import lr_find_chart, write_png
 from animalcnn.models import build_model
-from animalcnn.reporting.charts import lr_find_chart, write_png
 from animalcnn.training.compiling import compile_for_training, training_batches
 from animalcnn.training.phases import phases, set_trainable
 

@@ -31,10 +31,10 @@ from animalcnn.data.files import file_digest
 from animalcnn.data.loading import TrainingData, load_training_data
 from animalcnn.data.targets import Targets
 from animalcnn.errors import ConfigError, DataError, RunFolderError, TrainingFailed
+from animalcnn.figures.charts import history_chart, write_png
 from animalcnn.models import build_model
 from animalcnn.models.summary import layer_table, parameter_counts
 from animalcnn.models.warm_start import classifier, copy_matching_weights
-from animalcnn.reporting.charts import history_chart, write_png
 from animalcnn.run_folder import (
     CONFIG,
     HISTORY_PNG,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from animalcnn.atomic import PNG_METADATA, atomic_write
-from animalcnn.reporting.charts import DPI
+from animalcnn.figures.charts import DPI
 
 HEAT_ALPHA = 0.45  # how strongly a heat map tints the image under it
 FLAT = 0.1  # a heat map whose spread (max - mean) is under this shows no localised evidence
