@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# CPU TensorFlow and JAX by default; `make install EXTRAS=gpu,dev,export,serve` on a CUDA
-# machine; add `torch` for PyTorch (a multi-gigabyte CUDA build from PyPI: see test-torch).
-EXTRAS ?= cpu,jax,dev,export,serve
+# CPU TensorFlow and JAX by default, psycopg for sweeps on PostgreSQL; `make install
+# EXTRAS=gpu,dev,export,serve,sweep-db` on a CUDA machine; add `torch` for PyTorch (a
+# multi-gigabyte CUDA build from PyPI: see test-torch).
+EXTRAS ?= cpu,jax,dev,export,serve,sweep-db
 # PyTorch's CPU build (small; the default wheel bundles CUDA).
 TORCH_CPU ?= torch==2.13.0+cpu
 DEMO_DATA := data/demo

@@ -154,8 +154,8 @@ def test_the_median_pruner_stops_a_hopeless_trial_early(cli, tmp_path):
 
 
 def test_a_dead_workers_trial_does_not_block_the_sweep(cli, tmp_path, tiny):
-    from animalcnn.sweep.search import open_study, storage_for
     from animalcnn.sweep.spec import load_sweep
+    from animalcnn.sweep.storage import open_study, storage_for
 
     path = _sweep(tmp_path, tiny, "dead",
                   parameters={"training.learning_rate": {"values": [0.002, 0.003]}})  # fmt: skip
@@ -193,8 +193,8 @@ def test_the_sweep_page_draws_offline_and_sorts_in_a_browser(cli, tmp_path, tiny
 def test_pruners_wait_for_the_second_epoch_and_a_few_complete_trials(tmp_path, tiny):
     import optuna
 
-    from animalcnn.sweep.search import _pruner
     from animalcnn.sweep.spec import load_sweep
+    from animalcnn.sweep.storage import _pruner
 
     for name in ("median", "hyperband"):
         spec = load_sweep(

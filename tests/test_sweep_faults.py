@@ -31,8 +31,8 @@ LR = {"training.learning_rate": {"values": [0.002, 0.003]}}
 
 
 def _study(path: Path, runs: Path):
-    from animalcnn.sweep.search import open_study, storage_for
     from animalcnn.sweep.spec import load_sweep
+    from animalcnn.sweep.storage import open_study, storage_for
 
     spec = load_sweep(path)
     return spec, open_study(spec, storage_for(spec, runs / spec.name, None))

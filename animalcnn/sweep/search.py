@@ -9,6 +9,8 @@ as PostgreSQL) spreads a sweep over machines.
   soon as that exists, and a heartbeat in the storage every HEARTBEAT_SECONDS. A
   running trial is failed as stale only when its process is gone: judged by pid on
   its own host, by a heartbeat older than STALE_AFTER_SECONDS from any other.
+- A process takes its next trial under the sweep's lock (`storage.exclusive`: the
+  database's on PostgreSQL and MySQL, a file lock otherwise), so no point runs twice.
 - A grid takes its points in order; a point left without a value (its trial failed,
   was interrupted or killed) is taken again by the next run of the sweep, resuming
   its run folder where that kept a resume state, or recording its result where the
@@ -47,130 +49,15 @@ from animalcnn.run_folder import (
     this_process,
 )
 from animalcnn.sweep.spec import BASE, Choice, Range, SweepSpec, override
+from animalcnn.sweep.storage import exclusive, gist, open_study, storage_for
 
-JOURNAL = "sweep.journal"
-LOCK = ".sweep.lock"
-SETTINGS = "sweep"  # the study's user attribute holding the settings it was made with
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-
-
-def storage_for(spec: SweepSpec, sweep_dir: Path, url: str | None) -> Any:
-    """The storage named by `url`, or the journal file in the sweep folder; one line when
-    it cannot be opened (a bad URL, a missing driver or folder, a damaged journal)."""
-    try:
-        if url:
-            return optuna.storages.get_storage(url)
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL)))
-    except Exception as exc:  # SQLAlchemy, drivers and the journal raise many kinds
-        where = f"--storage {url}" if url else str(sweep_dir / JOURNAL)
-        raise UserError(f"{where}: cannot be opened ({_gist(exc)})") from None
-
-
-def _gist(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
 def _plain(value: Any) -> Any:
     """A value Optuna stores as a choice: lists and mappings as JSON text."""
     return json.dumps(value) if isinstance(value, list | dict) else value
-
-
-def settings(spec: SweepSpec) -> dict[str, Any]:
-    """What a study's results mean: a rerun must search the same space toward the same
-    goal. (The trial count, pruner and seed may change between runs.)"""
-    space = {k: p.model_dump() for k, p in spec.search_space().items() if k != BASE}
-    return {
-        "parameters": json.loads(json.dumps(space)),
-        "bases": sorted(Path(b).name for b in spec.bases),
-        "set": json.loads(json.dumps(spec.set, default=str)),
-        "metric": spec.metric,
-        "direction": "minimize" if spec.minimise else "maximize",
-        "method": spec.method,
-    }
-
-
-def open_study(spec: SweepSpec, storage: Any, new_study: bool = False) -> optuna.Study:
-    """The sweep's study, made on first use; refused in one line when it was made with
-    other settings (unless `new_study`, which starts it again, leaving old run folders)."""
-    direction = "minimize" if spec.minimise else "maximize"
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # what matters, we say ourselves
-    try:
-        if new_study and spec.name in optuna.get_all_study_names(storage):
-            old = optuna.load_study(study_name=spec.name, storage=storage)
-            if SETTINGS not in old.user_attrs:  # another program's study of that name
-                raise ConfigError(
-                    f"--new-study: the study {spec.name} in this storage was not made by "
-                    "animalcnn sweep; it is left as it is (give the sweep a new name)"
-                )
-            optuna.delete_study(study_name=spec.name, storage=storage)
-        study = optuna.create_study(
-            study_name=spec.name, storage=storage, sampler=_sampler(spec), pruner=_pruner(spec),
-            direction=direction, load_if_exists=True,
-        )  # fmt: skip
-        stored = study.user_attrs.get(SETTINGS)
-    except ValueError as exc:  # a study of this name made with another direction
-        stored, study = {"direction": f"other ({exc})"}, None
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise UserError(f"sweep {spec.name}: its storage cannot be read ({_gist(exc)})") from None
-    wanted = settings(spec)
-    if stored is None and study is not None:
-        trials = study.get_trials(deepcopy=False)
-        if trials and not any("process" in t.user_attrs for t in trials):
-            raise ConfigError(
-                f"sweep {spec.name}: the study of that name in this storage was not made by "
-                "animalcnn sweep; give the sweep a new name"
-            )
-        study.set_user_attr(SETTINGS, wanted)  # new, or made before studies kept them
-        return study
-    changed = [k for k in wanted if stored.get(k) != wanted[k]]
-    if changed:
-        raise ConfigError(
-            f"sweep {spec.name}: its study was made with other {', '.join(changed)}; "
-            "give the sweep a new name, or pass --new-study to start it again"
-        )
-    assert study is not None
-    return study
-
-
-def _sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
-    if spec.method == "tpe":
-        return optuna.samplers.TPESampler(seed=spec.seed)
-    return optuna.samplers.RandomSampler(seed=spec.seed)  # a grid's points are enqueued
-
-
-def _pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
-    """The sweep's pruner with its warm-up: no trial is pruned at an epoch up to
-    `pruner_warmup_epochs`, nor before `pruner_startup_trials` trials completed (so a
-    small grid is not judged on one epoch). Steps are epochs, from 1."""
-    if spec.pruner == "none":
-        return optuna.pruners.NopPruner()
-    # Optuna prunes at step >= n_warmup_steps: the first step it may prune is warm-up + 1.
-    warmup = spec.pruner_warmup_epochs + 1
-    if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup_trials,
-                                           n_warmup_steps=warmup)  # fmt: skip
-    return _AfterStartup(optuna.pruners.HyperbandPruner(min_resource=warmup),
-                         spec.pruner_startup_trials)  # fmt: skip
-
-
-class _AfterStartup(optuna.pruners.BasePruner):
-    """A pruner that prunes nothing until `startup` trials have completed (Hyperband has
-    no such setting of its own)."""
-
-    def __init__(self, inner: optuna.pruners.BasePruner, startup: int) -> None:
-        self.inner, self.startup = inner, startup
-
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return len(done) >= self.startup and self.inner.prune(study, trial)
 
 
 def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -274,9 +161,10 @@ class Sweep:
 
     def __init__(
         self, spec: SweepSpec, study: optuna.Study, sweep_dir: Path,
-        say: Callable[[str], None] = lambda line: None,
+        say: Callable[[str], None] = lambda line: None, storage_url: str | None = None,
     ) -> None:  # fmt: skip
         self.spec, self.study, self.sweep_dir, self.say = spec, study, sweep_dir, say
+        self.storage_url = storage_url  # a database's: its own lock guards taking a trial
         self.keys = list(spec.search_space())
         self.tried: set[tuple] = set()  # grid points this process has run (never twice)
 
@@ -298,11 +186,9 @@ class Sweep:
 
     def take(self) -> tuple[optuna.Trial, str | None] | None:
         """The next trial, with the run folder to resume or record (a failed point's), if
-        the sweep has one left; under the lock, so processes never take the same one."""
-        from filelock import FileLock
-
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(self.sweep_dir / LOCK):
+        the sweep has one left; under the sweep's lock (`storage.exclusive`), so processes
+        never take the same one, on one machine or several."""
+        with exclusive(self.spec.name, self.sweep_dir, self.storage_url):
             stale = fail_stale(self.study)
             if stale:
                 print_warning(f"{stale} trial(s) whose process died marked failed")
@@ -426,7 +312,7 @@ class Sweep:
             o.notes.append("another process had marked it failed: its result is recorded as a "
                            "new trial")  # fmt: skip
         except Exception as exc:  # the storage went away, say
-            o.notes.append(f"its result could not be recorded ({_gist(exc)})")
+            o.notes.append(f"its result could not be recorded ({gist(exc)})")
 
 
 def _set_attr(trial: optuna.Trial, key: str, value: Any) -> None:
@@ -478,7 +364,7 @@ def run_sweep(
     say(f"sweep {spec.name}: {planned(spec)} trials, {spec.method}, "
         f"{'minimising' if spec.minimise else 'maximising'} {spec.metric}; "
         f"runs in {sweep_dir}")  # fmt: skip
-    sweep = Sweep(spec, study, sweep_dir, say)
+    sweep = Sweep(spec, study, sweep_dir, say, storage_url)
     while (outcome := sweep.run_trial()) is not None:
         say(outcome_line(outcome, spec.metric))
     return Result(study, problems(study, spec))
