@@ -23,6 +23,7 @@ from animalcnn.errors import RunFolderError
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
 
@@ -192,15 +193,22 @@ class Run:
         chosen = DEFAULT_ERRORS if errors is None else errors
         return evaluate_run(self.folder, folder, chosen, explain, tta)  # type: ignore[arg-type]
 
-    def predict(self, paths: str | Path | list[str | Path], tta: str = "none") -> pd.DataFrame:
-        """Label image files and folders, as `animalcnn predict --csv` does: one row per
-        image (file, predicted, confidence, p_<class>..., error)."""
+    def predict(
+        self, images: str | Path | list[str | Path] | np.ndarray, tta: str = "none"
+    ) -> pd.DataFrame:
+        """Label images, as `animalcnn predict --csv` does: files and folders, or pixels
+        (uint8, an image (height, width[, channels]) or a batch of them, resized as a file
+        is); one row per image (file, predicted, confidence, p_<class>..., error)."""
+        import numpy as np
+
         from animalcnn import backends
 
         backends.start()
         from animalcnn.evaluation.predict import predict
 
-        listed = paths if isinstance(paths, list) else [paths]
+        if isinstance(images, np.ndarray):
+            return predict(self.folder, images, tta)  # type: ignore[arg-type]
+        listed = images if isinstance(images, list) else [images]
         return predict(self.folder, [Path(p) for p in listed], tta)  # type: ignore[arg-type]
 
     def explain(

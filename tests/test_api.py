@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import animalcnn
@@ -64,6 +65,18 @@ def test_a_run_scores_predicts_and_draws(trained_run: Path, tmp_path: Path, data
     labels = run.predict(dataset / "inf")
     assert len(labels) == 6 and set(labels["predicted"]) <= set(run.metrics["classes"])
     assert run.model is run.model  # loaded once
+    from PIL import Image
+
+    first = next(p for p in sorted((dataset / "inf").iterdir()) if p.suffix == ".jpg")
+    pixels = np.asarray(Image.open(first).convert("RGB"))
+    from_array = run.predict(np.stack([pixels, pixels]))
+    from_file = run.predict(first)
+    assert from_array["file"].tolist() == ["array[0]", "array[1]"]
+    assert from_array["predicted"].tolist() == from_file["predicted"].tolist() * 2
+    np.testing.assert_allclose(from_array["confidence"], from_file["confidence"][0], atol=1e-5)
+    assert len(run.predict(pixels[..., 0])) == 1  # one gray image
+    with pytest.raises(animalcnn.DataError, match="give uint8"):
+        run.predict(pixels.astype(np.float32))
     maps = run.explain(dataset / "inf", class_name="circle")
     assert len(maps) == 6 and all(Path(f).is_file() for f in maps["output"])
     assert all(Path(f).parent == run.path / "explain" for f in maps["output"])

@@ -107,10 +107,11 @@ def load_image(source: Path | BinaryIO, size: int) -> np.ndarray:
         img.seek(0)
         img.load()
         img = ImageOps.exif_transpose(img)
-        return _resized_rgb(img, size)
+        return resized_rgb(img, size)
 
 
-def _resized_rgb(img: Image.Image, size: int) -> np.ndarray:
+def resized_rgb(img: Image.Image, size: int) -> np.ndarray:
+    """`img` as uint8 RGB (size, size, 3): wide gray scaled to 8 bits, alpha on white."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit (or wider) gray: scale to 8 bits, not clip (which turns it white); resized
         # first, so a large image never exists as floats
