@@ -96,3 +96,8 @@ def test_a_bad_config_fails_the_schema_as_it_fails_loading(case: str, tmp_path: 
     with pytest.raises(ConfigError) as failed:
         load_config(path)
     assert loading_says in str(failed.value)
+
+
+def test_every_shipped_config_loads():
+    names = [load_config(path).name for path in SHIPPED]
+    assert "fast" in names and len(set(names)) == len(names) == len(SHIPPED)
