@@ -80,11 +80,6 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def _apply_override(data: dict[str, Any], text: str) -> None:
-    path, value = parse_override(text)
-    apply_override(data, path, value, text)
-
-
 def apply_override(data: dict[str, Any], path: list[str], value: Any, text: str) -> None:
     """Set the option at dotted `path` of a config mapping to `value` (an override from the
     command line or the Python API, shown as `text` in its error), each part checked to
@@ -200,7 +195,8 @@ def read_config(
         )
     data.setdefault("name", path.stem)
     for text in overrides or []:
-        _apply_override(data, text)
+        keys, value = parse_override(text)
+        apply_override(data, keys, value, text)
     if runs_dir is not None:
         data.setdefault("output", {})
         if not isinstance(data["output"], dict):

@@ -64,15 +64,14 @@ def storage_for(spec: SweepSpec, sweep_dir: Path, url: str | None) -> Any:
 def racing(make: Callable[[], T]) -> T:
     """`make()`, tried again (after a short random pause) while another process is making
     the same tables or study: its integrity error is a race, not a fault."""
-    for attempt in range(OPEN_TRIES):
+    for attempt in range(1, OPEN_TRIES):
         try:
             return make()
         except Exception as exc:
-            text = f"{type(exc).__name__} {exc}"
-            if attempt == OPEN_TRIES - 1 or not RACE.search(text):
+            if not RACE.search(f"{type(exc).__name__} {exc}"):
                 raise
-            time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
-    raise AssertionError("unreachable")
+            time.sleep(random.uniform(0.05, 0.3) * attempt)
+    return make()
 
 
 @contextmanager
@@ -96,7 +95,7 @@ def exclusive(name: str, sweep_dir: Path, url: str | None) -> Iterator[None]:
         "postgresql": ("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"),
         "mysql": ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)"),
     }[dialect]
-    engine = racing(lambda: sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool))
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as session:
             session.execute(sqlalchemy.text(take), {"key": key, "name": f"animalcnn:{name}"})
