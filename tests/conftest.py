@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,18 @@ def cli():
         return result.exit_code, result.stdout, result.stderr
 
     return invoke
+
+
+def imports_tensorflow(*argv: str) -> tuple[bool, str]:
+    """Whether `animalcnn ARGV` imports TensorFlow (run in a fresh interpreter), and what
+    it printed."""
+    code = (
+        "import sys\nfrom animalcnn.cli import app\n"
+        f"try:\n    app({list(argv)!r}, prog_name='animalcnn')\nexcept SystemExit:\n    pass\n"
+        "print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'NO-TF')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return "TF-IMPORTED" in out.stdout, out.stdout + out.stderr
 
 
 def assert_histories_close(

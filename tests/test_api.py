@@ -112,6 +112,8 @@ def test_a_stopped_run_resumes_to_completion(tmp_path: Path, dataset: Path):
 def test_a_sweep_runs_its_grid_and_returns_its_trials(tmp_path: Path, dataset: Path):
     import yaml
 
+    import animalcnn.sweep.spec  # noqa: F401 (the package's import must not hide the function)
+
     config = write_config(tmp_path / "tiny.yaml", dataset, tmp_path / "unused")
     spec = {"name": "lr", "base": str(config), "method": "grid", "pruner": "none",
             "parameters": {"training.learning_rate": {"values": [0.001, 0.01]}}}  # fmt: skip
@@ -121,3 +123,7 @@ def test_a_sweep_runs_its_grid_and_returns_its_trials(tmp_path: Path, dataset: P
     assert len(trials) == 2 and (tmp_path / "runs" / "lr" / "sweep.csv").is_file()
     rates = sorted(trials.frame["training.learning_rate"].tolist())
     assert rates == [0.001, 0.01] and trials.frame["epochs"].tolist() == [1, 1]
+    again = animalcnn.sweep(
+        tmp_path / "lr.yaml", set={"training.epochs": 1}, runs_dir=tmp_path / "runs"
+    )  # a second call: nothing left to run
+    assert sorted(again.frame["training.learning_rate"].tolist()) == rates

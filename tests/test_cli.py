@@ -17,7 +17,7 @@ import yaml
 
 from animalcnn.run_folder import HISTORY_COLUMNS
 
-from .conftest import write_config
+from .conftest import imports_tensorflow, write_config
 
 
 def test_run_folder_holds_everything(trained_run: Path):
@@ -130,16 +130,6 @@ def test_compare_moves_what_every_run_shares_to_the_caption(trained_run: Path, t
     )
 
 
-def _imports_tensorflow(*argv: str) -> tuple[bool, str]:
-    code = (
-        "import sys\nfrom animalcnn.cli import app\n"
-        f"try:\n    app({list(argv)!r}, prog_name='animalcnn')\nexcept SystemExit:\n    pass\n"
-        "print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'NO-TF')"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    return "TF-IMPORTED" in out.stdout, out.stdout + out.stderr
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -153,7 +143,7 @@ def _imports_tensorflow(*argv: str) -> tuple[bool, str]:
 def test_reading_commands_do_not_import_tensorflow(trained_run: Path, tmp_path: Path, argv):
     paths = {"RUN": str(trained_run), "REPORT": str(tmp_path / "r.html")}
     argv = tuple(paths.get(a, a) for a in argv)
-    imported, output = _imports_tensorflow(*argv)
+    imported, output = imports_tensorflow(*argv)
     assert not imported, output
 
 

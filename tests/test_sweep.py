@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import write_config
+from .conftest import imports_tensorflow, write_config
 
 
 def _sweep(tmp_path: Path, config: Path, name: str, **fields) -> Path:
@@ -113,6 +113,18 @@ def test_a_random_sweep_stops_at_its_trials_and_writes_its_outputs(cli, tmp_path
     assert "parameter importances: 3 complete trial(s)" in page  # too few: a line, no plot
     code, out, _ = cli("sweep", path, "--runs-dir", tmp_path / "runs", "--trials", "4")
     assert code == 0 and len(pd.read_csv(tmp_path / "runs" / "rand" / "sweep.csv")) == 4
+    (tmp_path / "runs" / "rand" / "sweep.csv").unlink()
+    imported, output = imports_tensorflow(
+        "sweep", str(path), "--runs-dir", str(tmp_path / "runs"), "--report-only"
+    )  # reads the study, trains nothing
+    assert not imported and "best: trial" in output, output
+    assert len(pd.read_csv(tmp_path / "runs" / "rand" / "sweep.csv")) == 4
+    code, _, err = cli("sweep", path, "--runs-dir", tmp_path / "elsewhere", "--report-only")
+    assert code == 2 and err.strip() == (
+        f"error: {tmp_path / 'elsewhere' / 'rand' / 'sweep.journal'}: the sweep rand has not "
+        "run here (no journal)"
+    )
+    assert not (tmp_path / "elsewhere").exists()
     assert list(table.columns) == ["trial", "state", "value", "run", "training.learning_rate",
                                    "seconds"]  # fmt: skip
 
@@ -226,8 +238,8 @@ def test_pruners_wait_for_the_second_epoch_and_a_few_complete_trials(tmp_path, t
 
 
 def test_the_shipped_sweeps_validate_and_the_seed_grid_is_the_notebook():
-    from animalcnn.sweep.search import planned
     from animalcnn.sweep.spec import load_sweep
+    from animalcnn.sweep.trials import planned
 
     from .conftest import CONFIGS
 

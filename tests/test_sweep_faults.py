@@ -92,7 +92,7 @@ def test_a_run_finished_by_hand_reaches_the_study(cli, tmp_path, tiny):
     assert cli("train", "--resume", run)[0] == 0  # finished by hand
     code, out, err = cli("sweep", path, "--runs-dir", runs)
     assert code == 0, err
-    assert "recorded (it was finished by hand)" in out.replace("\n", "")
+    assert "recorded (its run had finished)" in out.replace("\n", "")
     table = pd.read_csv(runs / "byhand" / "sweep.csv")
     assert (table["state"] == "complete").sum() == 2
     assert str(run) in table[table["state"] == "complete"]["run"].tolist()
@@ -161,40 +161,62 @@ def test_a_grid_past_the_cap_is_refused_before_anything(cli, tmp_path, tiny):
     assert not (tmp_path / "runs").exists()
 
 
-def test_another_hosts_trial_is_alive_while_its_heartbeat_is_fresh(tmp_path, tiny):
-    from animalcnn.sweep.search import fail_stale
+def test_on_the_journal_another_hosts_trial_is_judged_by_its_run_folders_heartbeat(
+    tmp_path, tiny
+):
+    from optuna.trial import TrialState
+
+    from animalcnn.sweep.search import requeue_dead
 
     _, study = _study(_sweep(tmp_path, tiny, "hosts", parameters=LR), tmp_path / "runs")
     trial = study.ask()
+    trial.suggest_categorical("training.learning_rate", [0.002])
     trial.set_user_attr("process", {"host": "elsewhere", "pid": os.getpid(), "start": 1.0})
-    trial.set_user_attr("heartbeat", time.time() - 5)
-    assert fail_stale(study) == 0  # the pid means nothing here; the heartbeat is fresh
-    trial.set_user_attr("heartbeat", time.time() - 600)
-    assert fail_stale(study) == 1
+    assert requeue_dead(study, on_database=False) == 0  # no run folder yet: not ours to judge
+    run = tmp_path / "elsewhere-run"
+    run.mkdir()
+    (run / "heartbeat").touch()
+    trial.set_user_attr("run", str(run))
+    assert requeue_dead(study, on_database=False) == 0  # the pid means nothing; beat fresh
+    os.utime(run / "heartbeat", (time.time() - 600, time.time() - 600))
+    assert requeue_dead(study, on_database=False) == 1
+    failed, queued = study.get_trials()
+    assert failed.state == TrialState.FAIL and queued.state == TrialState.WAITING
+    assert queued.params == {"training.learning_rate": 0.002}
+    assert queued.user_attrs["run"] == str(run)  # so the point resumes its run folder
 
 
-def test_a_trial_failed_by_another_process_still_records_its_value(cli, tmp_path, tiny,
-                                                                  monkeypatch):  # fmt: skip
+@pytest.mark.parametrize("queued_again", [False, True])
+def test_a_trial_failed_by_another_process_still_records_its_value(
+    cli, tmp_path, tiny, monkeypatch, queued_again
+):
     from optuna.trial import TrialState
 
     from animalcnn.sweep import search
+    from animalcnn.sweep.storage import REQUEUE
 
-    path = _sweep(tmp_path, tiny, "wrong", parameters={"training.learning_rate":
-                                                       {"values": [0.002]}})  # fmt: skip
+    path = _sweep(
+        tmp_path, tiny, "wrong", parameters={"training.learning_rate": {"values": [0.002]}}
+    )
     real = search.PruneOnMetric.on_epoch_end
 
     def failed_elsewhere(self, epoch, logs=None):
-        if epoch == 0:  # another host takes this trial for dead
-            self.trial.study.tell(self.trial.number, state=TrialState.FAIL)
+        if epoch == 0:  # another host takes this trial for dead (and queues its point)
+            study = self.trial.study
+            study.tell(self.trial.number, state=TrialState.FAIL)
+            if queued_again:
+                REQUEUE(study, study.trials[self.trial.number])
         real(self, epoch, logs)
 
     monkeypatch.setattr(search.PruneOnMetric, "on_epoch_end", failed_elsewhere)
     code, out, err = cli("sweep", path, "--runs-dir", tmp_path / "runs")
     assert code == 0, err
-    assert "another process had marked it failed: its result is recorded as a new trial" in (
-        out.replace("\n", ""))  # fmt: skip
+    recorded = "trial 1, which had queued its point again" if queued_again else "a new trial"
+    assert f"another process had marked it failed: its result is recorded as {recorded}" in (
+        out.replace("\n", "")
+    )
     table = pd.read_csv(tmp_path / "runs" / "wrong" / "sweep.csv")
-    assert table["state"].tolist() == ["failed", "complete"]
+    assert table["state"].tolist() == ["failed", "complete"]  # the point never ran twice
     assert table["run"].nunique() == 1  # one run folder, its result kept
 
 

@@ -15,6 +15,7 @@ from animalcnn.cli.app import Overrides, command, examples
         "animalcnn sweep configs/sweeps/demo.yaml",
         "animalcnn sweep configs/sweeps/seed.yaml --set training.epochs=5",
         "animalcnn sweep lr.yaml --storage postgresql://user:pw@db/sweeps  # on every machine",
+        "animalcnn sweep lr.yaml --storage postgresql://user:pw@db/sweeps --report-only",
         "animalcnn sweep --schema > sweep.schema.json  # for an editor's YAML support",
     )
 )
@@ -44,6 +45,14 @@ def sweep(
             help="Start the sweep's study again (its settings changed); old runs are kept.",
         ),
     ] = False,
+    report_only: Annotated[
+        bool,
+        typer.Option(
+            "--report-only",
+            help="Train nothing: write sweep.csv and sweep.html and print the trials from the "
+            "study as it stands (the journal, or --storage URL: from any machine).",
+        ),
+    ] = False,
     schema: Annotated[
         bool, typer.Option("--schema", help="Print the JSON Schema of sweep files instead.")
     ] = False,
@@ -62,5 +71,5 @@ def sweep(
         raise UserError("sweep: give a sweep file, or --schema")
     from animalcnn.sweep import job
 
-    if job.run(file, overrides, runs_dir, storage, trials, new_study).problems:
+    if job.run(file, overrides, runs_dir, storage, trials, new_study, report_only).problems:
         raise typer.Exit(1)

@@ -2,19 +2,22 @@
 
 Each trial is an ordinary run folder under `<runs_dir>/<name>/`, named for its trial
 number. The study lives in Optuna storage: by default a journal file in the sweep
-folder, which processes on one machine share safely; any URL Optuna accepts (such
-as PostgreSQL) spreads a sweep over machines.
+folder, which processes on one machine share safely; a database URL (such as
+PostgreSQL) spreads a sweep over machines.
 
-- A trial records its process (host, pid, start) before it trains, its run folder as
-  soon as that exists, and a heartbeat in the storage every HEARTBEAT_SECONDS. A
-  running trial is failed as stale only when its process is gone: judged by pid on
-  its own host, by a heartbeat older than STALE_AFTER_SECONDS from any other.
 - A process takes its next trial under the sweep's lock (`storage.exclusive`: the
-  database's on PostgreSQL and MySQL, a file lock otherwise), so no point runs twice.
-- A grid takes its points in order; a point left without a value (its trial failed,
-  was interrupted or killed) is taken again by the next run of the sweep, resuming
-  its run folder where that kept a resume state, or recording its result where the
-  run was finished by hand (`train --resume`).
+  database's on PostgreSQL and MySQL, a file lock otherwise). A grid queues each of
+  its points without a value once (WAITING) and every process pulls the oldest, so no
+  point runs twice; random and TPE ask for a new trial while the budget lasts.
+- A trial records its process (host, pid, start) and, as soon as it exists, its run
+  folder. A running trial whose process died is failed and its point queued again
+  with those attributes, so it resumes its run folder where that kept a resume state.
+  On a database, Optuna judges: a heartbeat every `heartbeat_seconds`, stamped with
+  the server's clock, older than `grace_seconds`. On the journal (one machine), its
+  pid judges, or for another host's trial its run folder's heartbeat.
+- A grid point left without a value (its trial failed or was interrupted) is queued
+  again by the next run of the sweep, resuming its run folder, or recording its
+  result where the run was finished by hand (`train --resume`).
 - The study keeps the settings it was made with (search space, metric, direction,
   method, fixed overrides): a rerun with others is refused, so old results are never
   read as new ones.
@@ -23,9 +26,10 @@ as PostgreSQL) spreads a sweep over machines.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
+import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +37,8 @@ from typing import Any
 
 import keras
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
+import sqlalchemy
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from animalcnn.config import ExperimentConfig
@@ -49,58 +54,53 @@ from animalcnn.run_folder import (
     this_process,
 )
 from animalcnn.sweep.spec import BASE, Choice, Range, SweepSpec, override
-from animalcnn.sweep.storage import exclusive, gist, open_study, storage_for
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-
-
-def _plain(value: Any) -> Any:
-    """A value Optuna stores as a choice: lists and mappings as JSON text."""
-    return json.dumps(value) if isinstance(value, list | dict) else value
-
-
-def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Every point of a grid, in the order a sweep takes them (the values' order)."""
-    space = {k: [_plain(v) for v in p.values] for k, p in spec.search_space().items()}  # type: ignore[union-attr]
-    return [dict(zip(space, combo, strict=True)) for combo in itertools.product(*space.values())]
+from animalcnn.sweep.storage import REQUEUE, exclusive, gist, open_study, storage_for
+from animalcnn.sweep.trials import (
+    FINISHED,
+    TAKEN,
+    grid_points,
+    plain,
+    planned,
+    point_of,
+    problems,
+    retried,
+)
 
 
-def planned(spec: SweepSpec) -> int:
-    """How many trials the sweep has in all."""
-    return spec.grid_size() if spec.method == "grid" else spec.trials
+def requeue_dead(study: optuna.Study, on_database: bool) -> int:
+    """Fail each running trial whose process is gone and queue its point again; how many.
+    On a database, by Optuna's heartbeat; on the journal, by `_gone`."""
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if on_database:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    else:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if _gone(t):
+                try:
+                    study.tell(t.number, state=TrialState.FAIL)
+                except (ValueError, UpdateFinishedTrialError):  # its process told first
+                    continue
+                REQUEUE(study, t)
+    return len(before & retried(study.get_trials(deepcopy=False)))
 
 
-def _point(trial: optuna.trial.FrozenTrial, keys: list[str]) -> tuple:
-    params = trial.params or trial.system_attrs.get("fixed_params") or {}
-    return tuple(params.get(k) for k in keys)
-
-
-def fail_stale(study: optuna.Study) -> int:
-    """Mark failed each running trial whose process is gone; how many."""
-    failed = 0
-    now = time.time()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        ages = []
-        if isinstance(t.user_attrs.get("heartbeat"), int | float):
-            ages.append(now - t.user_attrs["heartbeat"])
-        run = t.user_attrs.get("run")
-        beat = Path(run) / HEARTBEAT if run else None
-        if beat is not None and beat.exists():
-            ages.append(now - beat.stat().st_mtime)
-        if process_alive(t.user_attrs.get("process"), min(ages, default=None)) is False:
-            try:
-                study.tell(t.number, state=TrialState.FAIL)
-            except (ValueError, UpdateFinishedTrialError):  # its process told first
-                continue
-            failed += 1
-    return failed
+def _gone(t: optuna.trial.FrozenTrial) -> bool:
+    """Whether a running trial's process is gone: by pid on its own host; for another
+    host's trial by its run folder's heartbeat, and never before that folder exists."""
+    record, run = t.user_attrs.get("process"), t.user_attrs.get("run")
+    beat = Path(run) / HEARTBEAT if run else None
+    age = time.time() - beat.stat().st_mtime if beat is not None and beat.exists() else None
+    if age is None and (record or {}).get("host") != socket.gethostname():
+        return False
+    return process_alive(record, age) is False
 
 
 class PruneOnMetric(keras.callbacks.Callback):
     """Reports the metric to Optuna after every epoch; stops the run when told to prune.
-    A trial another process has (wrongly) failed keeps training: its value is recorded
-    afterwards as a new trial."""
+    A trial another process has (wrongly) failed keeps training, and so does one whose
+    database cannot be reached: its value is recorded at the end."""
 
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         super().__init__()
@@ -114,7 +114,7 @@ class PruneOnMetric(keras.callbacks.Callback):
         try:
             self.trial.report(float(value), step=epoch + 1)
             prune = self.trial.should_prune()
-        except UpdateFinishedTrialError:
+        except (UpdateFinishedTrialError, StorageInternalError):
             return
         if prune:
             self.pruned_at = epoch + 1
@@ -148,7 +148,7 @@ def _suggest(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
     params = {}
     for key, p in spec.search_space().items():
         if isinstance(p, Choice):
-            params[key] = trial.suggest_categorical(key, [_plain(v) for v in p.values])
+            params[key] = trial.suggest_categorical(key, [plain(v) for v in p.values])
         elif isinstance(p, Range) and p.is_int():
             params[key] = trial.suggest_int(key, int(p.low), int(p.high))
         else:
@@ -164,57 +164,68 @@ class Sweep:
         say: Callable[[str], None] = lambda line: None, storage_url: str | None = None,
     ) -> None:  # fmt: skip
         self.spec, self.study, self.sweep_dir, self.say = spec, study, sweep_dir, say
-        self.storage_url = storage_url  # a database's: its own lock guards taking a trial
+        self.storage_url = storage_url  # a database's: its lock and Optuna's heartbeat
         self.keys = list(spec.search_space())
         self.tried: set[tuple] = set()  # grid points this process has run (never twice)
 
-    def _next_point(self) -> tuple[dict[str, Any], optuna.trial.FrozenTrial | None] | None:
-        """The first grid point that has no value and no trial under way, with its last
-        failed trial (whose run folder may be resumed)."""
+    def _queue_grid(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        """Queue each grid point that has no value and no trial under way or waiting, with
+        the run folder of its last trial (to resume or record)."""
         by_point: dict[tuple, list[optuna.trial.FrozenTrial]] = {}
-        for t in self.study.get_trials(deepcopy=False):
-            by_point.setdefault(_point(t, self.keys), []).append(t)
+        for t in trials:
+            by_point.setdefault(point_of(t, self.keys), []).append(t)
         for point in grid_points(self.spec):
             key = tuple(point[k] for k in self.keys)
-            trials = by_point.get(key, [])
-            if key in self.tried or any(t.state in TAKEN for t in trials):
+            tried = by_point.get(key, [])
+            if key in self.tried or any(t.state in TAKEN for t in tried):
                 continue
-            if any(_training(t.user_attrs.get("run")) for t in trials):
+            if any(_training(t.user_attrs.get("run")) for t in tried):
                 continue  # failed in the study, but its run still trains: under way
-            return point, max(trials, key=lambda t: t.number) if trials else None
-        return None
+            run = max(tried, key=lambda t: t.number).user_attrs.get("run") if tried else None
+            self.study.enqueue_trial(point, user_attrs={"run": run} if run else None)
 
     def take(self) -> tuple[optuna.Trial, str | None] | None:
         """The next trial, with the run folder to resume or record (a failed point's), if
         the sweep has one left; under the sweep's lock (`storage.exclusive`), so processes
         never take the same one, on one machine or several."""
         with exclusive(self.spec.name, self.sweep_dir, self.storage_url):
-            stale = fail_stale(self.study)
-            if stale:
-                print_warning(f"{stale} trial(s) whose process died marked failed")
-            previous_run = None
+            dead = requeue_dead(self.study, self.storage_url is not None)
+            if dead:
+                print_warning(
+                    f"{dead} trial(s) whose process died marked failed, their points queued again"
+                )
+            trials = self.study.get_trials(deepcopy=False)
             if self.spec.method == "grid":
-                chosen = self._next_point()
-                if chosen is None:
-                    return None
-                point, previous = chosen
-                self.study.enqueue_trial(point)
-                if previous is not None:
-                    previous_run = previous.user_attrs.get("run")
-            else:
+                self._queue_grid(trials)
                 trials = self.study.get_trials(deepcopy=False)
-                if sum(t.state in (*FINISHED, TrialState.RUNNING) for t in trials) >= planned(
-                    self.spec
-                ):
-                    return None
-            trial = self.study.ask()
+            requeued = retried(trials)
+            counted = (*FINISHED, TrialState.RUNNING)
+            used = sum(t.state in counted and t.number not in requeued for t in trials)
+            if not any(t.state == TrialState.WAITING for t in trials) and (
+                self.spec.method == "grid" or used >= planned(self.spec)
+            ):
+                return None
+            with warnings.catch_warnings():  # the heartbeat is ours to run, not optimize's
+                warnings.filterwarnings("ignore", "Heartbeat of storage")
+                trial = self.study.ask()  # the oldest waiting trial first
             trial.set_user_attr("process", this_process())
-            trial.set_user_attr("heartbeat", time.time())
-        return trial, previous_run
+            self._beat(trial)
+        return trial, trial.user_attrs.get("run")
+
+    def _beat(self, trial: optuna.Trial) -> None:
+        """On a database, write the trial's heartbeat (Optuna's record of it)."""
+        if self.storage_url is not None:
+            self.study._storage.record_heartbeat(trial._trial_id)
 
     def run_trial(self) -> Outcome | None:
         """Take the next trial, if the sweep has one left, and run it to its end."""
-        taken = self.take()
+        try:
+            taken = self.take()
+        except (StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as exc:
+            raise UserError(
+                f"sweep {self.spec.name}: its storage cannot be reached "
+                f"({gist(exc, self.storage_url)}); run the sweep again when it is back"
+            ) from None
         if taken is None:
             return None
         trial, previous_run = taken
@@ -225,8 +236,8 @@ class Sweep:
         self.say(f"trial {trial.number} ({done}/{max(done, planned(self.spec))}) starts: {shown}")
         clock = time.perf_counter()
         outcome = Outcome(trial.number, "failed", None, None, params, 0.0)
-        beat = lambda: trial.set_user_attr("heartbeat", time.time())  # noqa: E731
-        with heartbeat(beat):
+        beating = heartbeat(lambda: self._beat(trial), self.spec.heartbeat_seconds)
+        with beating if self.storage_url else contextlib.nullcontext():
             try:
                 self._train(trial, params, previous_run, outcome)
             except KeyboardInterrupt:
@@ -237,7 +248,7 @@ class Sweep:
 
     def _record_run(self, trial: optuna.Trial, run: RunFolder, params: dict[str, Any]) -> None:
         """Tie the run folder to the trial as soon as it exists (before it trains)."""
-        trial.set_user_attr("run", str(run.path))
+        _set_attr(trial, "run", str(run.path))
         run.update_metrics(
             sweep={"name": self.spec.name, "trial": trial.number, "parameters": params}
         )
@@ -253,7 +264,7 @@ class Sweep:
             keras.backend.clear_session()
             old = _reusable(previous_run)
             if old is not None and old.status() == "completed":
-                o.notes.append(f"result of {old.path} recorded (it was finished by hand)")
+                o.notes.append(f"result of {old.path} recorded (its run had finished)")
                 self._record_run(trial, old, params)
                 run = old
             elif old is not None:
@@ -285,12 +296,33 @@ class Sweep:
             self._tell(trial, o, TrialState.FAIL)
 
     def _tell(self, trial: optuna.Trial, o: Outcome, state: TrialState) -> None:
-        """Tell the study how the trial ended. If another process has failed it meanwhile
-        (it took this one for dead), the result is recorded as a new trial instead."""
+        """Tell the study how the trial ended, waiting up to `grace_seconds` for a database
+        that cannot be reached (restarting, say); past that, one note, and the sweep's next
+        run records the result from the run folder."""
         value = o.value if state in (TrialState.COMPLETE, TrialState.PRUNED) else None
         o.state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(
             state, "failed"
         )
+        deadline = time.monotonic() + self.spec.grace_seconds
+        while True:
+            try:
+                return self._tell_once(trial, o, state, value)
+            except (StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as exc:
+                if time.monotonic() >= deadline:
+                    why = gist(exc, self.storage_url)
+                    o.notes.append(
+                        f"its result could not be recorded ({why}); the sweep's next run "
+                        "records it from its run folder"
+                    )
+                    return
+                time.sleep(1.0)
+
+    def _tell_once(
+        self, trial: optuna.Trial, o: Outcome, state: TrialState, value: float | None
+    ) -> None:
+        """If another process failed the trial meanwhile (it took this one for dead), the
+        result goes to the trial that queued its point again, or to a new trial where
+        that one has been taken."""
         try:
             if state == TrialState.COMPLETE:
                 self.study.tell(trial, value)
@@ -301,22 +333,41 @@ class Sweep:
             pass
         if state == TrialState.FAIL:
             return  # (failed either way)
-        try:
-            attrs = {"run": o.run, "replaces": trial.number, "process": this_process()}
-            self.study.add_trial(
-                optuna.trial.create_trial(
-                    state=state, value=value if state == TrialState.COMPLETE else None,
-                    params=trial.params, distributions=trial.distributions, user_attrs=attrs,
-                )
-            )  # fmt: skip
-            o.notes.append("another process had marked it failed: its result is recorded as a "
-                           "new trial")  # fmt: skip
-        except Exception as exc:  # the storage went away, say
-            o.notes.append(f"its result could not be recorded ({gist(exc)})")
+        attrs = {"run": o.run, "replaces": trial.number, "process": this_process()}
+        queued = self._claim_retry(trial.number)
+        if queued is not None:
+            for key, v in attrs.items():
+                self.study._storage.set_trial_user_attr(queued._trial_id, key, v)
+            shown = value if state == TrialState.COMPLETE else None
+            self.study.tell(queued.number, shown, state=state)
+            o.notes.append(
+                "another process had marked it failed: its result is recorded as trial "
+                f"{queued.number}, which had queued its point again"
+            )
+            return
+        self.study.add_trial(
+            optuna.trial.create_trial(
+                state=state, value=value if state == TrialState.COMPLETE else None,
+                params=trial.params, distributions=trial.distributions, user_attrs=attrs,
+            )
+        )  # fmt: skip
+        o.notes.append("another process had marked it failed: its result is recorded as a "
+                       "new trial")  # fmt: skip
+
+    def _claim_retry(self, number: int) -> optuna.trial.FrozenTrial | None:
+        """The waiting trial that re-queued trial `number`'s point, taken (RUNNING) so no
+        process runs it; None when there is none left to take."""
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if number in t.system_attrs.get("retry_history", []) and (
+                self.study._storage.set_trial_state_values(t._trial_id, TrialState.RUNNING)
+            ):
+                return t
+        return None
 
 
 def _set_attr(trial: optuna.Trial, key: str, value: Any) -> None:
-    with contextlib.suppress(UpdateFinishedTrialError):
+    """Set a user attribute where the trial is still ours and its storage reachable."""
+    with contextlib.suppress(UpdateFinishedTrialError, StorageInternalError):
         trial.set_user_attr(key, value)
 
 
@@ -368,24 +419,3 @@ def run_sweep(
     while (outcome := sweep.run_trial()) is not None:
         say(outcome_line(outcome, spec.metric))
     return Result(study, problems(study, spec))
-
-
-def problems(study: optuna.Study, spec: SweepSpec) -> list[str]:
-    """Why the sweep is not done: grid points without a value, or no completed trial."""
-    trials = study.get_trials(deepcopy=False)
-    found = []
-    if spec.method == "grid":
-        keys = list(spec.search_space())
-        states: dict[tuple, set[TrialState]] = {}
-        for t in trials:
-            states.setdefault(_point(t, keys), set()).add(t.state)
-        missing = [p for p in grid_points(spec)
-                   if not states.get(tuple(p[k] for k in keys), set()) & set(TAKEN)]  # fmt: skip
-        if missing:
-            shown = "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in missing[:3])
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            found.append(f"{len(missing)} grid point(s) have no value: {shown}{more}; run the "
-                         "sweep again to retry them")  # fmt: skip
-    if not any(t.state == TrialState.COMPLETE for t in trials):
-        found.append("no trial completed")
-    return found

@@ -75,7 +75,28 @@ class SweepSpec(BaseModel):
         3, ge=0, le=10_000, description="Trials that complete before any is pruned."
     )
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    heartbeat_seconds: int = Field(
+        10,
+        ge=1,
+        le=3600,
+        description="On a database: how often a running trial's "
+        "heartbeat is written (Optuna's heartbeat_interval).",
+    )
+    grace_seconds: int = Field(
+        60,
+        ge=2,
+        le=86_400,
+        description="On a database: a running trial whose heartbeat is "
+        "older is failed and its point queued again (Optuna's grace_period).",
+    )
     parameters: dict[str, Range | Choice] = Field(default_factory=dict)
+
+    @field_validator("grace_seconds")
+    @classmethod
+    def _longer_than_a_beat(cls, v: int, info: Any) -> int:
+        if v <= info.data.get("heartbeat_seconds", 0):
+            raise ValueError("must be longer than heartbeat_seconds")
+        return v
 
     @property
     def bases(self) -> list[Path]:

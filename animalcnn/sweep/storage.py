@@ -1,6 +1,7 @@
 """Where a sweep's study lives and how it is opened: the journal file in the sweep folder
-(one machine) or a database URL (several), the study made once with the settings it
-keeps, its sampler and pruner. No Keras: opening a study imports only Optuna."""
+(one machine) or a database URL (several, with Optuna's heartbeat and the re-queueing of
+a dead trial), the study made once with the settings it keeps, its sampler and pruner.
+No Keras: opening a study imports only Optuna."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import json
 import random
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from animalcnn.errors import ConfigError, UserError
@@ -32,6 +35,11 @@ DRIVERS = {
     "mysql": "pip install mysqlclient, or a mysql+pymysql:// URL with pip install PyMySQL",
 }
 OPEN_TRIES = 10  # processes that start together race to create the tables and the study
+# A dead trial is failed and its point queued again (WAITING), its attributes (the run
+# folder to resume) kept: by Optuna's heartbeat check on a database, by ours on the journal.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    REQUEUE = RetryHeartbeatStaleTrialCallback()
 
 
 def shown_url(url: str) -> str:
@@ -45,7 +53,7 @@ def storage_for(spec: SweepSpec, sweep_dir: Path, url: str | None) -> Any:
     tables are made once, whichever of the processes started together gets there first."""
     try:
         if url:
-            return racing(lambda: optuna.storages.get_storage(url))
+            return racing(lambda: database(url, spec))
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
@@ -59,6 +67,21 @@ def storage_for(spec: SweepSpec, sweep_dir: Path, url: str | None) -> Any:
             how = f"pip install {driver}" if driver else DRIVERS.get(scheme, "install its driver")
             raise UserError(f"{where}: no driver for {dialect}: {how}") from None
         raise UserError(f"{where}: cannot be opened ({gist(exc, url)})") from None
+
+
+def database(url: str, spec: SweepSpec) -> optuna.storages.RDBStorage:
+    """A database storage with Optuna's heartbeat: a running trial whose heartbeat (stamped
+    with the server's clock) is older than the grace period is failed and re-queued. A
+    connection the server dropped (a restart) is replaced before it is used."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=spec.heartbeat_seconds,
+            grace_period=spec.grace_seconds,
+            heartbeat_stale_trial_callback=REQUEUE,
+        )
 
 
 def racing(make: Callable[[], T]) -> T:
@@ -175,6 +198,22 @@ def open_study(spec: SweepSpec, storage: Any, new_study: bool = False) -> optuna
         )
     assert study is not None
     return study
+
+
+def existing_study(spec: SweepSpec, sweep_dir: Path, url: str | None) -> optuna.Study:
+    """The sweep's study as it stands, to report on: refused in one line where none has
+    been made in that storage (nothing is created, not even an empty journal)."""
+    where = f"--storage {shown_url(url)}" if url else str(sweep_dir / JOURNAL)
+    if not url and not (sweep_dir / JOURNAL).is_file():
+        raise UserError(f"{where}: the sweep {spec.name} has not run here (no journal)")
+    storage = storage_for(spec, sweep_dir, url)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        return optuna.load_study(study_name=spec.name, storage=storage)
+    except KeyError:
+        raise UserError(f"{where}: no study named {spec.name}") from None
+    except Exception as exc:
+        raise UserError(f"{where}: cannot be read ({gist(exc, url)})") from None
 
 
 def _sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
