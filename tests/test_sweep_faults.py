@@ -161,9 +161,7 @@ def test_a_grid_past_the_cap_is_refused_before_anything(cli, tmp_path, tiny):
     assert not (tmp_path / "runs").exists()
 
 
-def test_on_the_journal_another_hosts_trial_is_judged_by_its_run_folders_heartbeat(
-    tmp_path, tiny
-):
+def test_on_the_journal_another_hosts_trial_is_judged_by_its_run_folders_heartbeat(tmp_path, tiny):
     from optuna.trial import TrialState
 
     from animalcnn.sweep.search import requeue_dead
