@@ -114,10 +114,18 @@ def check_data(root: str | Path) -> pd.DataFrame:
 
     report = check(Path(root).expanduser())
     frame = pd.DataFrame(
-        [{"split": c.split, "class": c.name, "images": c.images,
-          "formats": ", ".join(sorted(c.formats)), "smallest": c.min_size,
-          "largest": c.max_size} for c in report.classes]
-    )  # fmt: skip
+        [
+            {
+                "split": c.split,
+                "class": c.name,
+                "images": c.images,
+                "formats": ", ".join(sorted(c.formats)),
+                "smallest": c.min_size,
+                "largest": c.max_size,
+            }
+            for c in report.classes
+        ]
+    )
     frame.attrs["problems"] = [str(p) for p in report.problems]
     return frame
 
@@ -178,9 +186,12 @@ class Run:
         return self.folder.best_model()
 
     def evaluate(
-        self, tta: str = "none", data: str | Path | None = None, errors: int | None = None,
+        self,
+        tta: str = "none",
+        data: str | Path | None = None,
+        errors: int | None = None,
         explain: bool = False,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Score the best checkpoint on the run's test split (or `data`), as `animalcnn
         evaluate` does, writing the same files; the result that `evaluation.json` holds."""
         from animalcnn import backends
@@ -212,9 +223,11 @@ class Run:
         return predict(self.folder, [Path(p) for p in listed], tta)  # type: ignore[arg-type]
 
     def explain(
-        self, paths: str | Path | list[str | Path], class_name: str | None = None,
+        self,
+        paths: str | Path | list[str | Path],
+        class_name: str | None = None,
         out: str | Path | None = None,
-    ) -> pd.DataFrame:  # fmt: skip
+    ) -> pd.DataFrame:
         """Grad-CAM figures of image files and folders, as `animalcnn explain` writes them
         (into the run's `explain/`, or `out`); one row per image, its figure in `output`."""
         from animalcnn import backends
@@ -238,8 +251,10 @@ class Run:
 
         row = run_row(self.path)
         parts = [row["status"], f"{row['epochs'] or 0} epochs"]
-        for key, title in (("best_val_accuracy", "best val accuracy"),
-                           ("test_accuracy", "test accuracy")):  # fmt: skip
+        for key, title in (
+            ("best_val_accuracy", "best val accuracy"),
+            ("test_accuracy", "test accuracy"),
+        ):
             if row[key] is not None:
                 parts.append(f"{title} {row[key]:.2%}")
         return f"<Run {self.name}: {', '.join(parts)}>"

@@ -73,8 +73,10 @@ def check_replaceable(path: Path, mark: bytes, what: str, option: str = "") -> N
     if path.is_dir() and not path.is_symlink():
         raise UserError(f"{named}: is a folder; name a file")
     kind = "a link" if path.is_symlink() else "a file"
-    raise UserError(f"{named}: {kind} that is not {what} animalcnn wrote; it is left as it "
-                    "is (name a new path, or remove it yourself)")  # fmt: skip
+    raise UserError(
+        f"{named}: {kind} that is not {what} animalcnn wrote; it is left as it "
+        "is (name a new path, or remove it yourself)"
+    )
 
 
 def _fsync(path: Path) -> None:

@@ -129,8 +129,9 @@ def scale_learning_rate(
 
         def parallel_update_step(grads: list, trainable: list, learning_rate: Any) -> None:
             for wanted, rate in ((True, learning_rate * factor), (False, learning_rate)):
-                pairs = [(g, v) for g, v in zip(grads, trainable, strict=True)
-                         if slowed(v) == wanted]  # fmt: skip
+                pairs = [
+                    (g, v) for g, v in zip(grads, trainable, strict=True) if slowed(v) == wanted
+                ]
                 if pairs:
                     fused([g for g, _ in pairs], [v for _, v in pairs], rate)
 

@@ -55,8 +55,15 @@ HEARTBEAT_SECONDS = 10.0  # how often a training process touches `heartbeat`
 STALE_AFTER_SECONDS = 60.0
 LOCK = ".lock"  # held by the process training the run (filelock); readers never need it
 HISTORY_COLUMNS = [
-    "epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"
-]  # fmt: skip
+    "epoch",
+    "phase",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "seconds",
+]
 
 
 class EpochRow(BaseModel):
@@ -189,8 +196,10 @@ class RunFolder:
         for path in (runs_dir, *runs_dir.parents):
             if path.exists():
                 if not path.is_dir():
-                    raise RunFolderError(f"output.runs_dir: {runs_dir}: {path} is a file, not "
-                                         "a folder; name a folder with --runs-dir DIR")  # fmt: skip
+                    raise RunFolderError(
+                        f"output.runs_dir: {runs_dir}: {path} is a file, not "
+                        "a folder; name a folder with --runs-dir DIR"
+                    )
                 return
 
     @classmethod
@@ -333,8 +342,10 @@ class RunFolder:
         arch = self.config().model.arch
         if path.is_file() and not zipfile.is_zipfile(path):  # Keras calls that "not found"
             size = path.stat().st_size
-            raise RunFolderError(f"{path}: cannot be loaded (damaged: {size:,} bytes that are "
-                                 "not a .keras zip archive)")  # fmt: skip
+            raise RunFolderError(
+                f"{path}: cannot be loaded (damaged: {size:,} bytes that are "
+                "not a .keras zip archive)"
+            )
         try:
             return load_model(path, arch, compile=compile)
         except Exception as exc:  # Keras raises many kinds for a damaged file

@@ -43,8 +43,10 @@ def run_app(app: Any, host: str, port: int, what: str, say: Callable[[str], None
     if not loopback(host):
         from animalcnn.console import print_warning
 
-        print_warning(f"listening on {host}: other machines can reach this server, and it "
-                      "has no authentication")  # fmt: skip
+        print_warning(
+            f"listening on {host}: other machines can reach this server, and it "
+            "has no authentication"
+        )
     shown = f"[{host}]" if ":" in host else host
     say(f"serving {what} on http://{shown}:{sock.getsockname()[1]}/ (Ctrl-C stops)")
     server = uvicorn.Server(uvicorn.Config(app, log_level="info"))

@@ -29,20 +29,39 @@ BACKENDS = ["tensorflow", "jax", "torch"]
 
 
 def _train(arch: str, backend: str, args: argparse.Namespace, runs: Path) -> Path:
-    sets = [f"data.dir={args.data}", f"data.img_size={args.size}",
-            f"data.batch_size={args.batch}", f"training.epochs={args.epochs}",
-            f"training.val_patience={args.epochs + 1}", f"training.backend={backend}",
-            "training.mixed_precision=off", "output.tensorboard=false",
-            f"name={arch}-{backend}"]  # fmt: skip
-    cmd = [sys.executable, "-m", "animalcnn", "train", str(ROOT / "configs" / f"{arch}.yaml"),
-           "--runs-dir", str(runs), *(a for s in sets for a in ("--set", s))]  # fmt: skip
+    sets = [
+        f"data.dir={args.data}",
+        f"data.img_size={args.size}",
+        f"data.batch_size={args.batch}",
+        f"training.epochs={args.epochs}",
+        f"training.val_patience={args.epochs + 1}",
+        f"training.backend={backend}",
+        "training.mixed_precision=off",
+        "output.tensorboard=false",
+        f"name={arch}-{backend}",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "animalcnn",
+        "train",
+        str(ROOT / "configs" / f"{arch}.yaml"),
+        "--runs-dir",
+        str(runs),
+        *(a for s in sets for a in ("--set", s)),
+    ]
     env = {**os.environ, "KERAS_BACKEND": backend}
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{arch} on {backend} failed:\n{done.stderr[-3000:]}")
     (run,) = sorted(runs.glob(f"{arch}-{backend}-*"))[-1:]
-    done = subprocess.run([sys.executable, "-m", "animalcnn", "evaluate", str(run)],
-                          capture_output=True, text=True, cwd=ROOT, env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "animalcnn", "evaluate", str(run)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     if done.returncode != 0:
         raise SystemExit(f"evaluating {run} failed:\n{done.stderr[-3000:]}")
     return run
@@ -67,8 +86,10 @@ def main() -> None:
         make_dataset(args.data, int(per_class * 0.8), per_class - int(per_class * 0.8), size=96)
         print(f"generated {args.images:,} images in {args.data}")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"machine: {machine}; {args.size} px, batch {args.batch}, float32, {args.epochs} "
-          f"epochs (steady state: epochs 2-{args.epochs}), {args.repeats} repeats")  # fmt: skip
+    print(
+        f"machine: {machine}; {args.size} px, batch {args.batch}, float32, {args.epochs} "
+        f"epochs (steady state: epochs 2-{args.epochs}), {args.repeats} repeats"
+    )
     print()
     print("| arch | backend | best s/epoch | median s/epoch | images/s (best) | test accuracy |")
     print("|---|---|---|---|---|---|")
@@ -88,8 +109,11 @@ def main() -> None:
         for backend in args.backends:
             best, median = min(seconds[backend]), statistics.median(seconds[backend])
             acc = statistics.mean(accuracy[backend])
-            print(f"| {arch} | {backend} | {best:.2f} | {median:.2f} | {n_train / best:,.0f} | "
-                  f"{100 * acc:.1f}% |", flush=True)  # fmt: skip
+            print(
+                f"| {arch} | {backend} | {best:.2f} | {median:.2f} | {n_train / best:,.0f} | "
+                f"{100 * acc:.1f}% |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

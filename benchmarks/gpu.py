@@ -113,9 +113,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "configs/resnet.yaml")
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     parser.add_argument(
-        "--policies", nargs="+", default=["off", "float16", "bfloat16"],
-        choices=POLICIES, help="training.mixed_precision values",
-    )  # fmt: skip
+        "--policies",
+        nargs="+",
+        default=["off", "float16", "bfloat16"],
+        choices=POLICIES,
+        help="training.mixed_precision values",
+    )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=45, help="steps per epoch")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -128,8 +131,10 @@ def main() -> None:
     size, batch = cfg.data.img_size, cfg.data.batch_size
     about = machine()
     print(f"machine: {about}")
-    print(f"\n{cfg.model.arch} at {size}x{size}, batch {batch}, jit_compile on; {args.steps} steps "
-          f"per epoch, steady state = median of epochs 2-{args.epochs}\n")  # fmt: skip
+    print(
+        f"\n{cfg.model.arch} at {size}x{size}, batch {batch}, jit_compile on; {args.steps} steps "
+        f"per epoch, steady state = median of epochs 2-{args.epochs}\n"
+    )
     print("| precision | first epoch s | s/epoch | images/s | speed-up | final loss |")
     print("|---|---|---|---|---|---|", flush=True)
     results: list[dict] = []
@@ -144,8 +149,10 @@ def main() -> None:
         r = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(r)
         speedup = results[0]["epoch_s"] / r["epoch_s"]
-        print(f"| {r['precision']} | {r['first_epoch_s']:.1f} | {r['epoch_s']:.2f} | "
-              f"{r['images_per_s']:,.0f} | {speedup:.2f}x | {r['final_loss']:.3f} |")  # fmt: skip
+        print(
+            f"| {r['precision']} | {r['first_epoch_s']:.1f} | {r['epoch_s']:.2f} | "
+            f"{r['images_per_s']:,.0f} | {speedup:.2f}x | {r['final_loss']:.3f} |"
+        )
         sys.stdout.flush()
         if args.json:  # after each policy: a run cut short keeps what it measured
             args.json.write_text(json.dumps({"machine": about, "results": results}, indent=1))

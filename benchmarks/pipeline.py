@@ -109,16 +109,25 @@ def measure(method: str, args: argparse.Namespace, size: int) -> dict:
         model = build_model(cfg, len(ds.classes))
         model.compile(keras.optimizers.Adam(cfg.training.learning_rate), **compile_args)
         model.fit(
-            train_images.array, train_images.labels, batch_size=cfg.data.batch_size,
-            epochs=cfg.training.epochs, validation_data=(val_images.array, val_images.labels),
-            shuffle=True, callbacks=[timer], verbose=0,
-        )  # fmt: skip
+            train_images.array,
+            train_images.labels,
+            batch_size=cfg.data.batch_size,
+            epochs=cfg.training.epochs,
+            validation_data=(val_images.array, val_images.labels),
+            shuffle=True,
+            callbacks=[timer],
+            verbose=0,
+        )
         return {"seconds": timer.seconds, "n_train": len(train_images)}
     train_ds, val_ds = keras.utils.image_dataset_from_directory(
-        cfg.data.dir / cfg.data.train_split, validation_split=cfg.data.val_fraction,
-        subset="both", seed=cfg.seed, image_size=(size, size), batch_size=cfg.data.batch_size,
+        cfg.data.dir / cfg.data.train_split,
+        validation_split=cfg.data.val_fraction,
+        subset="both",
+        seed=cfg.seed,
+        image_size=(size, size),
+        batch_size=cfg.data.batch_size,
         verbose=False,
-    )  # fmt: skip
+    )
     classes, n_train = train_ds.class_names, len(train_ds.file_paths)
     if method == "nb+cache":
         import tensorflow as tf
@@ -127,8 +136,9 @@ def measure(method: str, args: argparse.Namespace, size: int) -> dict:
         val_ds = val_ds.cache().prefetch(tf.data.AUTOTUNE)
     model = build_model(cfg, len(classes))
     model.compile(keras.optimizers.Adam(cfg.training.learning_rate), **compile_args)
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.training.epochs, callbacks=[timer],
-              verbose=0)  # fmt: skip
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=cfg.training.epochs, callbacks=[timer], verbose=0
+    )
     return {"seconds": timer.seconds, "n_train": n_train}
 
 
@@ -142,10 +152,26 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _spawn(method: str, args: argparse.Namespace, size: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--method", method, "--size", str(size),
-           "--data", str(args.data), "--config", args.config, "--epochs", str(args.epochs),
-           "--batch", str(args.batch), "--backend", args.backend,
-           *(f"--set={s}" for s in args.set)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--method",
+        method,
+        "--size",
+        str(size),
+        "--data",
+        str(args.data),
+        "--config",
+        args.config,
+        "--epochs",
+        str(args.epochs),
+        "--batch",
+        str(args.batch),
+        "--backend",
+        args.backend,
+        *(f"--set={s}" for s in args.set),
+    ]
     env = {**os.environ, "KERAS_BACKEND": args.backend}
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
@@ -179,13 +205,18 @@ def main() -> None:
         "--set", action="append", default=[], help="config override KEY=VALUE (repeatable)"
     )
     parser.add_argument(
-        "--methods", nargs="+", choices=METHODS, default=METHODS,
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=METHODS,
         help="methods to time (in-memory, the reference, always runs)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--backend", choices=["tensorflow", "jax", "torch"], default="tensorflow",
+        "--backend",
+        choices=["tensorflow", "jax", "torch"],
+        default="tensorflow",
         help="the Keras backend (each method runs in a fresh process on it)",
-    )  # fmt: skip
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -203,12 +234,16 @@ def main() -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     if args.backend != "tensorflow":  # the notebook's loaders are tf.data
         args.methods = [m for m in args.methods if m in ("animalcnn", "in-memory")]
-    print(f"machine: {machine}; backend {args.backend}; config {Path(args.config).name}, "
-          f"batch {args.batch}, "
-          f"{args.epochs} epochs (steady state: epochs 2-{args.epochs})")  # fmt: skip
+    print(
+        f"machine: {machine}; backend {args.backend}; config {Path(args.config).name}, "
+        f"batch {args.batch}, "
+        f"{args.epochs} epochs (steady state: epochs 2-{args.epochs})"
+    )
     print()
-    print("| size | method | best s/epoch | median s/epoch | images/s (best) | "
-          "vs in-memory (best / median) | peak RSS MiB |")  # fmt: skip
+    print(
+        "| size | method | best s/epoch | median s/epoch | images/s (best) | "
+        "vs in-memory (best / median) | peak RSS MiB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         methods = [m for m in METHODS if m in args.methods or m == "in-memory"]
@@ -221,10 +256,12 @@ def main() -> None:
         best = {m: min(e) for m, e in epochs.items()}
         median = {m: statistics.median(e) for m, e in epochs.items()}
         for m, r in runs.items():
-            print(f"| {size} | {m} | {best[m]:.2f} | {median[m]:.2f} | "
-                  f"{r['n_train'] / best[m]:,.0f} | {best['in-memory'] / best[m]:.3f} / "
-                  f"{median['in-memory'] / median[m]:.3f} | {r['peak_rss_mb']:,.0f} |",
-                  flush=True)  # fmt: skip
+            print(
+                f"| {size} | {m} | {best[m]:.2f} | {median[m]:.2f} | "
+                f"{r['n_train'] / best[m]:,.0f} | {best['in-memory'] / best[m]:.3f} / "
+                f"{median['in-memory'] / median[m]:.3f} | {r['peak_rss_mb']:,.0f} |",
+                flush=True,
+            )
     print()
     print("| command | start-up s (best of 5) |")
     print("|---|---|")

@@ -65,11 +65,17 @@ def run_once(args: argparse.Namespace, config: str, size: int, policy: str) -> d
     """Train and evaluate one experiment in fresh processes; its timing and accuracy."""
     runs = Path(tempfile.mkdtemp(prefix="bench-precision-"))
     sets = [
-        f"data.dir={args.data}", f"data.img_size={size}", f"data.batch_size={args.batch}",
-        f"training.epochs={args.epochs}", f"training.mixed_precision={policy}",
-        "training.val_patience=1000", "training.lr_patience=1000",
-        f"output.runs_dir={runs}", "output.tensorboard=false", *args.set,
-    ]  # fmt: skip
+        f"data.dir={args.data}",
+        f"data.img_size={size}",
+        f"data.batch_size={args.batch}",
+        f"training.epochs={args.epochs}",
+        f"training.mixed_precision={policy}",
+        "training.val_patience=1000",
+        "training.lr_patience=1000",
+        f"output.runs_dir={runs}",
+        "output.tensorboard=false",
+        *args.set,
+    ]
     command = [*CLI, "train", config, *(x for s in sets for x in ("--set", s))]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -97,17 +103,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="dataset root (default: generate one)")
     parser.add_argument("--images", type=int, default=2500, help="images to generate")
     parser.add_argument(
-        "--configs", nargs="+",
+        "--configs",
+        nargs="+",
         default=[str(ROOT / f"configs/{n}.yaml") for n in ("simple", "mid", "resnet")],
-    )  # fmt: skip
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 100])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=1, help="passes, in alternating order")
     parser.add_argument(
-        "--policies", nargs="+", choices=POLICIES,
+        "--policies",
+        nargs="+",
+        choices=POLICIES,
         help="training.mixed_precision values (default: off and what the device runs)",
-    )  # fmt: skip
+    )
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     args = parser.parse_args()
     policies = args.policies or default_policies()
@@ -120,8 +129,10 @@ def main() -> None:
         print(f"generated {args.images:,} JPEG/PNG images (128x128) in {args.data}")
     matrix = "yes" if cpu_flags() & BF16_MATRIX_FLAGS else "no"
     print(f"machine: {machine()}; bfloat16 matrix units: {matrix}")
-    print(f"batch {args.batch}, {args.epochs} epochs (steady state: epochs 2-{args.epochs}), "
-          f"{args.repeats} pass(es)\n")  # fmt: skip
+    print(
+        f"batch {args.batch}, {args.epochs} epochs (steady state: epochs 2-{args.epochs}), "
+        f"{args.repeats} pass(es)\n"
+    )
     print("| network | size | precision | s/epoch (median) | images/s | speed-up | test accuracy |")
     print("|---|---|---|---|---|---|---|")
     for config in args.configs:
@@ -136,10 +147,13 @@ def main() -> None:
             }
             for policy, rs in results.items():
                 accuracy = statistics.mean(r["accuracy"] for r in rs)
-                print(f"| {Path(config).stem} | {size} | {rs[0]['precision']} | "
-                      f"{median[policy]:.2f} | {rs[0]['n_train'] / median[policy]:,.0f} | "
-                      f"{median[policies[0]] / median[policy]:.2f}x | "
-                      f"{100 * accuracy:.1f}% of {rs[0]['test_images']} |", flush=True)  # fmt: skip
+                print(
+                    f"| {Path(config).stem} | {size} | {rs[0]['precision']} | "
+                    f"{median[policy]:.2f} | {rs[0]['n_train'] / median[policy]:,.0f} | "
+                    f"{median[policies[0]] / median[policy]:.2f}x | "
+                    f"{100 * accuracy:.1f}% of {rs[0]['test_images']} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

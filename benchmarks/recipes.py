@@ -79,8 +79,11 @@ def _child(args: argparse.Namespace) -> None:
             probs = probabilities(self.model, test, cfg.data.batch_size)
             accuracy = float(np.mean(probs.argmax(axis=1) == test.labels))
             self.curve.append((round(self.clock, 2), accuracy))
-            print(f"{args.entrant}: epoch {epoch + 1} at {self.clock:.0f}s test {accuracy:.4f}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"{args.entrant}: epoch {epoch + 1} at {self.clock:.0f}s test {accuracy:.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
             if self.clock >= budget:
                 self.model.stop_training = True
 
@@ -94,8 +97,20 @@ def _child(args: argparse.Namespace) -> None:
 
 def _spawn(entrant: str, args: argparse.Namespace) -> dict:
     runs = tempfile.mkdtemp(prefix=f"recipes-{entrant}-")
-    cmd = [sys.executable, __file__, str(args.data), "--child", "--entrant", entrant,
-           "--budget", str(args.budget), "--size", str(args.size), "--runs", runs]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        str(args.data),
+        "--child",
+        "--entrant",
+        entrant,
+        "--budget",
+        str(args.budget),
+        "--size",
+        str(args.size),
+        "--runs",
+        runs,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=os.environ)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
@@ -114,8 +129,9 @@ def _figure(results: dict[str, dict], out: Path, budget: float) -> None:
         Series(name, [t for t, _ in r["curve"]], [a for _, a in r["curve"]])
         for name, r in results.items()
     ]
-    panel = Panel("", "seconds of training (validation included)", "test accuracy", series,
-                  percent="y")  # fmt: skip
+    panel = Panel(
+        "", "seconds of training (validation included)", "test accuracy", series, percent="y"
+    )
     write_png(Chart(f"Test accuracy against time, {budget:.0f} s budget each", [panel]), out)
 
 
@@ -123,8 +139,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="dataset root (train/ and a test split)")
     parser.add_argument("--budget", type=float, default=600, help="seconds per entrant")
-    parser.add_argument("--size", type=int, default=None,
-                        help="image size of seed and today (default: fast.yaml's)")  # fmt: skip
+    parser.add_argument(
+        "--size", type=int, default=None, help="image size of seed and today (default: fast.yaml's)"
+    )
     parser.add_argument("--entrants", nargs="+", choices=ENTRANTS, default=list(ENTRANTS))
     parser.add_argument("--out", type=Path, help="write the figure here (PNG)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -138,22 +155,28 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; data {args.data}; "
-          f"budget {args.budget:.0f} s each; seed and today at {args.size}px")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; data {args.data}; "
+        f"budget {args.budget:.0f} s each; seed and today at {args.size}px"
+    )
     results = {entrant: _spawn(entrant, args) for entrant in args.entrants}
     seed_final = results["seed"]["curve"][-1][1] if "seed" in results else None
     seed_time = results["seed"]["curve"][-1][0] if "seed" in results else None
     print()
-    print("| recipe | epochs | seconds | final test acc | best test acc | "
-          "reaches seed's final acc at |")  # fmt: skip
+    print(
+        "| recipe | epochs | seconds | final test acc | best test acc | "
+        "reaches seed's final acc at |"
+    )
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
         curve = r["curve"]
         reach = _first_reaching(curve, seed_final) if seed_final is not None else None
         share = f" ({reach / seed_time:.0%} of seed's time)" if reach and seed_time else ""
-        print(f"| {name} | {len(curve)} | {curve[-1][0]:.0f} | {curve[-1][1]:.2%} | "
-              f"{max(a for _, a in curve):.2%} | "
-              f"{'never' if reach is None else f'{reach:.0f} s'}{share} |")  # fmt: skip
+        print(
+            f"| {name} | {len(curve)} | {curve[-1][0]:.0f} | {curve[-1][1]:.2%} | "
+            f"{max(a for _, a in curve):.2%} | "
+            f"{'never' if reach is None else f'{reach:.0f} s'}{share} |"
+        )
     if args.out:
         _figure(results, args.out, args.budget)
         print(f"\nwrote {args.out}")

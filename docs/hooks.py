@@ -42,8 +42,13 @@ def cli_reference() -> str:
     from animalcnn.cli import app
 
     root = typer.main.get_command(app)
-    lines = ["# Commands", "", "Generated from the `animalcnn` command itself; "
-             "`animalcnn COMMAND --help` prints the same.", ""]  # fmt: skip
+    lines = [
+        "# Commands",
+        "",
+        "Generated from the `animalcnn` command itself; "
+        "`animalcnn COMMAND --help` prints the same.",
+        "",
+    ]
     lines += _command(root, ["animalcnn"])
     return "\n".join(lines) + "\n"
 
@@ -63,8 +68,9 @@ def _command(command: Any, path: list[str]) -> list[str]:
             value = "flag" if getattr(p, "is_flag", False) else (p.metavar or "")
             default = getattr(p.default, "value", p.default)
             default = "" if default in (None, (), [], False) else f"`{default}`"
-            lines.append(f"| `{cell(names)}` | {cell(value)} | {cell(default)} | "
-                         f"{cell(p.help or '')} |")  # fmt: skip
+            lines.append(
+                f"| `{cell(names)}` | {cell(value)} | {cell(default)} | {cell(p.help or '')} |"
+            )
         lines.append("")
     if command.epilog:
         lines += ["```", command.epilog.strip().replace("\b\n", ""), "```", ""]
@@ -86,13 +92,25 @@ def _type(prop: dict[str, Any]) -> str:
         return " or ".join(_type(p) for p in prop["anyOf"])
     if prop.get("type") == "array":
         return f"list of {_type(prop.get('items', {}))}"
-    return {"integer": "int", "number": "float", "string": "str", "boolean": "bool",
-            "null": "null", "object": "mapping"}.get(prop.get("type", ""), "any")  # fmt: skip
+    return {
+        "integer": "int",
+        "number": "float",
+        "string": "str",
+        "boolean": "bool",
+        "null": "null",
+        "object": "mapping",
+    }.get(prop.get("type", ""), "any")
 
 
 def _range(prop: dict[str, Any]) -> str:
-    bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<",
-              "minItems": "items >=", "maxItems": "items <="}  # fmt: skip
+    bounds = {
+        "minimum": ">=",
+        "exclusiveMinimum": ">",
+        "maximum": "<=",
+        "exclusiveMaximum": "<",
+        "minItems": "items >=",
+        "maxItems": "items <=",
+    }
     found = [f"{sign} {prop[key]}" for key, sign in bounds.items() if key in prop]
     for alt in prop.get("anyOf", []):
         found += [f"{sign} {alt[key]}" for key, sign in bounds.items() if key in alt]
@@ -114,8 +132,10 @@ def _options(model: dict[str, Any], defs: dict[str, Any], prefix: str) -> list[s
     for name, prop in model.get("properties", {}).items():
         key = f"{prefix}{name}"
         default = _default(prop, name in required)
-        rows.append(f"| `{key}` | {cell(_type(prop))} | {cell(default)} | "
-                    f"{cell(_range(prop))} | {cell(prop.get('description', ''))} |")  # fmt: skip
+        rows.append(
+            f"| `{key}` | {cell(_type(prop))} | {cell(default)} | "
+            f"{cell(_range(prop))} | {cell(prop.get('description', ''))} |"
+        )
         refs = [prop] + prop.get("anyOf", [])
         for ref in (r["$ref"].rsplit("/", 1)[-1] for r in refs if "$ref" in r):
             if defs[ref].get("properties"):
@@ -133,12 +153,17 @@ def config_reference() -> str:
 
     schema = config_schema()
     defs = schema["$defs"]
-    lines = ["# Config options", "",
-             "Every option of an experiment's YAML file, generated from the config schema "
-             "(`animalcnn config --schema` prints it as JSON Schema; `animalcnn config FILE` "
-             "prints a file with every default filled in). `model.params` depends on "
-             "`model.arch` and `model.augmentation` items on their `type`: see "
-             "[architectures and augmentations](models.md).", "", *TABLE]  # fmt: skip
+    lines = [
+        "# Config options",
+        "",
+        "Every option of an experiment's YAML file, generated from the config schema "
+        "(`animalcnn config --schema` prints it as JSON Schema; `animalcnn config FILE` "
+        "prints a file with every default filled in). `model.params` depends on "
+        "`model.arch` and `model.augmentation` items on their `type`: see "
+        "[architectures and augmentations](models.md).",
+        "",
+        *TABLE,
+    ]
     lines += _options(schema, defs, "")
     return "\n".join(lines) + "\n"
 
@@ -148,11 +173,16 @@ def models_reference() -> str:
     from animalcnn.schemas import config_schema
 
     defs = config_schema()["$defs"]
-    lines = ["# Architectures and augmentations", "",
-             "Generated from the registries (`animalcnn models` prints the same). An "
-             "architecture's options go under `model.params`; an augmentation is an item of "
-             "`model.augmentation`, its `type` and its options.", "",
-             "## Architectures", ""]  # fmt: skip
+    lines = [
+        "# Architectures and augmentations",
+        "",
+        "Generated from the registries (`animalcnn models` prints the same). An "
+        "architecture's options go under `model.params`; an augmentation is an item of "
+        "`model.augmentation`, its `type` and its options.",
+        "",
+        "## Architectures",
+        "",
+    ]
     for name in registry.names():
         arch = registry.get(name)
         kind = "pretrained backbone (ImageNet)" if arch.pretrained else "built from scratch"

@@ -115,11 +115,17 @@ def test_a_sweep_runs_its_grid_and_returns_its_trials(tmp_path: Path, dataset: P
     import animalcnn.sweep.spec  # noqa: F401 (the package's import must not hide the function)
 
     config = write_config(tmp_path / "tiny.yaml", dataset, tmp_path / "unused")
-    spec = {"name": "lr", "base": str(config), "method": "grid", "pruner": "none",
-            "parameters": {"training.learning_rate": {"values": [0.001, 0.01]}}}  # fmt: skip
+    spec = {
+        "name": "lr",
+        "base": str(config),
+        "method": "grid",
+        "pruner": "none",
+        "parameters": {"training.learning_rate": {"values": [0.001, 0.01]}},
+    }
     (tmp_path / "lr.yaml").write_text(yaml.safe_dump(spec))
-    trials = animalcnn.sweep(tmp_path / "lr.yaml", set={"training.epochs": 1},
-                             runs_dir=tmp_path / "runs")  # fmt: skip
+    trials = animalcnn.sweep(
+        tmp_path / "lr.yaml", set={"training.epochs": 1}, runs_dir=tmp_path / "runs"
+    )
     assert len(trials) == 2 and (tmp_path / "runs" / "lr" / "sweep.csv").is_file()
     rates = sorted(trials.frame["training.learning_rate"].tolist())
     assert rates == [0.001, 0.01] and trials.frame["epochs"].tolist() == [1, 1]

@@ -31,21 +31,33 @@ BACKENDS = [
 
 def _without_tensorflow(backend: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return {**env, "PYTHONPATH": str(NO_TENSORFLOW), "KERAS_BACKEND": backend,
-            "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+    return {
+        **env,
+        "PYTHONPATH": str(NO_TENSORFLOW),
+        "KERAS_BACKEND": backend,
+        "CUDA_VISIBLE_DEVICES": "",
+    }
 
 
 def _run(env: dict[str, str], *args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "animalcnn", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=400)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "animalcnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
 
 
 def _interrupted_after_first_epoch(env: dict[str, str], config: Path) -> None:
     """`train` stopped by Ctrl-C once its first epoch line is out."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "animalcnn", "train", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     for line in proc.stdout:
         if line.startswith("epoch   1/"):
             proc.send_signal(signal.SIGINT)
@@ -78,13 +90,26 @@ def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_p
     env = _without_tensorflow(backend)
     runs = tmp_path / "runs"
     # A modern recipe (decay, schedule, smoothing, MixUp/CutMix, EMA) must resume there too.
-    recipe = {"optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine",
-              "warmup_epochs": 1, "label_smoothing": 0.1, "ema": {"decay": 0.9},
-              "batch_augmentation": [{"type": "mixup"}, {"type": "cutmix"}]}  # fmt: skip
-    config = write_config(tmp_path / "b.yaml", dataset, runs,
-                          training={"epochs": 3, "backend": backend, **recipe},
-                          model={"arch": "simple", "params": {"activation": "relu"},
-                                 "augmentation": [{"type": "flip"}]})  # fmt: skip
+    recipe = {
+        "optimizer": "adamw",
+        "weight_decay": 0.05,
+        "schedule": "cosine",
+        "warmup_epochs": 1,
+        "label_smoothing": 0.1,
+        "ema": {"decay": 0.9},
+        "batch_augmentation": [{"type": "mixup"}, {"type": "cutmix"}],
+    }
+    config = write_config(
+        tmp_path / "b.yaml",
+        dataset,
+        runs,
+        training={"epochs": 3, "backend": backend, **recipe},
+        model={
+            "arch": "simple",
+            "params": {"activation": "relu"},
+            "augmentation": [{"type": "flip"}],
+        },
+    )
     # The uninterrupted reference, beside a TensorFlow run: `train a.yaml b.yaml` with
     # two backends trains the second in a process of its own.
     tf = write_config(tmp_path / "tf.yaml", dataset, tmp_path / "whole", training={"epochs": 1})
@@ -97,17 +122,23 @@ def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_p
     assert resumed.returncode == 0, resumed.stderr
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["backend"] == backend and metrics["status"] == "completed"
-    backends_of = {json.loads((r / "metrics.json").read_text())["backend"]: r
-                   for r in (tmp_path / "whole").iterdir()}  # fmt: skip
+    backends_of = {
+        json.loads((r / "metrics.json").read_text())["backend"]: r
+        for r in (tmp_path / "whole").iterdir()
+    }
     assert set(backends_of) == {"tensorflow", backend}
     uninterrupted = backends_of[backend]
     assert cli("compare", *backends_of.values(), "--csv", tmp_path / "c.csv")[0] == 0
     assert sorted(pd.read_csv(tmp_path / "c.csv")["backend"]) == sorted(["tensorflow", backend])
-    assert_histories_close(pd.read_csv(uninterrupted / "history.csv"),
-                           pd.read_csv(run / "history.csv"), 70, 10)  # fmt: skip
-    for args in (("evaluate", run), ("explain", run, dataset / "inf", "--out", tmp_path / "x"),
-                 ("predict", run, dataset / "inf", "--csv", tmp_path / "theirs.csv"),
-                 ("export", run, "--format", "tflite")):  # fmt: skip
+    assert_histories_close(
+        pd.read_csv(uninterrupted / "history.csv"), pd.read_csv(run / "history.csv"), 70, 10
+    )
+    for args in (
+        ("evaluate", run),
+        ("explain", run, dataset / "inf", "--out", tmp_path / "x"),
+        ("predict", run, dataset / "inf", "--csv", tmp_path / "theirs.csv"),
+        ("export", run, "--format", "tflite"),
+    ):
         done = _run(env, *args)
         if args[0] == "export":  # TensorFlow's own formats need TensorFlow
             assert done.returncode == 2 and "tflite: needs TensorFlow" in done.stderr
@@ -137,8 +168,9 @@ def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_p
 def test_a_strategy_a_backend_cannot_honour_is_one_line(dataset, tmp_path):
     if not backends.installed("torch"):
         pytest.skip(NO_TORCH)
-    config = write_config(tmp_path / "m.yaml", dataset, tmp_path / "runs",
-                          distribute={"strategy": "mirrored"})  # fmt: skip
+    config = write_config(
+        tmp_path / "m.yaml", dataset, tmp_path / "runs", distribute={"strategy": "mirrored"}
+    )
     done = _run(_without_tensorflow("torch"), "train", config, "--set", "training.backend=torch")
     assert done.returncode == 2 and done.stderr.strip() == (
         "error: distribute: PyTorch trains on one device here (strategy auto or none; "
@@ -166,8 +198,9 @@ for on in (sys.argv[1] == "on", sys.argv[1] != "on"):
 
 def _probe(backend: str, shown: str, setting: str, env: dict[str, str]) -> list[str]:
     probe = DETERMINISM_PROBE.format(backend=backend, shown=shown)
-    done = subprocess.run([sys.executable, "-c", probe, setting],
-                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe, setting], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr  # (on a GPU JAX's second run would be told)
     return done.stdout.splitlines()

@@ -165,9 +165,11 @@ def test_missing_data_folder_exits_2_before_any_run_folder(cli, tmp_path: Path):
         "data.dir=DIR"
     )
     assert not (tmp_path / "runs").exists()
-    code = ("import sys; from typer.testing import CliRunner; from animalcnn.cli import app; "
-            f"r = CliRunner().invoke(app, ['train', {str(config)!r}]); "
-            "print(r.exit_code, 'keras' in sys.modules, 'tensorflow' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys; from typer.testing import CliRunner; from animalcnn.cli import app; "
+        f"r = CliRunner().invoke(app, ['train', {str(config)!r}]); "
+        "print(r.exit_code, 'keras' in sys.modules, 'tensorflow' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.split() == ["2", "False", "False"], done.stderr  # before any backend
 
@@ -206,9 +208,11 @@ def test_several_configs_one_failing_does_not_stop_the_rest(cli, tmp_path: Path,
 
 def test_same_config_and_seed_give_the_same_history(cli, tmp_path: Path, dataset):
     config = write_config(
-        tmp_path / "again.yaml", dataset, tmp_path / "runs",
+        tmp_path / "again.yaml",
+        dataset,
+        tmp_path / "runs",
         model={"arch": "simple", "augmentation": [{"type": "flip"}, {"type": "noise"}]},
-    )  # fmt: skip
+    )
     for _ in range(2):
         code, _, err = cli("train", config)
         assert code == 0, err
@@ -257,14 +261,32 @@ def _animalcnn(*args: str, **env: str) -> subprocess.CompletedProcess:
     in a user's environment (without the log level this test process set)."""
     base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     return subprocess.run(
-        [sys.executable, "-m", "animalcnn", *args], capture_output=True, text=True,
-        env={**base, **env}, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-m", "animalcnn", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        timeout=300,
+    )
 
 
-COMMANDS = ["train", "summary", "config", "models", "evaluate", "compare", "predict",
-            "explain", "lr-find", "sweep", "export", "serve", "dashboard", "data synth",
-            "data check", "data download"]  # fmt: skip
+COMMANDS = [
+    "train",
+    "summary",
+    "config",
+    "models",
+    "evaluate",
+    "compare",
+    "predict",
+    "explain",
+    "lr-find",
+    "sweep",
+    "export",
+    "serve",
+    "dashboard",
+    "data synth",
+    "data check",
+    "data download",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -75,8 +75,16 @@ def test_api_runs_is_the_table_as_json(start_dashboard, runs_dir: Path):
     runs = requests.get(f"{url}/api/runs", timeout=30).json()
     assert {r["run"] for r in runs} == {p.name for p in runs_dir.iterdir()} - {"lr-sweep"}
     for r in runs:
-        assert {"run", "status", "epochs", "best_val_accuracy", "test_accuracy", "flags",
-                "tags", "training.learning_rate"} <= set(r)  # fmt: skip
+        assert {
+            "run",
+            "status",
+            "epochs",
+            "best_val_accuracy",
+            "test_accuracy",
+            "flags",
+            "tags",
+            "training.learning_rate",
+        } <= set(r)
         assert r["status"] == "completed" and r["epochs"] == 2
         assert "not evaluated" in [f["name"] for f in r["flags"]]
     rates = {r["run"]: r["training.learning_rate"] for r in runs}
@@ -178,10 +186,12 @@ def test_pages_read_runs_and_nothing_else(start_dashboard, runs_dir: Path):
 def test_dashboard_command_needs_no_tensorflow_and_a_real_folder(cli, tmp_path: Path):
     code, _, err = cli("dashboard", tmp_path / "missing")
     assert code == 2 and "missing: no such folder" in err
-    probe = ("import sys; from animalcnn.reporting.dashboard import create_app, view; "
-             f"create_app(__import__('pathlib').Path({str(tmp_path)!r})); "
-             f"view(__import__('pathlib').Path({str(tmp_path)!r})); "
-             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")  # fmt: skip
+    probe = (
+        "import sys; from animalcnn.reporting.dashboard import create_app, view; "
+        f"create_app(__import__('pathlib').Path({str(tmp_path)!r})); "
+        f"view(__import__('pathlib').Path({str(tmp_path)!r})); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", probe], check=True)
 
 

@@ -29,10 +29,16 @@ def test_a_download_is_copied_and_checked(cli, dataset: Path, tmp_path: Path, mo
 def test_offline_the_download_stops_in_one_line_saying_what_to_do(tmp_path: Path):
     done = subprocess.run(
         [sys.executable, "-m", "animalcnn", "data", "download", "--to", str(tmp_path / "d")],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "KAGGLEHUB_CACHE": str(tmp_path / "cache"),
-             "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "KAGGLEHUB_CACHE": str(tmp_path / "cache"),
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "HTTP_PROXY": "http://127.0.0.1:9",
+        },
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr

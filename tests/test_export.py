@@ -34,8 +34,9 @@ def test_an_artifact_that_disagrees_fails(cli, run_copy: Path, tmp_path: Path, m
     assert code == 2 and "--format coreml: one of savedmodel, tflite, onnx" in err
 
 
-def test_export_never_replaces_what_it_did_not_write(cli, run_copy: Path, tmp_path: Path,
-                                                      monkeypatch):  # fmt: skip
+def test_export_never_replaces_what_it_did_not_write(
+    cli, run_copy: Path, tmp_path: Path, monkeypatch
+):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
@@ -74,8 +75,9 @@ def test_export_never_replaces_what_it_did_not_write(cli, run_copy: Path, tmp_pa
         assert path.read_bytes() == before
 
 
-def test_a_full_disk_is_one_line_and_leaves_no_scratch(cli, run_copy: Path, tmp_path: Path,
-                                                       monkeypatch):  # fmt: skip
+def test_a_full_disk_is_one_line_and_leaves_no_scratch(
+    cli, run_copy: Path, tmp_path: Path, monkeypatch
+):
     import errno
 
     import keras
@@ -119,14 +121,19 @@ def _four_axis_pool(path: Path, op: str, pads: list[int] | None) -> None:
         helper.make_node("Relu", ["s"], ["y"]),
     ]
     graph = helper.make_graph(
-        nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6, 6, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 3, 3])], axes,
-    )  # fmt: skip
+        nodes,
+        "pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6, 6, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 3, 3])],
+        axes,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-@pytest.mark.parametrize(("op", "pads"), [("MaxPool", None), ("AveragePool", None),
-                                          ("MaxPool", [0, 0, 0, 0, 0, 1, 1, 0])])  # fmt: skip
+@pytest.mark.parametrize(
+    ("op", "pads"),
+    [("MaxPool", None), ("AveragePool", None), ("MaxPool", [0, 0, 0, 0, 0, 1, 1, 0])],
+)
 def test_four_axis_pools_are_rewritten_as_spatial_ones(tmp_path: Path, op, pads):
     """What JAX's ONNX export needs: onnxruntime refuses the pool jax2onnx writes and
     runs the rewritten one, with the numbers of a 2x2 pool over height and width."""
@@ -162,18 +169,31 @@ def test_a_jax_run_exports_onnx_that_matches(dataset: Path, tmp_path: Path):
         pytest.skip("jax2onnx is not installed: pip install 'animalcnn[onnx-jax]'")
     from .conftest import write_config
 
-    config = write_config(tmp_path / "j.yaml", dataset, tmp_path / "runs",
-                          model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16}},
-                          training={"epochs": 1, "backend": "jax"})  # fmt: skip
+    config = write_config(
+        tmp_path / "j.yaml",
+        dataset,
+        tmp_path / "runs",
+        model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16}},
+        training={"epochs": 1, "backend": "jax"},
+    )
     support = Path(__file__).parent / "support"  # its sitecustomize blocks tensorflow
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(support),
-           "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "PYTHONPATH": str(support),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     for args in (("train", config), ("export", "RUN", "--format", "onnx")):
         if args[0] == "export":
             (run,) = (tmp_path / "runs").iterdir()
             args = ("export", run, "--format", "onnx")
-        done = subprocess.run([sys.executable, "-m", "animalcnn", *map(str, args)],
-                              capture_output=True, text=True, env=env, timeout=400)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "animalcnn", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=400,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     delta = float(re.search(r"max \|Δp\| = (\S+) against", done.stdout).group(1))
     assert delta <= 1e-4 and (run / "export" / "model.onnx").is_file()

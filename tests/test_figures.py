@@ -26,37 +26,55 @@ LONG = ["elephant", "horse", "lion", "a-very-long-class-name", "dog"]
 
 def _history(epochs: int = 12) -> pd.DataFrame:
     e = np.arange(1, epochs + 1)
-    return pd.DataFrame({
-        "epoch": e, "phase": ["head"] * (epochs // 2) + ["finetune"] * (epochs - epochs // 2),
-        "loss": 1.5 / e, "accuracy": 1 - 0.8 / e, "val_loss": 1.6 / e + 0.01 * e,
-        "val_accuracy": 1 - 0.9 / e, "lr": np.where(e < 4, 1e-3, 2e-4), "seconds": 1.0,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "epoch": e,
+            "phase": ["head"] * (epochs // 2) + ["finetune"] * (epochs - epochs // 2),
+            "loss": 1.5 / e,
+            "accuracy": 1 - 0.8 / e,
+            "val_loss": 1.6 / e + 0.01 * e,
+            "val_accuracy": 1 - 0.9 / e,
+            "lr": np.where(e < 4, 1e-3, 2e-4),
+            "seconds": 1.0,
+        }
+    )
 
 
 def _evaluation() -> dict:
     rng = np.random.default_rng(0)
     matrix = rng.integers(0, 40, (5, 5)) + np.eye(5, dtype=int) * 150
-    return {"classes": LONG, "confusion_matrix": matrix.tolist(),
-            "accuracy": float(np.trace(matrix) / matrix.sum())}  # fmt: skip
+    return {
+        "classes": LONG,
+        "confusion_matrix": matrix.tolist(),
+        "accuracy": float(np.trace(matrix) / matrix.sum()),
+    }
 
 
 def _comparison() -> pd.DataFrame:
     names = [f"run-{i}-with-a-long-name" for i in range(6)]
-    return pd.DataFrame({
-        "label": names, "params_trainable": [1e4, 1.1e4, 1e5, 1e6, 1.05e6, 2e7],
-        "train_accuracy": [0.9, 0.91, 0.95, 0.99, 0.985, 0.97],
-        "test_accuracy": [0.8, 0.805, 0.9, 0.93, 0.931, 0.95],
-        "gap": [0.1, 0.105, 0.05, 0.06, 0.054, 0.02],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "label": names,
+            "params_trainable": [1e4, 1.1e4, 1e5, 1e6, 1.05e6, 2e7],
+            "train_accuracy": [0.9, 0.91, 0.95, 0.99, 0.985, 0.97],
+            "test_accuracy": [0.8, 0.805, 0.9, 0.93, 0.931, 0.95],
+            "gap": [0.1, 0.105, 0.05, 0.06, 0.054, 0.02],
+        }
+    )
 
 
 def _lr_find():
     lrs = np.geomspace(1e-7, 10, 100)
     losses = 1.6 - 0.5 / (1 + np.exp(-3 * (np.log10(lrs) + 3)))
     losses[85:] += np.linspace(0, 30, 15)
-    return lr_find_chart(lrs, losses, {"valley": 3e-4, "steep": 1e-3, "minimum/10": 1.1e-3},
-                         1.1e-2, {"valley": "rule one", "steep": "rule two",
-                                  "minimum/10": "rule three"}, "run")  # fmt: skip
+    return lr_find_chart(
+        lrs,
+        losses,
+        {"valley": 3e-4, "steep": 1e-3, "minimum/10": 1.1e-3},
+        1.1e-2,
+        {"valley": "rule one", "steep": "rule two", "minimum/10": "rule three"},
+        "run",
+    )
 
 
 def _shown_ticks(ax) -> tuple[set[int], set[int]]:
@@ -94,8 +112,12 @@ def _texts(fig) -> list[tuple[str, object, bool]]:
 
 def _cells(fig) -> set[int]:
     """The numbers written in heat map cells (each inside its own cell)."""
-    return {id(t) for ax in fig.axes for t in ax.texts if t.get_text().replace(".", "").replace(
-        "%", "").isdigit()}  # fmt: skip
+    return {
+        id(t)
+        for ax in fig.axes
+        for t in ax.texts
+        if t.get_text().replace(".", "").replace("%", "").isdigit()
+    }
 
 
 def assert_text_clear(fig) -> None:
@@ -103,7 +125,8 @@ def assert_text_clear(fig) -> None:
     texts = _texts(fig)
     for label, box, _ in texts:
         assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1, (
-            f"{label!r} crosses the figure's frame")  # fmt: skip
+            f"{label!r} crosses the figure's frame"
+        )
     for (a, box_a, tick_a), (b, box_b, tick_b) in combinations(texts, 2):
         if tick_a and tick_b:
             continue  # matplotlib spaces its own ticks
@@ -115,9 +138,11 @@ FIGURES = {
     "confusion": lambda: draw(confusion_chart(_evaluation(), "a-run-with-a-long-name")),
     "curves": lambda: draw(curves_chart({"a": _history(), "b": _history(8)}, 5)),
     "lr_find": lambda: draw(_lr_find()),
-    **{f"comparison {name}": (lambda c=chart: draw(c))
-       for name, chart in comparison_charts(_comparison()).items()},
-}  # fmt: skip
+    **{
+        f"comparison {name}": (lambda c=chart: draw(c))
+        for name, chart in comparison_charts(_comparison()).items()
+    },
+}
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
@@ -141,8 +166,10 @@ def test_accuracy_axes_are_in_percent():
 def test_gallery_captions_say_what_went_wrong_and_stay_clear():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
-    captions = [Caption("a-very-long-class-name", "elephant", 0.91, 0.02, 3.91),
-                *[Caption("dog", "lion", 0.5 - 0.05 * i, 0.3, 1.2) for i in range(5)]]  # fmt: skip
+    captions = [
+        Caption("a-very-long-class-name", "elephant", 0.91, 0.02, 3.91),
+        *[Caption("dog", "lion", 0.5 - 0.05 * i, 0.3, 1.2) for i in range(5)],
+    ]
     heats = np.zeros((6, 32, 32))
     heats[1:, 8:16, 8:16] = 1.0  # the first is flat: nothing localised
     fig = gallery_figure(images, captions, "run on val: most confident mistakes", heats)

@@ -32,8 +32,9 @@ def collapsed(tmp_path_factory, dataset: Path):
     from animalcnn.cli import app
 
     tmp = tmp_path_factory.mktemp("collapsed")
-    config = write_config(tmp / "high.yaml", dataset, tmp / "runs",
-                          training={"epochs": 2, "learning_rate": 1.0})  # fmt: skip
+    config = write_config(
+        tmp / "high.yaml", dataset, tmp / "runs", training={"epochs": 2, "learning_rate": 1.0}
+    )
     result = CliRunner().invoke(app, ["train", str(config)])
     assert result.exit_code == 0, result.stdout + result.stderr
     (run,) = (tmp / "runs").iterdir()
@@ -69,8 +70,10 @@ def test_one_class_predicted_is_chance(cli, run_copy: Path):
     for true in range(k):
         matrix[true][2] = 4  # every image predicted as the third class
     _edit(ev, confusion_matrix=matrix)
-    _edit(run_copy / "metrics.json", best={**json.loads(
-        (run_copy / "metrics.json").read_text())["best"], "val_accuracy": 0.9})  # fmt: skip
+    _edit(
+        run_copy / "metrics.json",
+        best={**json.loads((run_copy / "metrics.json").read_text())["best"], "val_accuracy": 0.9},
+    )
     (flag,) = [f for f in run_flags(run_copy) if f.name == "chance"]
     assert flag.reason == "predicts one class (square) for 100% of the test images"
 

@@ -47,19 +47,28 @@ def test_names_with_markup_characters_are_printed_as_they_are(cli, copy_of, tmp_
 @pytest.mark.parametrize(
     ("damage", "expected"),
     [
-        (lambda r: (r / "model.keras").write_bytes(b"PK\x03\x04 no zip"),
-         "model.keras: cannot be loaded (damaged: 11 bytes that are not a .keras zip archive)"),
-        (lambda r: (r / "model.keras").write_bytes((r / "model.keras").read_bytes()[:5000]),
-         "model.keras: cannot be loaded (damaged: 5,000 bytes"),
-        (lambda r: (r / "metrics.json").write_text('{"status": "completed", "best": "x"}'),
-         "metrics.json: best: "),
+        (
+            lambda r: (r / "model.keras").write_bytes(b"PK\x03\x04 no zip"),
+            "model.keras: cannot be loaded (damaged: 11 bytes that are not a .keras zip archive)",
+        ),
+        (
+            lambda r: (r / "model.keras").write_bytes((r / "model.keras").read_bytes()[:5000]),
+            "model.keras: cannot be loaded (damaged: 5,000 bytes",
+        ),
+        (
+            lambda r: (r / "metrics.json").write_text('{"status": "completed", "best": "x"}'),
+            "metrics.json: best: ",
+        ),
         (lambda r: (r / "metrics.json").write_text("[1, 2]"), "metrics.json: expected a JSON"),
-        (lambda r: (r / "config.yaml").write_text(
-            (r / "config.yaml").read_text().replace("img_size: 32", "img_size: 48")),
-         "model.keras: takes (None, 32, 32, 3)"),
+        (
+            lambda r: (r / "config.yaml").write_text(
+                (r / "config.yaml").read_text().replace("img_size: 32", "img_size: 48")
+            ),
+            "model.keras: takes (None, 32, 32, 3)",
+        ),
         (lambda r: (r / "config.yaml").write_text("data: [1\n"), "config.yaml: unreadable"),
     ],
-)  # fmt: skip
+)
 def test_damaged_run_files_are_one_line_errors(cli, run_copy, tmp_path, damage, expected):
     damage(run_copy)
     for command in (("evaluate", run_copy), ("predict", run_copy, tmp_path)):
@@ -145,8 +154,7 @@ def test_a_file_name_that_is_no_run_name_says_so(cli, tmp_path: Path):
 
 
 def test_runs_dir_is_a_path_not_yaml(cli, tmp_path: Path, dataset: Path):
-    config = write_config(tmp_path / "p.yaml", dataset, tmp_path / "unused",
-                          training={"epochs": 1})  # fmt: skip
+    config = write_config(tmp_path / "p.yaml", dataset, tmp_path / "unused", training={"epochs": 1})
     code, _, err = cli("train", config, "--runs-dir", tmp_path / "[a, b]")
     assert code == 0, err
     assert len(list((tmp_path / "[a, b]").iterdir())) == 1
@@ -259,8 +267,9 @@ def test_symlink_loops_dangling_links_and_links_back_are_reported(cli, copy_of, 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["classes"] == ["circle", "cross", "square", "stripes", "triangle"]
     assert sorted(Path(p.split(": ")[0]).name for p in metrics["skipped_files"]) == [
-        "gone.png", "loop.jpg"
-    ]  # fmt: skip
+        "gone.png",
+        "loop.jpg",
+    ]
 
 
 # ---- data the task cannot learn from -------------------------------------------------
@@ -304,7 +313,9 @@ def test_explain_gives_each_image_its_own_figure(cli, run_copy, dataset, tmp_pat
     code, out, err = cli("explain", run_copy, a, b, a, "--out", tmp_path / "figs")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
-        "a-x_gradcam.png", "b-x_gradcam.png"]  # fmt: skip
+        "a-x_gradcam.png",
+        "b-x_gradcam.png",
+    ]
     assert out.count("_gradcam.png") == 2  # each image once
 
 

@@ -82,10 +82,13 @@ def corner_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("corner")
     data = _corner_dataset(tmp / "data", 40, seed=3)
     config = write_config(
-        tmp / "corner.yaml", data, tmp / "runs",
+        tmp / "corner.yaml",
+        data,
+        tmp / "runs",
         model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16, "dropout": 0.0}},
-        data={"img_size": 32, "batch_size": 16}, training={"epochs": 6, "learning_rate": 0.003},
-    )  # fmt: skip
+        data={"img_size": 32, "batch_size": 16},
+        training={"epochs": 6, "learning_rate": 0.003},
+    )
     result = CliRunner().invoke(app, ["train", str(config)])
     assert result.exit_code == 0, result.stdout + result.stderr
     (run,) = (tmp / "runs").iterdir()
@@ -141,12 +144,15 @@ def test_lr_find_suggests_a_rate_inside_its_sweep(cli, dataset: Path, tmp_path: 
     assert list(sweep.columns) == ["lr", "loss"] and len(sweep) >= 5
     assert (np.diff(sweep["lr"]) > 0).all()
     suggestion = float(out.split("suggested learning rate: ")[1].split()[0])
-    three = {name: float(out.split(f"{name}: ")[1].split()[0])
-             for name in ("valley", "steep", "minimum/10")}  # fmt: skip
+    three = {
+        name: float(out.split(f"{name}: ")[1].split()[0])
+        for name in ("valley", "steep", "minimum/10")
+    }
     assert suggestion == three["valley"]  # fastai's default
     lowest = sweep.loc[sweep["loss"].idxmin()]
-    assert three["minimum/10"] == pytest.approx(max(lowest["lr"] / 10, sweep["lr"].iloc[0]),
-                                                rel=0.01)  # fmt: skip
+    assert three["minimum/10"] == pytest.approx(
+        max(lowest["lr"] / 10, sweep["lr"].iloc[0]), rel=0.01
+    )
     # steep, checked on what the range test wrote: a rate from the falling part of the
     # curve (its loss below the first), or a tenth of the minimum's rate
     falling = sweep[(sweep["lr"] <= lowest["lr"]) & (sweep["loss"] < sweep["loss"].iloc[0])]

@@ -59,8 +59,15 @@ def test_the_config_schema_is_a_leaf():
     assert _imports(PACKAGE / "config" / "schema.py") == set()
 
 
-PRIVATE = ("keras.src", "tensorflow.python", "_call_context_args", "_symbolic_build",
-           "disable_op_determinism", "COUNTERS", "_inbound_nodes")  # fmt: skip
+PRIVATE = (
+    "keras.src",
+    "tensorflow.python",
+    "_call_context_args",
+    "_symbolic_build",
+    "disable_op_determinism",
+    "COUNTERS",
+    "_inbound_nodes",
+)
 
 
 def test_private_keras_and_tensorflow_api_is_used_in_one_module():
@@ -106,9 +113,12 @@ def test_an_augmentation_is_added_in_one_place(cli, tmp_path: Path):
 
     try:
         cfg = validate_config(
-            {"model": {"arch": "simple", "augmentation": [{"type": "dim"}]},
-             "data": {"img_size": 16}}, "x.yaml"
-        )  # fmt: skip
+            {
+                "model": {"arch": "simple", "augmentation": [{"type": "dim"}]},
+                "data": {"img_size": 16},
+            },
+            "x.yaml",
+        )
         assert cfg.model.augmentation == [{"type": "dim", "amount": 0.5}]
         model = build_model(cfg, 3)
         assert model.get_layer("aug_0_dim").scale == pytest.approx(0.5)
@@ -140,10 +150,13 @@ def test_the_config_package_is_a_leaf():
     import subprocess
     import sys
 
-    code = ("import sys, animalcnn.config; "
-            "print(sorted(m for m in sys.modules if m.startswith('animalcnn')))")  # fmt: skip
+    code = (
+        "import sys, animalcnn.config; "
+        "print(sorted(m for m in sys.modules if m.startswith('animalcnn')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     loaded = set(eval(done.stdout))  # noqa: S307 (our own printed list)
-    assert loaded and all(m in ("animalcnn", "animalcnn.errors") or
-                          m.startswith("animalcnn.config") for m in loaded), loaded  # fmt: skip
+    assert loaded and all(
+        m in ("animalcnn", "animalcnn.errors") or m.startswith("animalcnn.config") for m in loaded
+    ), loaded
     assert "keras" not in done.stdout

@@ -44,8 +44,13 @@ def test_held_out_test_files_are_recorded_never_trained_on_and_scored(
     from animalcnn.models.configs import load_config
 
     root = request.getfixturevalue(layout)
-    config = write_config(tmp_path / "held.yaml", root, tmp_path / "runs", training={"epochs": 1},
-                          data={"test_fraction": 0.25})  # fmt: skip
+    config = write_config(
+        tmp_path / "held.yaml",
+        root,
+        tmp_path / "runs",
+        training={"epochs": 1},
+        data={"test_fraction": 0.25},
+    )
     code, _, err = cli("train", config)
     assert code == 0, err
     (run,) = (tmp_path / "runs").iterdir()

@@ -52,6 +52,12 @@ def test_smallest_input_builds_and_one_less_does_not(arch, params):
 
 def test_the_registry_lists_every_builtin():
     assert registry.names() == [
-        "efficientnetb0", "inception", "mid", "mobilenetv2", "resnet", "resnet50v2", "simple",
+        "efficientnetb0",
+        "inception",
+        "mid",
+        "mobilenetv2",
+        "resnet",
+        "resnet50v2",
+        "simple",
         "xception",
-    ]  # fmt: skip
+    ]

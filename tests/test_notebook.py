@@ -23,8 +23,12 @@ def test_the_notebook_is_kept_without_outputs():
 @pytest.mark.slow
 def test_the_notebook_runs_top_to_bottom_in_a_kernel():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()  # fmt: skip
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
     outputs = {i: c.outputs for i, c in enumerate(notebook.cells) if c.cell_type == "code"}
     assert not [o for out in outputs.values() for o in out if o.output_type == "error"]
     shown = " ".join(json.dumps(out) for out in outputs.values())

@@ -50,13 +50,23 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path):
 
 def _bf16_config(tmp_path: Path, dataset: Path, name: str, epochs: int = 2) -> Path:
     return write_config(
-        tmp_path / f"{name}.yaml", dataset, tmp_path / name,
+        tmp_path / f"{name}.yaml",
+        dataset,
+        tmp_path / name,
         data={"img_size": 36},
-        model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16, "dropout": 0.3},
-               "augmentation": [{"type": "flip"}]},
-        training={"epochs": epochs, "learning_rate": 0.005, "lr_patience": 1,
-                  "val_patience": 50, "mixed_precision": "bfloat16"},
-    )  # fmt: skip
+        model={
+            "arch": "mid",
+            "params": {"filters": [8, 16], "dense": 16, "dropout": 0.3},
+            "augmentation": [{"type": "flip"}],
+        },
+        training={
+            "epochs": epochs,
+            "learning_rate": 0.005,
+            "lr_patience": 1,
+            "val_patience": 50,
+            "mixed_precision": "bfloat16",
+        },
+    )
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from animalcnn.models.configs import load_config
 
 from .conftest import CONFIGS
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 OVERRIDES = st.fixed_dictionaries(
     {
@@ -67,13 +68,20 @@ def _png(width: int, height: int, mode: str) -> bytes:
 @given(
     data=st.one_of(
         st.binary(max_size=2000),
-        st.builds(lambda d, cut, noise: d[:cut] + noise,
-                  st.builds(_png, st.integers(1, 40), st.integers(1, 40),
-                            st.sampled_from(["RGB", "L", "RGBA", "P", "I;16", "1"])),
-                  st.integers(0, 400), st.binary(max_size=50)),
+        st.builds(
+            lambda d, cut, noise: d[:cut] + noise,
+            st.builds(
+                _png,
+                st.integers(1, 40),
+                st.integers(1, 40),
+                st.sampled_from(["RGB", "L", "RGBA", "P", "I;16", "1"]),
+            ),
+            st.integers(0, 400),
+            st.binary(max_size=50),
+        ),
     ),
     as_file=st.booleans(),
-)  # fmt: skip
+)
 def test_any_bytes_decode_to_an_image_or_a_reason(tmp_path, data, as_file):
     from animalcnn.data.decoding import try_load
 

@@ -100,18 +100,32 @@ def test_sort_keys_take_a_direction_and_put_missing_values_last():
         parse_sort("-", keys.__contains__, keys)
 
 
-def _run(runs: Path, name: str, arch: str, val: float | None, time_s: float | None,
-         lr: float) -> Path:  # fmt: skip
+def _run(
+    runs: Path, name: str, arch: str, val: float | None, time_s: float | None, lr: float
+) -> Path:
     """A run folder with known values and no model: what compare reads of it."""
     folder = runs / name
     folder.mkdir(parents=True)
     model = {"arch": arch, "params": {}}
-    write_config(folder / "config.yaml", runs / "no-data", runs, name=name,
-                 data={"img_size": 64}, model=model,
-                 training={"learning_rate": lr})  # fmt: skip
-    metrics = {"status": "completed", "name": name, "arch": arch, "classes": list("abcde"),
-               "epochs_run": 2, "best_epoch": 2, "wall_time_s": time_s,
-               "best": {"epoch": 2, "val_accuracy": val, "accuracy": val}}  # fmt: skip
+    write_config(
+        folder / "config.yaml",
+        runs / "no-data",
+        runs,
+        name=name,
+        data={"img_size": 64},
+        model=model,
+        training={"learning_rate": lr},
+    )
+    metrics = {
+        "status": "completed",
+        "name": name,
+        "arch": arch,
+        "classes": list("abcde"),
+        "epochs_run": 2,
+        "best_epoch": 2,
+        "wall_time_s": time_s,
+        "best": {"epoch": 2, "val_accuracy": val, "accuracy": val},
+    }
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
 
@@ -135,8 +149,18 @@ EXPECTED = ["s-slow", "m-good", "s-good", "m-notime"]  # -time_s, missing time l
 
 def test_compare_keeps_and_orders_the_rows_a_query_names(cli, known_runs: Path, tmp_path):
     csv, report = tmp_path / "t.csv", tmp_path / "r.html"
-    code, out, err = cli("compare", *sorted(known_runs.iterdir()), "--where", QUERY,
-                         "--sort", "-time_s", "--csv", csv, "--report", report)  # fmt: skip
+    code, out, err = cli(
+        "compare",
+        *sorted(known_runs.iterdir()),
+        "--where",
+        QUERY,
+        "--sort",
+        "-time_s",
+        "--csv",
+        csv,
+        "--report",
+        report,
+    )
     assert code == 0, err
     table = pd.read_csv(csv)
     assert table["run"].tolist() == EXPECTED
@@ -146,12 +170,20 @@ def test_compare_keeps_and_orders_the_rows_a_query_names(cli, known_runs: Path, 
     assert "in the order -time_s" in page
     shown = page[page.index('id="runs"') :]
     assert sorted(EXPECTED, key=lambda r: shown.index(f">{r}<")) == EXPECTED
-    code, _, _ = cli("compare", known_runs, "--where", "arch=mid", "--where",
-                     "training.learning_rate < 2e-3", "--sort", "best_val_accuracy,run",
-                     "--csv", csv)  # fmt: skip
+    code, _, _ = cli(
+        "compare",
+        known_runs,
+        "--where",
+        "arch=mid",
+        "--where",
+        "training.learning_rate < 2e-3",
+        "--sort",
+        "best_val_accuracy,run",
+        "--csv",
+        csv,
+    )
     assert code == 0 and pd.read_csv(csv)["run"].tolist() == ["m-bad", "m-good", "m-noval"]
-    code, _, err = cli("compare", known_runs, "--where", "best_val_accuracy >= 97%",
-                       "--csv", csv)  # fmt: skip
+    code, _, err = cli("compare", known_runs, "--where", "best_val_accuracy >= 97%", "--csv", csv)
     assert code == 0 and pd.read_csv(csv)["run"].tolist() == ["r-good"]
     code, _, err = cli("compare", known_runs, "--where", "best_val_accuracy > 1")
     assert code == 2 and err.startswith("error: no run has best_val_accuracy > 1")

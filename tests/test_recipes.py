@@ -36,11 +36,16 @@ RECIPE = {
 
 def _recipe_config(tmp_path: Path, dataset: Path, name: str, **training) -> Path:
     return write_config(
-        tmp_path / f"{name}.yaml", dataset, tmp_path / name,
-        model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16, "dropout": 0.3},
-               "augmentation": [{"type": "flip"}, {"type": "random_erasing", "prob": 0.5}]},
+        tmp_path / f"{name}.yaml",
+        dataset,
+        tmp_path / name,
+        model={
+            "arch": "mid",
+            "params": {"filters": [8, 16], "dense": 16, "dropout": 0.3},
+            "augmentation": [{"type": "flip"}, {"type": "random_erasing", "prob": 0.5}],
+        },
         training={**RECIPE, **training},
-    )  # fmt: skip
+    )
 
 
 def test_the_schedules_follow_their_formula_step_by_step():
@@ -84,11 +89,16 @@ def test_weight_decay_spares_biases_and_the_optimizers_are_those_asked_for():
     model = keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()]
     )
-    kinds = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
-             "lion": keras.optimizers.Lion, "adam": keras.optimizers.Adam}  # fmt: skip
+    kinds = {
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+        "lion": keras.optimizers.Lion,
+        "adam": keras.optimizers.Adam,
+    }
     for name, cls in kinds.items():
-        t = TrainingConfig(optimizer=name, weight_decay=0.1, clipnorm=1.0,
-                           gradient_accumulation_steps=2)  # fmt: skip
+        t = TrainingConfig(
+            optimizer=name, weight_decay=0.1, clipnorm=1.0, gradient_accumulation_steps=2
+        )
         made = make_optimizer(t, phases_of(t)[0], 5, model)
         assert type(made) is cls and made.weight_decay == 0.1 and made.clipnorm == 1.0
         assert made.gradient_accumulation_steps == 2
@@ -105,8 +115,11 @@ def test_label_smoothing_changes_the_loss_of_a_known_batch_as_expected():
     for ls in (0.0, 0.1, 0.3):
         target = onehot * (1 - ls) + ls / 3
         expected = np.mean(-np.sum(target * np.log(probs), axis=1))
-        t = TrainingConfig(label_smoothing=ls) if ls else TrainingConfig(batch_augmentation=[
-            MixUp(type="mixup")])  # fmt: skip
+        t = (
+            TrainingConfig(label_smoothing=ls)
+            if ls
+            else TrainingConfig(batch_augmentation=[MixUp(type="mixup")])
+        )
         got = float(keras.ops.convert_to_numpy(loss(t)(onehot, probs)))
         assert got == pytest.approx(expected, rel=1e-5)
 
@@ -152,18 +165,26 @@ def test_mixing_is_drawn_from_the_batch_position_alone():
 @pytest.mark.parametrize(
     ("training", "message"),
     [
-        ({"schedule": "cosine", "warmup_epochs": 2, "epochs": 2},
-         "training: warmup_epochs (2) must be less than epochs (2)"),
+        (
+            {"schedule": "cosine", "warmup_epochs": 2, "epochs": 2},
+            "training: warmup_epochs (2) must be less than epochs (2)",
+        ),
         ({"warmup_epochs": 1}, "warmup_epochs needs a schedule that runs by step"),
-        ({"label_smoothing": 0.6},
-         "training.label_smoothing: input should be less than or equal to 0.5"),
-        ({"batch_augmentation": [{"type": "mixup"}, {"type": "mixup"}]},
-         "each of mixup and cutmix at most once"),
+        (
+            {"label_smoothing": 0.6},
+            "training.label_smoothing: input should be less than or equal to 0.5",
+        ),
+        (
+            {"batch_augmentation": [{"type": "mixup"}, {"type": "mixup"}]},
+            "each of mixup and cutmix at most once",
+        ),
         ({"optimizer": "rmsprop"}, "training.optimizer: input should be 'adam', 'adamw'"),
-        ({"batch_augmentation": [{"type": "mixup", "alpha": 0}]},
-         "alpha: input should be greater than 0"),
+        (
+            {"batch_augmentation": [{"type": "mixup", "alpha": 0}]},
+            "alpha: input should be greater than 0",
+        ),
     ],
-)  # fmt: skip
+)
 def test_recipe_options_are_checked_by_the_schema(cli, tmp_path, dataset, training, message):
     config = write_config(tmp_path / "bad.yaml", dataset, tmp_path / "runs", training=training)
     code, _, err = cli("train", config)
@@ -175,8 +196,16 @@ def test_recipe_options_show_in_config_and_models(cli, tmp_path, dataset):
     config = _recipe_config(tmp_path, dataset, "shown")
     code, out, _ = cli("config", config)
     assert code == 0
-    for key in ("optimizer: adamw", "schedule: cosine", "warmup_epochs", "label_smoothing",
-                "batch_augmentation", "type: cutmix", "decay: 0.9", "weight_decay"):  # fmt: skip
+    for key in (
+        "optimizer: adamw",
+        "schedule: cosine",
+        "warmup_epochs",
+        "label_smoothing",
+        "batch_augmentation",
+        "type: cutmix",
+        "decay: 0.9",
+        "weight_decay",
+    ):
         assert key in out, key
     code, out, _ = cli("models")
     for name in ("randaugment", "random_erasing", "augmix", "num_ops", "magnitude"):
@@ -287,8 +316,9 @@ def test_evaluate_and_predict_record_tta(cli, run_copy, dataset, tmp_path):
     assert json.loads((run_copy / "evaluation.json").read_text())["tta"] == "flip"
     code, _, err = cli("compare", run_copy, "--csv", tmp_path / "c.csv")
     assert code == 0 and pd.read_csv(tmp_path / "c.csv")["tta"][0] == "flip"
-    code, _, err = cli("predict", run_copy, dataset / "inf", "--tta", "crops", "--csv",
-                       tmp_path / "p.csv")  # fmt: skip
+    code, _, err = cli(
+        "predict", run_copy, dataset / "inf", "--tta", "crops", "--csv", tmp_path / "p.csv"
+    )
     assert code == 0, err
     code, _, err = cli("evaluate", run_copy, "--tta", "sideways")
     assert code == 2 and "sideways" in err
@@ -300,11 +330,21 @@ def test_a_float16_recipe_run_resumes_exactly(tmp_path, dataset):
     from animalcnn.training.session import TrainingFailed, resume, start
 
     def config(name: str):
-        return load_config(write_config(
-            tmp_path / f"{name}.yaml", dataset, tmp_path / name,
-            training={"epochs": 4, "mixed_precision": "float16", "optimizer": "adamw",
-                      "weight_decay": 0.05, "schedule": "cosine", "ema": {"decay": 0.9}},
-        ))  # fmt: skip
+        return load_config(
+            write_config(
+                tmp_path / f"{name}.yaml",
+                dataset,
+                tmp_path / name,
+                training={
+                    "epochs": 4,
+                    "mixed_precision": "float16",
+                    "optimizer": "adamw",
+                    "weight_decay": 0.05,
+                    "schedule": "cosine",
+                    "ema": {"decay": 0.9},
+                },
+            )
+        )
 
     try:
         whole = start(config("whole"))
@@ -356,8 +396,9 @@ def test_the_backbone_steps_at_its_share_of_the_rate(backend):
     if not backends.installed(backend):
         pytest.skip(f"{backend} is not installed here")
     env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-c", BACKBONE_STEP], capture_output=True,
-                          text=True, env=env, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", BACKBONE_STEP], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     steps = json.loads(done.stdout.strip().splitlines()[-1])
     for kind, (kernel, bias, head_kernel, head_bias) in steps.items():
@@ -368,14 +409,21 @@ def test_the_backbone_steps_at_its_share_of_the_rate(backend):
 
 def test_the_backbone_factor_is_checked_and_reaches_the_finetune_phase(tmp_path, dataset):
     model = {"arch": "mobilenetv2", "params": {}}
-    config = write_config(tmp_path / "ft.yaml", dataset, tmp_path / "runs", model=model,
-                          transfer={"strategy": "finetune", "weights": "none",
-                                    "finetune": {"backbone_lr_factor": 0.1}})  # fmt: skip
+    config = write_config(
+        tmp_path / "ft.yaml",
+        dataset,
+        tmp_path / "runs",
+        model=model,
+        transfer={
+            "strategy": "finetune",
+            "weights": "none",
+            "finetune": {"backbone_lr_factor": 0.1},
+        },
+    )
     head, finetune = phases(load_config(config))
     assert head.backbone_lr_factor == 1.0 and finetune.backbone_lr_factor == 0.1
     ask = {"strategy": "finetune", "finetune": {"backbone_lr_factor": 2}}
-    bad = write_config(tmp_path / "bad.yaml", dataset, tmp_path / "runs", model=model,
-                       transfer=ask)  # fmt: skip
+    bad = write_config(tmp_path / "bad.yaml", dataset, tmp_path / "runs", model=model, transfer=ask)
     with pytest.raises(Exception, match="backbone_lr_factor"):
         load_config(bad)
 
@@ -396,12 +444,26 @@ def test_validation_with_tta_records_the_averaged_views(tmp_path, dataset, backe
 
     if not backends.installed(backend):
         pytest.skip(f"{backend} is not installed here")
-    config = write_config(tmp_path / "tta.yaml", dataset, tmp_path / "runs",
-                          training={"epochs": 2, "tta": "flip", "ema": {"decay": 0.5},
-                                    "val_patience": 10, "backend": backend})  # fmt: skip
+    config = write_config(
+        tmp_path / "tta.yaml",
+        dataset,
+        tmp_path / "runs",
+        training={
+            "epochs": 2,
+            "tta": "flip",
+            "ema": {"decay": 0.5},
+            "val_patience": 10,
+            "backend": backend,
+        },
+    )
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-m", "animalcnn", "train", str(config)],
-                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "animalcnn", "train", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = (tmp_path / "runs").iterdir()
     folder = RunFolder(run)

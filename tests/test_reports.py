@@ -33,9 +33,11 @@ def two_runs(trained_run: Path, dataset: Path, tmp_path_factory) -> list[Path]:
     tmp = tmp_path_factory.mktemp("second")
     first = Path(shutil.copytree(trained_run, tmp / "copies" / trained_run.name))
     config = write_config(
-        tmp / "other.yaml", dataset, tmp / "runs",
+        tmp / "other.yaml",
+        dataset,
+        tmp / "runs",
         training={"epochs": 3, "learning_rate": 0.5, "lr_patience": 0},
-    )  # fmt: skip
+    )
     runner = CliRunner()
     assert runner.invoke(app, ["train", str(config)]).exit_code == 0
     (other,) = (tmp / "runs").iterdir()
@@ -56,11 +58,17 @@ def test_one_chart_definition_draws_both_png_and_plotly(tmp_path: Path):
     from animalcnn.figures.charts import history_chart, to_plotly, write_png
 
     history = pd.DataFrame(
-        {"epoch": [1, 2, 3, 4], "phase": ["head", "head", "finetune", "finetune"],
-         "loss": [1.5, 1.0, 0.8, 0.6], "accuracy": [0.4, 0.6, 0.7, 0.8],
-         "val_loss": [1.6, 1.2, 1.0, 0.9], "val_accuracy": [0.3, 0.5, 0.6, 0.7],
-         "lr": [1e-3, 2e-4, 1e-5, 1e-5], "seconds": [1.0] * 4}
-    )  # fmt: skip
+        {
+            "epoch": [1, 2, 3, 4],
+            "phase": ["head", "head", "finetune", "finetune"],
+            "loss": [1.5, 1.0, 0.8, 0.6],
+            "accuracy": [0.4, 0.6, 0.7, 0.8],
+            "val_loss": [1.6, 1.2, 1.0, 0.9],
+            "val_accuracy": [0.3, 0.5, 0.6, 0.7],
+            "lr": [1e-3, 2e-4, 1e-5, 1e-5],
+            "seconds": [1.0] * 4,
+        }
+    )
     chart = history_chart(history, "r")
     assert [p.title for p in chart.panels] == ["loss", "accuracy", "learning rate (epoch start)"]
     assert chart.panels[1].percent == "y" and chart.panels[0].integer_x
@@ -82,14 +90,18 @@ def test_learning_rate_drops_and_phases_are_found():
     from animalcnn.figures.charts import lr_drops, phase_starts
 
     history = pd.DataFrame(
-        {"epoch": [1, 2, 3, 4, 5], "phase": ["head", "head", "head", "finetune", "finetune"],
-         "lr": [1e-3, 1e-3, 2e-4, 1e-5, 2e-6]}
-    )  # fmt: skip
+        {
+            "epoch": [1, 2, 3, 4, 5],
+            "phase": ["head", "head", "head", "finetune", "finetune"],
+            "lr": [1e-3, 1e-3, 2e-4, 1e-5, 2e-6],
+        }
+    )
     assert lr_drops(history) == [3, 5]
     assert phase_starts(history) == [(4, "finetune")]
     # a cosine schedule moves the rate at every epoch: no drop marks in its phase
-    cosine = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "phase": ["train"] * 5,
-                           "lr": [1e-4, 1e-3, 8e-4, 4e-4, 1e-4]})  # fmt: skip
+    cosine = pd.DataFrame(
+        {"epoch": [1, 2, 3, 4, 5], "phase": ["train"] * 5, "lr": [1e-4, 1e-3, 8e-4, 4e-4, 1e-4]}
+    )
     assert lr_drops(cosine) == []
 
 
@@ -156,8 +168,10 @@ def test_report_draws_and_sorts_in_a_headless_browser(cli, two_runs, tmp_path, b
 
     def column(title: str) -> list[str]:
         index = page.locator("table.runs th").all_inner_texts().index(title)
-        return [r.locator("td").nth(index).inner_text() for r in
-                page.locator("table.runs tbody tr").all()]  # fmt: skip
+        return [
+            r.locator("td").nth(index).inner_text()
+            for r in page.locator("table.runs tbody tr").all()
+        ]
 
     first = column("test acc")
     assert "best" in page.locator("table.runs tbody tr").first.inner_text()
@@ -221,9 +235,12 @@ def test_predict_rejects_missing_paths_and_non_runs(cli, trained_run: Path, tmp_
 
 def test_tensorboard_logs_when_enabled(cli, dataset: Path, tmp_path: Path):
     config = write_config(
-        tmp_path / "tb.yaml", dataset, tmp_path / "runs",
-        training={"epochs": 1}, output={"tensorboard": True},
-    )  # fmt: skip
+        tmp_path / "tb.yaml",
+        dataset,
+        tmp_path / "runs",
+        training={"epochs": 1},
+        output={"tensorboard": True},
+    )
     assert cli("train", config)[0] == 0
     (run,) = (tmp_path / "runs").iterdir()
     for split in ("train", "validation"):
@@ -278,15 +295,21 @@ def test_compare_puts_the_best_first_sorts_and_filters(cli, two_runs: list[Path]
 
 
 def test_tags_and_notes_are_shown_and_filter(cli, dataset: Path, tmp_path: Path, two_runs):
-    config = write_config(tmp_path / "tagged.yaml", dataset, tmp_path / "runs",
-                          training={"epochs": 1}, tags=["baseline", "small"],
-                          notes="first try <b>bold</b>")  # fmt: skip
+    config = write_config(
+        tmp_path / "tagged.yaml",
+        dataset,
+        tmp_path / "runs",
+        training={"epochs": 1},
+        tags=["baseline", "small"],
+        notes="first try <b>bold</b>",
+    )
     code, _, err = cli("train", config)
     assert code == 0, err
     (run,) = (tmp_path / "runs").iterdir()
     csv, report = tmp_path / "c.csv", tmp_path / "r.html"
-    code, out, err = cli("compare", run, *two_runs, "--where", "tag=small", "--csv", csv,
-                         "--report", report)  # fmt: skip
+    code, out, err = cli(
+        "compare", run, *two_runs, "--where", "tag=small", "--csv", csv, "--report", report
+    )
     assert code == 0, err
     table = pd.read_csv(csv)
     assert table["tags"].tolist() == ["baseline, small"]

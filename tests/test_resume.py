@@ -22,12 +22,17 @@ def _config(tmp_path: Path, dataset: Path, name: str) -> Path:
     # Dropout and augmentation draw random numbers: their states must resume too.
     # lr_patience 1 makes the learning rate drop, so the plateau counter matters.
     return write_config(
-        tmp_path / f"{name}.yaml", dataset, tmp_path / name,
+        tmp_path / f"{name}.yaml",
+        dataset,
+        tmp_path / name,
         data={"img_size": 36},
-        model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16, "dropout": 0.3},
-               "augmentation": [{"type": "flip"}, {"type": "rotation", "factor": 0.1}]},
+        model={
+            "arch": "mid",
+            "params": {"filters": [8, 16], "dense": 16, "dropout": 0.3},
+            "augmentation": [{"type": "flip"}, {"type": "rotation", "factor": 0.1}],
+        },
         training={"epochs": EPOCHS, "learning_rate": 0.005, "lr_patience": 1, "val_patience": 50},
-    )  # fmt: skip
+    )
 
 
 def _history(runs_dir: Path) -> pd.DataFrame:
@@ -51,9 +56,11 @@ def _train_until(config: Path, runs_dir: Path, sig: int) -> subprocess.Completed
     """Start training in a subprocess and send `sig` once an epoch's state is saved."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "animalcnn", "train", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if list(runs_dir.glob("*/state.json")):

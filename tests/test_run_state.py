@@ -35,9 +35,7 @@ def test_evaluate_records_the_checkpoint_and_data_it_scored(cli, run_copy: Path)
     ev = _json(run_copy / "evaluation.json")
     metrics = _json(run_copy / "metrics.json")
     digest = hashlib.sha256((run_copy / "model.keras").read_bytes()).hexdigest()
-    assert ev["checkpoint"] == {
-        "epoch": metrics["best_epoch"], "phase": "train", "sha256": digest
-    }  # fmt: skip
+    assert ev["checkpoint"] == {"epoch": metrics["best_epoch"], "phase": "train", "sha256": digest}
     assert ev["run_status"] == "completed" and ev["own_test_split"] is True
     assert ev["data"].endswith("/val") and ev["evaluated"]
     assert f"wrote {run_copy / 'evaluation.json'}" in out
@@ -108,8 +106,7 @@ def interrupted(dataset: Path, tmp_path: Path) -> Path:
 
     from .test_precision import InterruptAfter
 
-    config = write_config(tmp_path / "cut.yaml", dataset, tmp_path / "runs",
-                          training={"epochs": 4})  # fmt: skip
+    config = write_config(tmp_path / "cut.yaml", dataset, tmp_path / "runs", training={"epochs": 4})
     with pytest.raises(TrainingFailed) as info:
         start(load_config(config), [InterruptAfter(2)])
     return info.value.run.path
@@ -160,8 +157,11 @@ def small_disk(tmp_path: Path):
     mount.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("mounting a small filesystem needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     yield mount
@@ -171,8 +171,9 @@ def small_disk(tmp_path: Path):
 def test_a_full_disk_fails_the_run_in_one_line_and_keeps_the_last_good_state(
     cli, dataset, tmp_path, small_disk
 ):
-    config = write_config(tmp_path / "full.yaml", dataset, small_disk / "runs",
-                          training={"epochs": 4})  # fmt: skip
+    config = write_config(
+        tmp_path / "full.yaml", dataset, small_disk / "runs", training={"epochs": 4}
+    )
     code, _, err = cli("train", config)
     assert code == 1
     lines = err.strip().splitlines()
@@ -191,9 +192,11 @@ def test_a_full_disk_for_the_cache_is_one_line_and_leaves_nothing(
     cli, dataset, tmp_path, small_disk
 ):
     config = write_config(
-        tmp_path / "cache.yaml", dataset, tmp_path / "runs",
+        tmp_path / "cache.yaml",
+        dataset,
+        tmp_path / "runs",
         data={"cache": "disk", "cache_dir": str(small_disk / "cache"), "img_size": 96},
-    )  # fmt: skip
+    )
     code, _, err = cli("train", config)
     assert code == 1 and err.startswith(f"error: {small_disk / 'cache'}/")
     assert "No space left on device" in err and len(err.strip().splitlines()) == 1

@@ -26,8 +26,10 @@ def _variant(run: Path, folder: Path, name: str, val: float, **training) -> Path
     config["name"] = name
     config["training"].update(training)
     if name == "augmented":
-        config["model"]["augmentation"] = [{"type": "flip", "mode": "horizontal"},
-                                           {"type": "zoom", "factor": 0.2}]  # fmt: skip
+        config["model"]["augmentation"] = [
+            {"type": "flip", "mode": "horizontal"},
+            {"type": "zoom", "factor": 0.2},
+        ]
     (copy / "config.yaml").write_text(yaml.safe_dump(config))
     metrics = json.loads((copy / "metrics.json").read_text())
     metrics.update(name=name, best={**metrics["best"], "val_accuracy": val})
@@ -71,14 +73,19 @@ def test_the_table_never_passes_the_width_and_names_what_it_left_out(three):
             named = text.split("left out to fit:")[1].split("; --csv")[0].replace("\n", " ")
             for title in ("training.learning_rate", "model.augmentation"):
                 assert (title.split(".")[1] in shown) != (title in " ".join(named.split())), (
-                    width, title)  # fmt: skip
+                    width,
+                    title,
+                )
 
 
 def test_piped_compare_honours_columns(three):
     """Piped output takes COLUMNS (100 when unset) and no line is wider."""
     for columns, limit in (("80", 80), (None, 100)):
-        env = {**os.environ, "COLUMNS": columns} if columns else {
-            k: v for k, v in os.environ.items() if k != "COLUMNS"}  # fmt: skip
+        env = (
+            {**os.environ, "COLUMNS": columns}
+            if columns
+            else {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+        )
         out = subprocess.run(
             [sys.executable, "-m", "animalcnn", "compare", *map(str, three)],
             capture_output=True,
@@ -101,11 +108,20 @@ def test_setting_text_is_short():
 def test_no_column_shows_while_one_that_outranks_it_is_left_out():
     from animalcnn.reporting.tables import _fit
 
-    spec = [("run", "run", "", 0), ("lr", "training.learning_rate", "setting", 2),
-            ("epochs", "training.epochs", "setting", 2), ("train acc", "train_accuracy", "pct", 3),
-            ("tta", "tta", "", 4)]  # fmt: skip
-    needed = {"run": 20, "training.learning_rate": 16, "training.epochs": 12,
-              "train_accuracy": 12, "tta": 2}  # fmt: skip
+    spec = [
+        ("run", "run", "", 0),
+        ("lr", "training.learning_rate", "setting", 2),
+        ("epochs", "training.epochs", "setting", 2),
+        ("train acc", "train_accuracy", "pct", 3),
+        ("tta", "tta", "", 4),
+    ]
+    needed = {
+        "run": 20,
+        "training.learning_rate": 16,
+        "training.epochs": 12,
+        "train_accuracy": 12,
+        "tta": 2,
+    }
     keys = [c[1] for c in _fit(spec, spec, needed, 35)]
     assert keys == ["run", "training.epochs"]  # not lr (too wide), and so nothing below it
     keys = [c[1] for c in _fit(spec, spec, needed, 63)]

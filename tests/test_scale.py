@@ -32,14 +32,19 @@ def _run_folder(runs_dir: Path) -> Path:
 @pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(dataset: Path, tmp_path: Path):
     config = write_config(
-        tmp_path / "mirrored.yaml", dataset, tmp_path / "runs",
+        tmp_path / "mirrored.yaml",
+        dataset,
+        tmp_path / "runs",
         distribute={"strategy": "mirrored", "virtual_cpus": 2},
-    )  # fmt: skip
+    )
     # Logical devices must be set before TensorFlow starts: a process of its own.
     done = subprocess.run(
         [sys.executable, "-m", "animalcnn", "train", str(config)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert done.returncode == 0, done.stderr
     assert "MirroredStrategy over 2 replicas" in done.stdout
     metrics = json.loads((_run_folder(tmp_path / "runs") / "metrics.json").read_text())
@@ -51,10 +56,16 @@ def test_mixed_precision_and_xla_switch_on_by_config(cli, dataset: Path, tmp_pat
     import keras
 
     config = write_config(
-        tmp_path / "fast.yaml", dataset, tmp_path / "runs",
-        training={"epochs": 1, "mixed_precision": "float16", "jit_compile": "on",
-                  "deterministic": False},
-    )  # fmt: skip
+        tmp_path / "fast.yaml",
+        dataset,
+        tmp_path / "runs",
+        training={
+            "epochs": 1,
+            "mixed_precision": "float16",
+            "jit_compile": "on",
+            "deterministic": False,
+        },
+    )
     try:
         code, out, err = cli("train", config)
     finally:
@@ -85,9 +96,11 @@ def test_cache_modes_train_identically(cli, dataset: Path, tmp_path: Path):
     histories = {}
     for mode in ("memory", "disk", "none"):
         config = write_config(
-            tmp_path / f"{mode}.yaml", dataset, tmp_path / mode,
+            tmp_path / f"{mode}.yaml",
+            dataset,
+            tmp_path / mode,
             data={"cache": mode, "cache_dir": str(tmp_path / "cache")},
-        )  # fmt: skip
+        )
         code, _, err = cli("train", config)
         assert code == 0, err
         histories[mode] = pd.read_csv(_run_folder(tmp_path / mode) / "history.csv")
@@ -139,10 +152,12 @@ MW_EPOCHS = 6
 
 def _mw_config(tmp_path: Path, dataset: Path, strategy: str) -> Path:
     return write_config(
-        tmp_path / f"{strategy}.yaml", dataset, tmp_path / strategy,
+        tmp_path / f"{strategy}.yaml",
+        dataset,
+        tmp_path / strategy,
         training={"epochs": MW_EPOCHS, "lr_patience": 1, "val_patience": 50},
         distribute={"strategy": strategy},
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +192,13 @@ def _workers(args: list[str], scratch: Path, interrupt_when: Path | None = None)
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = {**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(scratch),
-               "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        env = {
+            **os.environ,
+            "TF_CONFIG": tf_config,
+            "TMPDIR": str(scratch),
+            "CUDA_VISIBLE_DEVICES": "",
+            "PYTHONUNBUFFERED": "1",
+        }
         command = [sys.executable, "-m", "animalcnn", *args]
         pipe = subprocess.PIPE
         procs.append(subprocess.Popen(command, stdout=pipe, stderr=pipe, text=True, env=env))
@@ -278,10 +298,12 @@ TWO_DEVICES = "--xla_force_host_platform_device_count=2"
 
 def _jax(args: list[str], **env: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "animalcnn", *args], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "animalcnn", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", **env},
-    )  # fmt: skip
+    )
 
 
 def _ended(proc: subprocess.Popen, code: int = 0) -> tuple[str, str]:
@@ -292,8 +314,11 @@ def _ended(proc: subprocess.Popen, code: int = 0) -> tuple[str, str]:
 
 def _jax_hosts(args: list[str], scratch: Path) -> list[subprocess.Popen]:
     """`animalcnn ARGS` as processes 0 and 1 of a loopback JAX cluster."""
-    hosts = {"JAX_COORDINATOR_ADDRESS": f"localhost:{_free_ports(1)[0]}",
-             "JAX_NUM_PROCESSES": "2", "TMPDIR": str(scratch)}  # fmt: skip
+    hosts = {
+        "JAX_COORDINATOR_ADDRESS": f"localhost:{_free_ports(1)[0]}",
+        "JAX_NUM_PROCESSES": "2",
+        "TMPDIR": str(scratch),
+    }
     return [_jax(args, **hosts, JAX_PROCESS_ID=str(i)) for i in range(2)]
 
 
@@ -302,10 +327,12 @@ def _jax_hosts(args: list[str], scratch: Path) -> list[subprocess.Popen]:
 def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_path: Path):
     data = make_dataset(tmp_path / "data", 11, 2, unlabeled=0, size=32, classes=SHAPES[:3])
     config = write_config(
-        tmp_path / "j.yaml", data, tmp_path / "runs",
+        tmp_path / "j.yaml",
+        data,
+        tmp_path / "runs",
         data={"batch_size": 10, "val_fraction": 0.09},
         training={"epochs": MW_EPOCHS, "backend": "jax", "learning_rate": 0.01},
-    )  # fmt: skip
+    )
     train = ["train", str(config), "--runs-dir"]
     one = _jax([*train, str(tmp_path / "one")])
     devices = _jax([*train, str(tmp_path / "devices")], XLA_FLAGS=TWO_DEVICES)
@@ -314,8 +341,9 @@ def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     hosts = tmp_path / "hosts"
-    chief, worker = _jax_hosts([*train, str(hosts), "--set", "distribute.strategy=multi_worker"],
-                               scratch)  # fmt: skip
+    chief, worker = _jax_hosts(
+        [*train, str(hosts), "--set", "distribute.strategy=multi_worker"], scratch
+    )
     deadline = time.monotonic() + 120
     while not glob.glob(str(hosts / "*/state.json")) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -342,8 +370,9 @@ def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_
         assert metrics["images"]["train"] == 30 and metrics["images"]["val"] == 3
         assert metrics["status"] == "completed" and metrics["replicas"] == 2
         history = pd.read_csv(run / "history.csv")
-        assert_histories_close(history.drop(columns="seconds"),
-                               reference.drop(columns="seconds"), 30, 3, samples=0)  # fmt: skip
+        assert_histories_close(
+            history.drop(columns="seconds"), reference.drop(columns="seconds"), 30, 3, samples=0
+        )
     odd = _jax([*train, str(tmp_path / "odd"), "--set", "data.batch_size=9"], XLA_FLAGS=TWO_DEVICES)
     assert (
         _ended(odd, 2)[1]

@@ -27,11 +27,22 @@ def _free_port() -> int:
 def server(trained_run: Path):
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "animalcnn", "serve", str(trained_run), "--port", str(port),
-         "--max-upload-mb", "0.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "animalcnn",
+            "serve",
+            str(trained_run),
+            "--port",
+            str(port),
+            "--max-upload-mb",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -53,11 +64,15 @@ def _upload(url: str, *paths: Path) -> requests.Response:
     return requests.post(f"{url}/predict", files=files, timeout=60)
 
 
-def test_health_and_predictions_match_the_predict_command(cli, server, trained_run, dataset,
-                                                           tmp_path):  # fmt: skip
+def test_health_and_predictions_match_the_predict_command(
+    cli, server, trained_run, dataset, tmp_path
+):
     health = requests.get(f"{server}/health", timeout=10).json()
-    assert health == {"status": "ok", "run": str(trained_run),
-                      "classes": ["circle", "cross", "square", "stripes", "triangle"]}  # fmt: skip
+    assert health == {
+        "status": "ok",
+        "run": str(trained_run),
+        "classes": ["circle", "cross", "square", "stripes", "triangle"],
+    }
     images = sorted((dataset / "inf").iterdir())[:3]
     answer = _upload(server, *images)
     assert answer.status_code == 200
@@ -97,13 +112,19 @@ def test_bad_and_oversized_uploads_are_refused_and_the_server_goes_on(server, tm
     assert _upload(server, half, half).status_code == 413
 
     def endless():  # chunked, no Content-Length: counted as it arrives
-        yield (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
-               b"Content-Type: image/png\r\n\r\n")  # fmt: skip
+        yield (
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n"
+        )
         for _ in range(10_000):
             yield b"x" * 65536
 
-    answer = requests.post(f"{server}/predict", data=endless(), timeout=60,
-                           headers={"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    answer = requests.post(
+        f"{server}/predict",
+        data=endless(),
+        timeout=60,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
     assert answer.status_code == 413
     assert requests.get(f"{server}/health", timeout=10).ok
 
@@ -155,8 +176,9 @@ def local_server(run_copy: Path):
     def start(run: Path = run_copy, limit_mb: float = 4.0) -> str:
         from animalcnn.run_folder import RunFolder
 
-        server = uvicorn.Server(uvicorn.Config(create_app(RunFolder.open(run), limit_mb),
-                                               log_level="warning"))  # fmt: skip
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(RunFolder.open(run), limit_mb), log_level="warning")
+        )
         sock = listen("127.0.0.1", 0)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -214,9 +236,11 @@ def test_a_full_queue_answers_503_and_names_are_checked(local_server, tmp_path, 
     slow.join()
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
     small = sorted(Path(image).parent.glob("*.png"))[0].read_bytes()
-    for name, expected in (("cat\x00.png", "file name with a control character"),
-                           ("c" * 300 + ".png", "over 255 characters"),
-                           ("cat." + "x" * 250, "an extension over 32 characters")):  # fmt: skip
+    for name, expected in (
+        ("cat\x00.png", "file name with a control character"),
+        ("c" * 300 + ".png", "over 255 characters"),
+        ("cat." + "x" * 250, "an extension over 32 characters"),
+    ):
         answer = requests.post(f"{url}/predict", files=[("file", (name, small))], timeout=60)
         assert answer.status_code == 422 and expected in answer.json()["detail"], answer.text
 

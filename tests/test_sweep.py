@@ -18,8 +18,14 @@ from .conftest import imports_tensorflow, write_config
 
 
 def _sweep(tmp_path: Path, config: Path, name: str, **fields) -> Path:
-    spec = {"name": name, "base": str(config), "metric": "val_accuracy", "method": "grid",
-            "pruner": "none", **fields}  # fmt: skip
+    spec = {
+        "name": name,
+        "base": str(config),
+        "metric": "val_accuracy",
+        "method": "grid",
+        "pruner": "none",
+        **fields,
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -27,8 +33,9 @@ def _sweep(tmp_path: Path, config: Path, name: str, **fields) -> Path:
 
 @pytest.fixture
 def tiny(tmp_path: Path, dataset: Path) -> Path:
-    return write_config(tmp_path / "tiny.yaml", dataset, tmp_path / "unused",
-                        training={"epochs": 1})  # fmt: skip
+    return write_config(
+        tmp_path / "tiny.yaml", dataset, tmp_path / "unused", training={"epochs": 1}
+    )
 
 
 @pytest.mark.parametrize(
@@ -36,21 +43,31 @@ def tiny(tmp_path: Path, dataset: Path) -> Path:
     [
         ({"methd": "grid"}, "methd: unknown field (did you mean 'method'?)"),
         ({"parameters": {"training.lr": {"values": [1]}}}, "unknown field 'training.lr'"),
-        ({"method": "tpe", "parameters": {"training.learning_rate": {"low": -1.0, "high": 0.1}}},
-         "parameters.training.learning_rate: -1.0: training.learning_rate: input should be "
-         "greater than 0"),
-        ({"parameters": {"training.learning_rate": {"low": 0.001, "high": 0.1}}},
-         "parameters.training.learning_rate: a grid needs values, not a range"),
+        (
+            {"method": "tpe", "parameters": {"training.learning_rate": {"low": -1.0, "high": 0.1}}},
+            "parameters.training.learning_rate: -1.0: training.learning_rate: input should be "
+            "greater than 0",
+        ),
+        (
+            {"parameters": {"training.learning_rate": {"low": 0.001, "high": 0.1}}},
+            "parameters.training.learning_rate: a grid needs values, not a range",
+        ),
         ({"metric": "f1"}, "metric: input should be 'loss', 'accuracy', 'val_loss' or"),
-        ({"parameters": {"data.batch_size": {"values": [8, "many"]}}},
-         "parameters.data.batch_size: 'many': data.batch_size: input should be a valid integer"),
+        (
+            {"parameters": {"data.batch_size": {"values": [8, "many"]}}},
+            "parameters.data.batch_size: 'many': data.batch_size: input should be a valid integer",
+        ),
         # every trial would fail on a missing data folder: said once, before any trial
-        ({"set": {"data.dir": "/no/such/photos"}},
-         "data.dir: /no/such/photos: folder not found; get the course's dataset with"),
-        ({"parameters": {"data.dir": {"values": ["/no/such/photos"]}}},
-         "parameters.data.dir: '/no/such/photos': data.dir: /no/such/photos: folder not found"),
+        (
+            {"set": {"data.dir": "/no/such/photos"}},
+            "data.dir: /no/such/photos: folder not found; get the course's dataset with",
+        ),
+        (
+            {"parameters": {"data.dir": {"values": ["/no/such/photos"]}}},
+            "parameters.data.dir: '/no/such/photos': data.dir: /no/such/photos: folder not found",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_sweep_files_are_one_line_errors(cli, tmp_path, tiny, fields, expected):
     path = _sweep(tmp_path, tiny, "bad", **fields)
     code, _, err = cli("sweep", path, "--runs-dir", tmp_path / "runs")
@@ -62,15 +79,19 @@ def test_bad_sweep_files_are_one_line_errors(cli, tmp_path, tiny, fields, expect
 def _sweep_process(path: Path, runs: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "animalcnn", "sweep", str(path), "--runs-dir", str(runs)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.slow
 def test_two_processes_share_a_grid_and_rerunning_adds_nothing(cli, tmp_path, tiny):
-    grid = {"training.learning_rate": {"values": [0.002, 0.004]},
-            "data.batch_size": {"values": [8, 16]}}  # fmt: skip
+    grid = {
+        "training.learning_rate": {"values": [0.002, 0.004]},
+        "data.batch_size": {"values": [8, 16]},
+    }
     path = _sweep(tmp_path, tiny, "shared", parameters=grid)
     runs = tmp_path / "runs"
     procs = [_sweep_process(path, runs) for _ in range(2)]
@@ -125,8 +146,14 @@ def test_a_random_sweep_stops_at_its_trials_and_writes_its_outputs(cli, tmp_path
         "run here (no journal)"
     )
     assert not (tmp_path / "elsewhere").exists()
-    assert list(table.columns) == ["trial", "state", "value", "run", "training.learning_rate",
-                                   "seconds"]  # fmt: skip
+    assert list(table.columns) == [
+        "trial",
+        "state",
+        "value",
+        "run",
+        "training.learning_rate",
+        "seconds",
+    ]
 
 
 def test_a_database_url_holds_the_study(cli, tmp_path, tiny):
@@ -148,13 +175,22 @@ def test_the_median_pruner_stops_a_hopeless_trial_early(cli, tmp_path):
 
     data = _corner_dataset(tmp_path / "corners", 24, seed=5)  # easy to learn ...
     config = write_config(
-        tmp_path / "corner.yaml", data, tmp_path / "unused",
+        tmp_path / "corner.yaml",
+        data,
+        tmp_path / "unused",
         model={"arch": "mid", "params": {"filters": [8, 16], "dense": 16, "dropout": 0.0}},
         training={"epochs": 6},
-    )  # fmt: skip
+    )
     lrs = [0.003, 0.004, 1e-9]  # ... but not at the last rate: it learns nothing
-    path = _sweep(tmp_path, config, "prune", pruner="median", seed=0, pruner_startup_trials=2,
-                  parameters={"training.learning_rate": {"values": lrs}})  # fmt: skip
+    path = _sweep(
+        tmp_path,
+        config,
+        "prune",
+        pruner="median",
+        seed=0,
+        pruner_startup_trials=2,
+        parameters={"training.learning_rate": {"values": lrs}},
+    )
     code, out, err = cli("sweep", path, "--runs-dir", tmp_path / "runs")
     assert code == 0, err
     table = pd.read_csv(tmp_path / "runs" / "prune" / "sweep.csv").set_index("trial")
@@ -169,8 +205,9 @@ def test_a_dead_workers_trial_does_not_block_the_sweep(cli, tmp_path, tiny):
     from animalcnn.sweep.spec import load_sweep
     from animalcnn.sweep.storage import open_study, storage_for
 
-    path = _sweep(tmp_path, tiny, "dead",
-                  parameters={"training.learning_rate": {"values": [0.002, 0.003]}})  # fmt: skip
+    path = _sweep(
+        tmp_path, tiny, "dead", parameters={"training.learning_rate": {"values": [0.002, 0.003]}}
+    )
     spec = load_sweep(path)
     study = open_study(spec, storage_for(spec, tmp_path / "runs" / "dead", None))
     trial = study.ask()  # a worker took a point, then died
@@ -187,8 +224,14 @@ def test_a_dead_workers_trial_does_not_block_the_sweep(cli, tmp_path, tiny):
 
 @pytest.mark.slow
 def test_the_sweep_page_draws_offline_and_sorts_in_a_browser(cli, tmp_path, tiny, browser):
-    path = _sweep(tmp_path, tiny, "page", method="random", trials=3,
-                  parameters={"training.learning_rate": {"low": 0.001, "high": 0.01}})  # fmt: skip
+    path = _sweep(
+        tmp_path,
+        tiny,
+        "page",
+        method="random",
+        trials=3,
+        parameters={"training.learning_rate": {"low": 0.001, "high": 0.01}},
+    )
     assert cli("sweep", path, "--runs-dir", tmp_path / "runs")[0] == 0
     page = browser.new_page()
     page.goto((tmp_path / "runs" / "page" / "sweep.html").as_uri())
@@ -246,8 +289,11 @@ def test_the_shipped_sweeps_validate_and_the_seed_grid_is_the_notebook():
     seed = load_sweep(CONFIGS / "sweeps" / "seed.yaml")
     names = sorted(b.stem for b in seed.bases)
     custom = ["inception", "mid", "resnet", "resnet_aug", "simple"]
-    backbones = [f"{n}_{s}" for n in ("mobilenetv2", "resnet50v2", "xception")
-                 for s in ("finetune", "partial", "transfer")]  # fmt: skip
+    backbones = [
+        f"{n}_{s}"
+        for n in ("mobilenetv2", "resnet50v2", "xception")
+        for s in ("finetune", "partial", "transfer")
+    ]
     assert names == sorted(custom + backbones) and planned(seed) == 14
     demo = load_sweep(CONFIGS / "sweeps" / "demo.yaml")
     assert demo.method == "grid" and planned(demo) == 4

@@ -23,8 +23,9 @@ from .test_sweep import _sweep
 def tiny(tmp_path: Path, dataset: Path) -> Path:
     from .conftest import write_config
 
-    return write_config(tmp_path / "tiny.yaml", dataset, tmp_path / "unused",
-                        training={"epochs": 2})  # fmt: skip
+    return write_config(
+        tmp_path / "tiny.yaml", dataset, tmp_path / "unused", training={"epochs": 2}
+    )
 
 
 LR = {"training.learning_rate": {"values": [0.002, 0.003]}}
@@ -82,8 +83,11 @@ def test_a_run_finished_by_hand_reaches_the_study(cli, tmp_path, tiny):
     spec, study = _study(path, runs)
     sweep = Sweep(spec, study, runs / "byhand")
     trial, _ = sweep.take()
-    params = {"training.learning_rate": trial.suggest_categorical(
-        "training.learning_rate", [0.002, 0.003])}  # fmt: skip
+    params = {
+        "training.learning_rate": trial.suggest_categorical(
+            "training.learning_rate", [0.002, 0.003]
+        )
+    }
     cfg = trial_config(spec, params, trial.number, runs / "byhand")
     with pytest.raises(TrainingFailed):  # stopped; the sweep process died with it
         start(cfg, [InterruptAfter(1)], lambda r: sweep._record_run(trial, r, params))
@@ -223,8 +227,10 @@ def test_a_trial_failed_by_another_process_still_records_its_value(
 def test_two_hosts_finish_a_grid_on_one_storage(tmp_path, tiny):
     """A second host, simulated with its own UTS namespace and hostname, shares the
     journal: neither fails the other's live trials."""
-    grid = {"training.learning_rate": {"values": [0.002, 0.003]},
-            "data.batch_size": {"values": [8, 16]}}  # fmt: skip
+    grid = {
+        "training.learning_rate": {"values": [0.002, 0.003]},
+        "data.batch_size": {"values": [8, 16]},
+    }
     path = _sweep(tmp_path, tiny, "twohosts", parameters=grid)
     runs = tmp_path / "runs"
     sweep = [sys.executable, "-m", "animalcnn", "sweep", str(path), "--runs-dir", str(runs)]
@@ -232,18 +238,23 @@ def test_two_hosts_finish_a_grid_on_one_storage(tmp_path, tiny):
     other = f"{socket.gethostname()}-other"
     procs = [
         subprocess.Popen(sweep, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env),
-        subprocess.Popen(["unshare", "--uts", "sh", "-c", f'hostname {other} && exec "$@"', "-",
-                          *sweep], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=env),
-    ]  # fmt: skip
+        subprocess.Popen(
+            ["unshare", "--uts", "sh", "-c", f'hostname {other} && exec "$@"', "-", *sweep],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        ),
+    ]
     for proc in procs:
         out, err = proc.communicate(timeout=400)
         assert proc.returncode in (0, 1), err  # 1: the other host's point still ran at the end
         assert "Traceback" not in out + err and "marked failed" not in err, err
     table = pd.read_csv(runs / "twohosts" / "sweep.csv")
     assert sorted(table["state"]) == ["complete"] * 4, table
-    hosts = {yaml.safe_load(Path(r, "metrics.json").read_text())["process"]["host"]
-             for r in table["run"]}  # fmt: skip
+    hosts = {
+        yaml.safe_load(Path(r, "metrics.json").read_text())["process"]["host"] for r in table["run"]
+    }
     assert hosts == {socket.gethostname(), other}
 
 
@@ -266,8 +277,9 @@ def test_new_study_never_deletes_a_study_it_did_not_make(cli, tmp_path, tiny):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     optuna.create_study(study_name="theirs", storage=url).enqueue_trial({"x": 1})
     path = _sweep(tmp_path, tiny, "theirs", parameters=LR)
-    code, _, err = cli("sweep", path, "--runs-dir", tmp_path / "runs", "--storage", url,
-                       "--new-study")  # fmt: skip
+    code, _, err = cli(
+        "sweep", path, "--runs-dir", tmp_path / "runs", "--storage", url, "--new-study"
+    )
     assert code == 2 and err.strip() == (
         "error: --new-study: the study theirs in this storage was not made by animalcnn "
         "sweep; it is left as it is (give the sweep a new name)"

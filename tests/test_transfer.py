@@ -39,8 +39,10 @@ def test_seed_configs_give_the_notebook_counts(arch):
         model = model or build_model(cfg, 5)  # one build; the strategies only (un)freeze
         set_trainable(model, phases(cfg)[-1], cfg)
         assert parameter_counts(model) == {
-            "total": total, "trainable": expected, "non_trainable": total - expected
-        }  # fmt: skip
+            "total": total,
+            "trainable": expected,
+            "non_trainable": total - expected,
+        }
 
 
 def test_partial_with_trainable_batchnorm_and_efficientnet():
@@ -101,15 +103,22 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _train(tmp_path: Path, dataset: Path, strategy: str, precision: str = "off",
-           **transfer) -> tuple:  # fmt: skip
+def _train(
+    tmp_path: Path, dataset: Path, strategy: str, precision: str = "off", **transfer
+) -> tuple:
     config = write_config(
-        tmp_path / f"{strategy}.yaml", dataset, tmp_path / "runs",
+        tmp_path / f"{strategy}.yaml",
+        dataset,
+        tmp_path / "runs",
         model={"arch": "mobilenetv2", "params": {"dense": 32}},
-        transfer={"strategy": strategy, "weights": "none",
-                  "finetune": {"epochs": 1, "learning_rate": 0.01}, **transfer},
+        transfer={
+            "strategy": strategy,
+            "weights": "none",
+            "finetune": {"epochs": 1, "learning_rate": 0.01},
+            **transfer,
+        },
         training={"epochs": 1, "mixed_precision": precision},
-    )  # fmt: skip
+    )
     batch = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     watch = Watch(batch)
     try:
@@ -150,8 +159,11 @@ def test_finetune_moves_the_backbone_only_in_phase_two(tmp_path: Path, dataset: 
         assert {a.dtype for a in phase["end"]["bn_stats"]} == {np.dtype("float32")}
     assert run.metrics()["precision"] == "mixed_bfloat16"
     reloaded = keras.saving.load_model(run.file("model.keras"), compile=False)
-    bn = next(layer for layer in reloaded.get_layer(BACKBONE_LAYER).layers
-              if isinstance(layer, keras.layers.BatchNormalization))  # fmt: skip
+    bn = next(
+        layer
+        for layer in reloaded.get_layer(BACKBONE_LAYER).layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
     assert bn.moving_mean.dtype == "float32"  # statistics stay float32 in the saved model
     history = pd.read_csv(run.file("history.csv"))
     assert np.isfinite(history[["loss", "val_loss"]].to_numpy()).all()

@@ -83,9 +83,11 @@ def test_strict_training_stops_before_any_run_folder(cli, broken: Path, tmp_path
 
 def test_nan_loss_fails_the_run(cli, dataset: Path, tmp_path: Path):
     config = write_config(
-        tmp_path / "nan.yaml", dataset, tmp_path / "runs",
+        tmp_path / "nan.yaml",
+        dataset,
+        tmp_path / "runs",
         training={"epochs": 3, "learning_rate": 1.0e12},
-    )  # fmt: skip
+    )
     code, _, err = cli("train", config)
     assert code == 1 and "loss became NaN or infinite at epoch 1" in err
     (run,) = (tmp_path / "runs").iterdir()

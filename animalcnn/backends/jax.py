@@ -97,8 +97,16 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     if parallel:
         device += f"; DataParallel over {len(devices)} devices"
     together = _any_process if jax.process_count() > 1 else None
-    return Runtime(NAME, device, precision, True, share.devices, keeps_run_folder(cfg),
-                   share=share, any_process=together)  # fmt: skip
+    return Runtime(
+        NAME,
+        device,
+        precision,
+        True,
+        share.devices,
+        keeps_run_folder(cfg),
+        share=share,
+        any_process=together,
+    )
 
 
 def _any_process(yes: bool) -> bool:

@@ -102,8 +102,9 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     if replicas > 1:
         device += f"; {type(strategy).__name__} over {replicas} replicas"
     jit = resolve(cfg.training.jit_compile, bool(gpus)) and not cfg.training.deterministic
-    return Runtime(NAME, device, precision, jit, replicas, keeps_run_folder(cfg),
-                   strategy.scope, strategy)  # fmt: skip
+    return Runtime(
+        NAME, device, precision, jit, replicas, keeps_run_folder(cfg), strategy.scope, strategy
+    )
 
 
 def training_batches(

@@ -35,10 +35,11 @@ app.add_typer(data_app, name="data")
 Overrides = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", metavar="KEY=VALUE", help="Override a config field, e.g. training.epochs=5 "
-        "(repeatable).",
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config field, e.g. training.epochs=5 (repeatable).",
     ),
-]  # fmt: skip
+]
 RunFolders = Annotated[list[Path], typer.Argument(metavar="RUN", help="Run folders.")]
 RunFolderArg = Annotated[Path, typer.Argument(metavar="RUN", help="A trained run folder.")]
 ImagePaths = Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files and folders.")]

@@ -58,19 +58,22 @@ def _check(root: Path) -> int:
     console.print(check_table(report))
     console.print(f"layout: {layout(DataConfig(dir=root))}", markup=False)
     for problem in report.problems:
-        err_console.print(str(problem), style="red" if problem.error else "yellow",
-                          highlight=False, markup=False)  # fmt: skip
+        err_console.print(
+            str(problem), style="red" if problem.error else "yellow", highlight=False, markup=False
+        )
     errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
     summary = f"{_count(errors, 'error')} and {_count(warnings, 'warning')}."
-    console.print(summary[0].upper() + summary[1:]
-                  + ("" if errors else " The dataset can be trained on."))  # fmt: skip
+    console.print(
+        summary[0].upper() + summary[1:] + ("" if errors else " The dataset can be trained on.")
+    )
     return errors
 
 
 @command(
-    data_app, name="download",
+    data_app,
+    name="download",
     epilog=examples("animalcnn data download", "animalcnn data download owner/name --to data/x"),
-)  # fmt: skip
+)
 def data_download(
     dataset: Annotated[
         str, typer.Argument(metavar="DATASET", help="A Kaggle dataset, owner/name.")

@@ -122,8 +122,10 @@ def lr_find(
     console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, markup=False)
     for name, rate in result.suggestions.items():
         console.print(f"{name:>10}: {rate:.2e}  ({lr_finder.RULES[name]})", highlight=False)
-    console.print(f"suggested learning rate: {result.suggestion:.2e} (valley, fastai's default)",
-                  highlight=False)  # fmt: skip
+    console.print(
+        f"suggested learning rate: {result.suggestion:.2e} (valley, fastai's default)",
+        highlight=False,
+    )
     console.print(f"  --set training.learning_rate={result.suggestion:.2e}", highlight=False)
 
 

@@ -180,8 +180,10 @@ def predict(
     df = predict_images(folder, paths, tta.value)
     console.print(prediction_table(df))
     if df["predicted"].isna().all():  # nothing labelled: the input was wrong, not the run
-        raise DataError(f"no image to label: none of the {len(df):,} file(s) could be read "
-                        "as an image (the table says why)")  # fmt: skip
+        raise DataError(
+            f"no image to label: none of the {len(df):,} file(s) could be read "
+            "as an image (the table says why)"
+        )
     if csv is not None:
         atomic_write(csv, df.to_csv(index=False, float_format="%.6g"))
         console.print(f"wrote {csv}", highlight=False, markup=False)
@@ -256,8 +258,11 @@ def export(
 
     path, delta = export_model(folder, fmt, out)
     verdict = "ok" if delta <= PARITY_TOLERANCE else f"above {PARITY_TOLERANCE:g}"
-    console.print(f"wrote {path}; max |Δp| = {delta:.2e} against model.keras ({verdict})",
-                  highlight=False, markup=False)  # fmt: skip
+    console.print(
+        f"wrote {path}; max |Δp| = {delta:.2e} against model.keras ({verdict})",
+        highlight=False,
+        markup=False,
+    )
     if delta > PARITY_TOLERANCE:
         raise typer.Exit(1)
 
@@ -292,8 +297,13 @@ def serve(
     backends.start()
     from animalcnn.deploy.serve import serve as serve_run
 
-    serve_run(folder, host, port, max_upload_mb,
-              lambda line: console.print(line, highlight=False, markup=False))  # fmt: skip
+    serve_run(
+        folder,
+        host,
+        port,
+        max_upload_mb,
+        lambda line: console.print(line, highlight=False, markup=False),
+    )
 
 
 @command(
@@ -318,5 +328,6 @@ def dashboard(
 
     if not runs_dir.is_dir():
         raise UserError(f"{runs_dir}: no such folder (animalcnn train CONFIG writes runs there)")
-    serve_dashboard(runs_dir, host, port,
-                    lambda line: console.print(line, highlight=False, markup=False))  # fmt: skip
+    serve_dashboard(
+        runs_dir, host, port, lambda line: console.print(line, highlight=False, markup=False)
+    )

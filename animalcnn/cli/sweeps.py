@@ -33,7 +33,7 @@ def sweep(
             metavar="URL",
             help="Optuna storage shared by machines (default: a journal file in the sweep folder).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     trials: Annotated[
         int | None,
         typer.Option(metavar="N", min=1, help="random/tpe: trials in all (default: the file's)."),

@@ -67,10 +67,12 @@ class DataConfig(Section):
         0.15, gt=0, lt=1, description="Share of train_split held out for validation."
     )
     test_fraction: float = Field(
-        0.15, gt=0, lt=1,
+        0.15,
+        gt=0,
+        lt=1,
         description="Share of the training images held out as the test split when the "
         "dataset has no test_split folder (class folders at the top, or train_split alone).",
-    )  # fmt: skip
+    )
     cache: Literal["memory", "disk", "none"] = Field(
         "memory",
         description="Where decoded uint8 images live: RAM, a reusable file, or decode every epoch.",
@@ -165,10 +167,12 @@ class TrainingConfig(Section):
         "adam", description="adam (the notebook's), adamw, sgd or lion."
     )
     weight_decay: float = Field(
-        0.0, ge=0, le=1,
+        0.0,
+        ge=0,
+        le=1,
         description="Decoupled weight decay per step, times the learning rate (e.g. 0.05 "
         "with adamw); never on biases or normalisation scales.",
-    )  # fmt: skip
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum.")
     nesterov: bool = Field(True, description="sgd: Nesterov momentum.")
     clipnorm: float | None = Field(
@@ -266,10 +270,12 @@ class PhaseConfig(Section):
     schedule: Schedule = Field("plateau", description=SCHEDULE_HELP)
     warmup_epochs: float = Field(0.0, ge=0, le=MAX_COUNT, description=WARMUP_HELP)
     backbone_lr_factor: float = Field(
-        1.0, gt=0, le=1,
+        1.0,
+        gt=0,
+        le=1,
         description="The backbone's rate as a share of learning_rate (the head's), e.g. 0.1: "
         "fastai's discriminative rates; 1: one rate for all.",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _warmup(self) -> PhaseConfig:
@@ -304,9 +310,11 @@ class DistributeConfig(Section):
         None, description="mirrored: the devices to use, e.g. ['/gpu:0', '/gpu:1'] (default: all)."
     )
     virtual_cpus: int = Field(
-        0, ge=0, le=256,
+        0,
+        ge=0,
+        le=256,
         description="Split the CPU into this many logical devices (try a strategy on CPU).",
-    )  # fmt: skip
+    )
 
 
 class OutputConfig(Section):
@@ -319,10 +327,10 @@ class ExperimentConfig(Section):
     seed: int = Field(
         42, ge=0, le=MAX_SEED, description="Seeds the split, shuffling and initialisation."
     )
-    tags: list[Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^,;\s]+$")]] = (
-        Field(default_factory=list, description="Short labels to filter runs by "
-              "(compare --where tag=NAME).")
-    )  # fmt: skip
+    tags: list[Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^,;\s]+$")]] = Field(
+        default_factory=list,
+        description="Short labels to filter runs by (compare --where tag=NAME).",
+    )
     notes: str = Field("", max_length=2000, description="Free text shown with the run.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

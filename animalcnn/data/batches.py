@@ -88,9 +88,12 @@ class EvalBatches(keras.utils.PyDataset):
     several devices (`share`), each comes with its rows' weights, 0 on the padding."""
 
     def __init__(
-        self, images: Images, batch_size: int, targets: Targets | None = None,
+        self,
+        images: Images,
+        batch_size: int,
+        targets: Targets | None = None,
         share: Share = WHOLE,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(workers=WORKERS, use_multiprocessing=False, max_queue_size=8)
         self.images, self.batch_size, self.targets = images, batch_size, targets
         self.share = share
@@ -99,8 +102,9 @@ class EvalBatches(keras.utils.PyDataset):
         return math.ceil(len(self.images) / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
-        idx = np.arange(index * self.batch_size,
-                        min((index + 1) * self.batch_size, len(self.images)))  # fmt: skip
+        idx = np.arange(
+            index * self.batch_size, min((index + 1) * self.batch_size, len(self.images))
+        )
         split = self.share.devices > 1
         idx, weights = self.share.evaluation(idx) if split else (idx, None)
         x, y = self.images.batch(idx).astype(np.float32), self.images.labels[idx]
@@ -121,8 +125,9 @@ def training_batches(
     """The batch source of training epochs [first, last) (a runtime's, off TensorFlow):
     one epoch's batches per pass of `fit`, or with `one_pass` all of them in one."""
     span = last - first if one_pass else 1
-    return TrainingBatches(images, batch_size, seed, first, span=span, targets=targets,
-                           share=rt.share)  # fmt: skip
+    return TrainingBatches(
+        images, batch_size, seed, first, span=span, targets=targets, share=rt.share
+    )
 
 
 def eval_batches(

@@ -159,6 +159,6 @@ def check(root: Path, train_split: str = "train") -> Report:
                     f"the same image is in the {' and the '.join(sorted(splits))} "
                     f"splits (a test image the model trained on); copies: {others}",
                     False,
-                )  # fmt: skip
+                )
             )
     return Report(stats, problems)

@@ -108,12 +108,13 @@ def layout(cfg: DataConfig) -> str:
     """What `discover` finds in `data.dir`, in words."""
     folder = training_folder(cfg)
     if folder == cfg.dir:
-        return (f"class folders at the top: the training images; a test split of "
-                f"{cfg.test_fraction:.0%} is held out")  # fmt: skip
+        return (
+            f"class folders at the top: the training images; a test split of "
+            f"{cfg.test_fraction:.0%} is held out"
+        )
     if (cfg.dir / cfg.test_split).is_dir():
         return f"split folders: {cfg.train_split}/ to train, {cfg.test_split}/ to test"
-    return (f"{cfg.train_split}/ alone: a test split of {cfg.test_fraction:.0%} is held "
-            "out of it")  # fmt: skip
+    return f"{cfg.train_split}/ alone: a test split of {cfg.test_fraction:.0%} is held out of it"
 
 
 def check_data_dir(cfg: DataConfig, path: Path) -> None:

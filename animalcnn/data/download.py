@@ -20,8 +20,10 @@ def _reason(exc: Exception) -> str:
     if "Name or service not known" in text or "ConnectionError" in text or "resolve" in text:
         return "Kaggle cannot be reached (no network?)"
     if any(code in text for code in ("401", "403", "Unauthorized", "credentials")):
-        return "Kaggle refused the request: no or wrong credentials (KAGGLE_USERNAME and "\
-               "KAGGLE_KEY, or ~/.kaggle/kaggle.json)"  # fmt: skip
+        return (
+            "Kaggle refused the request: no or wrong credentials (KAGGLE_USERNAME and "
+            "KAGGLE_KEY, or ~/.kaggle/kaggle.json)"
+        )
     if "404" in text:
         return "no such dataset on Kaggle"
     return text.splitlines()[0][:200]
@@ -40,8 +42,10 @@ def _content_root(folder: Path) -> Path:
 def download(dataset: str = DEFAULT_DATASET, to: Path = DEFAULT_TO) -> Path:
     """Download `dataset` (owner/name) and copy it into `to`; returns `to`."""
     if not HANDLE.fullmatch(dataset):  # a folder given where the handle goes, say
-        raise DataError(f"{dataset}: not a Kaggle dataset (owner/name, as {DEFAULT_DATASET}); "
-                        "the folder it goes to is --to DIR")  # fmt: skip
+        raise DataError(
+            f"{dataset}: not a Kaggle dataset (owner/name, as {DEFAULT_DATASET}); "
+            "the folder it goes to is --to DIR"
+        )
     to = to.expanduser()
     if to.exists() and any(to.iterdir()):
         raise DataError(f"{to}: already holds files; choose another folder with --to")

@@ -9,8 +9,13 @@ from pathlib import Path
 
 # Image suffixes training reads, and the format (as PIL names it) each one promises.
 IMAGE_FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WEBP"
-}  # fmt: skip
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".webp": "WEBP",
+}
 IMAGE_SUFFIXES = frozenset(IMAGE_FORMATS)
 
 

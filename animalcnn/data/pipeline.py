@@ -69,8 +69,10 @@ def _mixer(targets: Targets, seed: int):
             return targets.training(x, y, seed, int(epoch), int(step))
 
         mixed = tf.numpy_function(run, [x, y, epoch, step], [tf.float32, tf.float32])
-        return (tf.ensure_shape(mixed[0], x.shape),
-                tf.ensure_shape(mixed[1], (None, targets.num_classes)))  # fmt: skip
+        return (
+            tf.ensure_shape(mixed[0], x.shape),
+            tf.ensure_shape(mixed[1], (None, targets.num_classes)),
+        )
 
     return mix
 
@@ -100,8 +102,9 @@ def training_dataset(
 
     indices = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(epoch_order)
     if mixing:
-        loaded = indices.map(lambda idx, epoch, step: (*load(idx), epoch, step),
-                             num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+        loaded = indices.map(
+            lambda idx, epoch, step: (*load(idx), epoch, step), num_parallel_calls=tf.data.AUTOTUNE
+        )
         loaded = loaded.map(_mixer(targets, seed), num_parallel_calls=tf.data.AUTOTUNE)
     else:
         loaded = _one_hot(indices.map(load, num_parallel_calls=tf.data.AUTOTUNE), targets)

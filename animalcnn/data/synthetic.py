@@ -20,10 +20,12 @@ SHAPES = ["circle", "cross", "square", "stripes", "triangle"]
 
 def _polygon(cx: float, cy: float, r: float, sides: int, angle: float) -> list[tuple]:
     return [
-        (cx + r * math.cos(angle + 2 * math.pi * k / sides),
-         cy + r * math.sin(angle + 2 * math.pi * k / sides))
+        (
+            cx + r * math.cos(angle + 2 * math.pi * k / sides),
+            cy + r * math.sin(angle + 2 * math.pi * k / sides),
+        )
         for k in range(sides)
-    ]  # fmt: skip
+    ]
 
 
 def draw(shape: str, size: int, rng: np.random.Generator) -> Image.Image:
@@ -52,8 +54,9 @@ def draw(shape: str, size: int, rng: np.random.Generator) -> Image.Image:
         for k in range(-3, 4):
             ox, oy = k * 2 * width * math.cos(angle), k * 2 * width * math.sin(angle)
             dx, dy = size * math.cos(angle + math.pi / 2), size * math.sin(angle + math.pi / 2)
-            d.line([cx + ox - dx, cy + oy - dy, cx + ox + dx, cy + oy + dy], fill=colour,
-                   width=width)  # fmt: skip
+            d.line(
+                [cx + ox - dx, cy + oy - dy, cx + ox + dx, cy + oy + dy], fill=colour, width=width
+            )
     else:
         raise ValueError(f"unknown shape {shape!r}")
     return img.filter(ImageFilter.GaussianBlur(0.6))

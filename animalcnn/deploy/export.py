@@ -31,8 +31,11 @@ from animalcnn.evaluation.evaluate import warn_unfinished
 from animalcnn.run_folder import RunFolder
 
 # format: (Keras's name for it, file suffix; a SavedModel is a folder)
-FORMATS = {"savedmodel": ("tf_saved_model", ""), "tflite": ("litert", ".tflite"),
-           "onnx": ("onnx", ".onnx")}  # fmt: skip
+FORMATS = {
+    "savedmodel": ("tf_saved_model", ""),
+    "tflite": ("litert", ".tflite"),
+    "onnx": ("onnx", ".onnx"),
+}
 EXPORT_DIR = "export"
 PARITY_TOLERANCE = 1e-3  # the largest difference in a probability that passes
 SAMPLES = 8  # images compared
@@ -109,8 +112,10 @@ def check_target(run: RunFolder, target: Path, fmt: str) -> None:
     resolved = target.expanduser().resolve()
     run_dir = run.path.resolve()
     if resolved == run_dir or resolved in run_dir.parents or resolved == Path(resolved.anchor):
-        raise UserError(f"--out {target}: the run folder, a folder above it or / is never "
-                        "an export target; name a new path")  # fmt: skip
+        raise UserError(
+            f"--out {target}: the run folder, a folder above it or / is never "
+            "an export target; name a new path"
+        )
     if not target.exists() and not target.is_symlink():
         return
     if not _is_ours(target, fmt):
@@ -150,8 +155,10 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
             atomic_write(_sidecar(target), digest + "\n")
     except ModuleNotFoundError as exc:
         if exc.name == "tensorflow":  # (JAX exports through jax2tf)
-            raise UserError(f"{fmt}: on {keras.backend.backend()}, Keras's export needs "
-                            "TensorFlow, which is not installed here") from None  # fmt: skip
+            raise UserError(
+                f"{fmt}: on {keras.backend.backend()}, Keras's export needs "
+                "TensorFlow, which is not installed here"
+            ) from None
         where = (
             "pip install 'animalcnn[onnx-jax]'"
             if exc.name == "jax2onnx"
@@ -200,9 +207,11 @@ def pools_over_spatial_axes(path: Path) -> int:
     model = onnx.load(str(path), load_external_data=False)
     beside = {  # the weight files jax2onnx may have written beside the model
         path.parent / entry.value
-        for tensor in model.graph.initializer if uses_external_data(tensor)
-        for entry in tensor.external_data if entry.key == "location"
-    }  # fmt: skip
+        for tensor in model.graph.initializer
+        if uses_external_data(tensor)
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
     load_external_data_for_model(model, str(path.parent))
     nodes = list(model.graph.node)
     producer = {out: n for n in nodes for out in n.output}
@@ -219,14 +228,20 @@ def pools_over_spatial_axes(path: Path) -> int:
         outer = producer.get(inner.input[0]) if inner is not None else None
         after = users.get(n.output[0], [])
         chain = [outer, inner, n, *after]
-        if not (n.op_type in POOLS and len(kernel) == 4 and kernel[0] == kernel[3] == 1
-                and None not in chain and len(after) == 1
-                and [c.op_type for c in chain] == ["Unsqueeze", "Unsqueeze", n.op_type, "Squeeze"]
-                and len(users[inner.output[0]]) == len(users[outer.output[0]]) == 1):  # fmt: skip
+        if not (
+            n.op_type in POOLS
+            and len(kernel) == 4
+            and kernel[0] == kernel[3] == 1
+            and None not in chain
+            and len(after) == 1
+            and [c.op_type for c in chain] == ["Unsqueeze", "Unsqueeze", n.op_type, "Squeeze"]
+            and len(users[inner.output[0]]) == len(users[outer.output[0]]) == 1
+        ):
             continue
         source, result, tag = outer.input[0], after[0].output[0], n.name or n.output[0]
-        spatial = {k: v[1:3] for k, v in attrs.items() if k in ("kernel_shape", "strides",
-                                                               "dilations")}  # fmt: skip
+        spatial = {
+            k: v[1:3] for k, v in attrs.items() if k in ("kernel_shape", "strides", "dilations")
+        }
         if "pads" in attrs:  # [begin x4, end x4] -> the spatial axes' [begins, ends]
             spatial["pads"] = [*attrs["pads"][1:3], *attrs["pads"][5:7]]
         rest = {k: v for k, v in attrs.items() if k not in (*spatial, "pads", "kernel_shape")}

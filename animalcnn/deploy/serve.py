@@ -85,10 +85,14 @@ class LimitRequestSize:
             await self._refuse(send, seen)
 
     async def _refuse(self, send: Callable, size: int) -> None:
-        body = json.dumps({"detail": f"request of {size:,}+ bytes, over the {self.limit:,} "
-                                     "limit"}).encode()  # fmt: skip
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
-                   (b"content-length", str(len(body)).encode())]  # fmt: skip
+        body = json.dumps(
+            {"detail": f"request of {size:,}+ bytes, over the {self.limit:,} limit"}
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"connection", b"close"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -182,8 +186,11 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
                 raise HTTPException(422, f"{ascii(name[:80])}: file name with {why}")
             uploads.append((name, f.file))
         if waiting >= WORKERS + QUEUE:
-            raise HTTPException(503, "busy: too many requests waiting; try again shortly",
-                                headers={"Retry-After": "2"})  # fmt: skip
+            raise HTTPException(
+                503,
+                "busy: too many requests waiting; try again shortly",
+                headers={"Retry-After": "2"},
+            )
         waiting += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, work, uploads, explain)
@@ -192,9 +199,15 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
-        return render("serve.html", run=run.name, classes=classes, size=size,
-                      test_accuracy=test_accuracy, max_files=MAX_FILES,
-                      max_mb=f"{max_upload_mb:g}")  # fmt: skip
+        return render(
+            "serve.html",
+            run=run.name,
+            classes=classes,
+            size=size,
+            test_accuracy=test_accuracy,
+            max_files=MAX_FILES,
+            max_mb=f"{max_upload_mb:g}",
+        )
 
     return LimitRequestSize(app, limit)
 

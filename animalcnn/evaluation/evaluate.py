@@ -143,8 +143,10 @@ def evaluate(
     write_png(confusion_chart(result, title), confusion_png)
     tiles = images.batch(np.array([e["index"] for e in mistakes], dtype=np.int64))
     heats = heatmaps(model, tiles.astype(np.float32))[0] if explain and len(tiles) else None
-    captions = [Caption(e["true"], e["predicted"], e["confidence"], e["true_probability"],
-                        e["loss"]) for e in mistakes]  # fmt: skip
+    captions = [
+        Caption(e["true"], e["predicted"], e["confidence"], e["true_probability"], e["loss"])
+        for e in mistakes
+    ]
     write_gallery(tiles, captions, errors_png, f"{title}: most confident mistakes", heats)
     result["written"] = [str(p) for p in (json_path, confusion_png, errors_png)]
     return result

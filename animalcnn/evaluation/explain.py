@@ -66,7 +66,12 @@ def explain(
         output = out / f"{stem}{SUFFIX}"
         write_gradcam(image, heat[0], top, output, f"{path.name}: heat for {shown}")
         rows.append(
-            {"file": str(path), "predicted": top[0][0], "confidence": top[0][1],
-             "output": str(output), "error": None}
-        )  # fmt: skip
+            {
+                "file": str(path),
+                "predicted": top[0][0],
+                "confidence": top[0][1],
+                "output": str(output),
+                "error": None,
+            }
+        )
     return pd.DataFrame(rows, columns=["file", "predicted", "confidence", "output", "error"])

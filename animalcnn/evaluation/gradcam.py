@@ -17,9 +17,14 @@ from animalcnn import backends
 from animalcnn.keras_internals import outer_output
 
 SPATIAL_BLOCKS = (
-    keras.layers.Conv2D, keras.layers.Activation, keras.layers.Add, keras.layers.Concatenate,
-    keras.layers.BatchNormalization, keras.layers.ReLU, keras.Model,
-)  # fmt: skip
+    keras.layers.Conv2D,
+    keras.layers.Activation,
+    keras.layers.Add,
+    keras.layers.Concatenate,
+    keras.layers.BatchNormalization,
+    keras.layers.ReLU,
+    keras.Model,
+)
 
 
 def feature_layer(model: keras.Model) -> keras.Layer:

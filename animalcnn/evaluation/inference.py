@@ -51,9 +51,12 @@ def views(tta: Tta) -> list[Callable[[np.ndarray], np.ndarray]]:
 
 
 def probabilities(
-    model: keras.Model, images: Images, batch_size: int, tta: Tta = "none",
+    model: keras.Model,
+    images: Images,
+    batch_size: int,
+    tta: Tta = "none",
     within_fit: bool = False,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Each image's class probabilities (float64), in the split's order; with `tta`, the
     mean over its views. `within_fit` (a callback's call, while `fit` runs): the model is
     called batch by batch instead of through `predict`, which on JAX would hand the
@@ -66,8 +69,10 @@ def probabilities(
     chunks = []
     for start in range(0, len(images), TTA_CHUNK):
         pixels = images.batch(np.arange(start, min(start + TTA_CHUNK, len(images))))
-        each = [_predict(model, np.ascontiguousarray(view(pixels)), batch_size, within_fit)
-                for view in views(tta)]  # fmt: skip
+        each = [
+            _predict(model, np.ascontiguousarray(view(pixels)), batch_size, within_fit)
+            for view in views(tta)
+        ]
         chunks.append(np.mean(np.asarray(each, dtype=np.float64), axis=0))
     return np.concatenate(chunks)
 
@@ -76,8 +81,11 @@ def _predict(model: keras.Model, pixels: np.ndarray, batch_size: int, within_fit
     if not within_fit:
         batches = backends.module().eval_batches(in_memory(pixels), batch_size)
         return model.predict(batches, verbose=0)
-    return np.concatenate([
-        keras.ops.convert_to_numpy(
-            model(pixels[i : i + batch_size].astype(np.float32), training=False))
-        for i in range(0, len(pixels), batch_size)
-    ])  # fmt: skip
+    return np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                model(pixels[i : i + batch_size].astype(np.float32), training=False)
+            )
+            for i in range(0, len(pixels), batch_size)
+        ]
+    )

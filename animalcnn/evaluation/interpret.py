@@ -12,9 +12,13 @@ DEFAULT_ERRORS = 16  # tiles in the mistakes gallery
 
 
 def top_errors(
-    labels: np.ndarray, probs: np.ndarray, classes: list[str], paths: list[Path], root: Path,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    paths: list[Path],
+    root: Path,
     n: int = DEFAULT_ERRORS,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """The `n` misclassified images the model was surest of, most confident first: `file`
     (relative to `root`), `true`, `predicted`, `confidence` (the predicted class's
     probability), `true_probability`, `loss` (its cross-entropy, -ln of the true class's

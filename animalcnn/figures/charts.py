@@ -146,14 +146,29 @@ def history_chart(history: pd.DataFrame, title: str) -> Chart:
         ]
         panels.append(
             Panel(
-                metric, "epoch", metric, series, marks,
-                percent="y" if metric == "accuracy" else None, integer_x=True,
+                metric,
+                "epoch",
+                metric,
+                series,
+                marks,
+                percent="y" if metric == "accuracy" else None,
+                integer_x=True,
             )
-        )  # fmt: skip
+        )
     rate = Series("learning rate", epochs, history["lr"].tolist(), colour=TRAINING_COLOUR)
     phases = [m for m in marks if m.kind == "phase"]
-    panels.append(Panel("learning rate (epoch start)", "epoch", "rate", [rate], phases,
-                        y_log=True, integer_x=True, share=0.6))  # fmt: skip
+    panels.append(
+        Panel(
+            "learning rate (epoch start)",
+            "epoch",
+            "rate",
+            [rate],
+            phases,
+            y_log=True,
+            integer_x=True,
+            share=0.6,
+        )
+    )
     return Chart(f"{title}: training curves", panels, width=14, height=4.2)
 
 
@@ -189,10 +204,14 @@ def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
         ok = df.dropna(subset=[column, "params_trainable"])
         scatter.append(
             Series(
-                column.replace("_", " "), ok["params_trainable"].tolist(), ok[column].tolist(),
-                kind="scatter", labels=ok["label"].tolist(), marker=marker,
+                column.replace("_", " "),
+                ok["params_trainable"].tolist(),
+                ok[column].tolist(),
+                kind="scatter",
+                labels=ok["label"].tolist(),
+                marker=marker,
             )
-        )  # fmt: skip
+        )
     scatter_name, *columns = COMPARISON_FIGURES
     charts = {
         scatter_name: Chart(
@@ -207,7 +226,7 @@ def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
                     x_log=any(s.x for s in scatter),
                     percent="y",
                 )
-            ],  # fmt: skip
+            ],
         )
     }
     titles = ("Train - test accuracy (overfitting)", "Test accuracy")
@@ -219,8 +238,18 @@ def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
     return charts
 
 
-RUN_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
+RUN_COLOURS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 
 
 def curves_chart(histories: dict[str, pd.DataFrame], classes: int) -> Chart | None:
@@ -230,22 +259,36 @@ def curves_chart(histories: dict[str, pd.DataFrame], classes: int) -> Chart | No
     for i, (label, history) in enumerate(h for h in histories.items() if len(h[1])):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         epochs = history["epoch"].tolist()
-        series.append(Series(f"{label} validation", epochs, history["val_accuracy"].tolist(),
-                             colour=colour))  # fmt: skip
-        series.append(Series(f"{label} training", epochs, history["accuracy"].tolist(),
-                             colour=colour, dashed=True, hidden=True))  # fmt: skip
+        series.append(
+            Series(f"{label} validation", epochs, history["val_accuracy"].tolist(), colour=colour)
+        )
+        series.append(
+            Series(
+                f"{label} training",
+                epochs,
+                history["accuracy"].tolist(),
+                colour=colour,
+                dashed=True,
+                hidden=True,
+            )
+        )
     if not series:
         return None
     chance = [Level(1 / classes, f"chance ({1 / classes:.0%})")] if classes > 1 else []
     panel = Panel("", "epoch", "accuracy", series, levels=chance, percent="y", integer_x=True)
-    return Chart("Validation accuracy per epoch (click a legend entry to show training)",
-                 [panel], 10, 4.5)  # fmt: skip
+    return Chart(
+        "Validation accuracy per epoch (click a legend entry to show training)", [panel], 10, 4.5
+    )
 
 
 def lr_find_chart(
-    lrs: Any, losses: Any, suggestions: dict[str, float], minimum: float,
-    rules: dict[str, str], title: str,
-) -> Chart:  # fmt: skip
+    lrs: Any,
+    losses: Any,
+    suggestions: dict[str, float],
+    minimum: float,
+    rules: dict[str, str],
+    title: str,
+) -> Chart:
     """The learning-rate range test: loss against learning rate (log axis), the lowest
     loss and each suggestion marked on the curve, the rule of each written on the plot."""
     xs, ys = list(map(float, lrs)), list(map(float, losses))
@@ -254,18 +297,36 @@ def lr_find_chart(
     def at(rate: float) -> float:
         return ys[int(np.argmin(np.abs(np.log(xs) - np.log(rate))))]
 
-    points = Series("suggestions", list(suggestions.values()),
-                    [at(r) for r in suggestions.values()], kind="scatter",
-                    labels=[f"{name} {r:.1e}" for name, r in suggestions.items()],
-                    colour="#d62728")  # fmt: skip
-    lowest = Series("lowest loss", [minimum], [at(minimum)], kind="scatter",
-                    labels=[f"minimum {minimum:.1e}"], marker="square", colour="black")  # fmt: skip
+    points = Series(
+        "suggestions",
+        list(suggestions.values()),
+        [at(r) for r in suggestions.values()],
+        kind="scatter",
+        labels=[f"{name} {r:.1e}" for name, r in suggestions.items()],
+        colour="#d62728",
+    )
+    lowest = Series(
+        "lowest loss",
+        [minimum],
+        [at(minimum)],
+        kind="scatter",
+        labels=[f"minimum {minimum:.1e}"],
+        marker="square",
+        colour="black",
+    )
     note = "\n".join(f"{name}: {rule}" for name, rule in rules.items())
     finite = [y for y in ys if np.isfinite(y)]
     low, start = min(finite), finite[0]
     top = start + 0.5 * max(start - low, 0.2 * abs(start))  # the divergence leaves the top
-    panel = Panel("", "learning rate", "loss", [curve, points, lowest], x_log=True, note=note,
-                  y_range=(low - 0.1 * (top - low), top))  # fmt: skip
+    panel = Panel(
+        "",
+        "learning rate",
+        "loss",
+        [curve, points, lowest],
+        x_log=True,
+        note=note,
+        y_range=(low - 0.1 * (top - low), top),
+    )
     return Chart(f"{title}: learning-rate range test", [panel], 9, 5.5)
 
 
@@ -341,9 +402,16 @@ def draw(chart: Chart) -> Any:
             labelled.add(mark.label)
             ax.axvline(mark.x, color=colour, linestyle=line, label=name)
             if written:  # at the top, on a white box: clear of the curves
-                ax.annotate(mark.label, (mark.x, 0.98), xycoords=("data", "axes fraction"),
-                            xytext=(3, 0), textcoords="offset points", va="top", fontsize=8,
-                            bbox={"fc": "white", "ec": "none", "alpha": 0.85})  # fmt: skip
+                ax.annotate(
+                    mark.label,
+                    (mark.x, 0.98),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    va="top",
+                    fontsize=8,
+                    bbox={"fc": "white", "ec": "none", "alpha": 0.85},
+                )
         if panel.x_log:
             ax.set_xscale("log")
         if panel.y_log:
@@ -354,8 +422,12 @@ def draw(chart: Chart) -> Any:
         labelled_points = [
             p for s in panel.series if s.labels for p in zip(s.labels, s.x, s.y, strict=True)
         ]
-        others = [(x, y) for s in panel.series if not s.labels and not s.hidden
-                  and s.kind != "barh" for x, y in zip(s.x, s.y, strict=True)]  # fmt: skip
+        others = [
+            (x, y)
+            for s in panel.series
+            if not s.labels and not s.hidden and s.kind != "barh"
+            for x, y in zip(s.x, s.y, strict=True)
+        ]
         _place_labels(fig, ax, labelled_points, others)
         if panel.percent == "y":
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
@@ -382,15 +454,26 @@ def _draw_series(ax: Any, s: Series) -> None:
     if s.kind == "barh":
         ax.barh(s.y, s.x)
         for y, value in enumerate(s.x):
-            ax.annotate(f"{100 * value:.1f}%", (value, y), xytext=(3, 0),
-                        textcoords="offset points", va="center", fontsize=8)  # fmt: skip
+            ax.annotate(
+                f"{100 * value:.1f}%",
+                (value, y),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
         return
     if s.kind == "scatter":  # labels are placed once all points are drawn
-        ax.scatter(s.x, s.y, marker="o" if s.marker == "circle" else "s", label=s.name,
-                   color=s.colour, zorder=3)  # fmt: skip
+        ax.scatter(
+            s.x,
+            s.y,
+            marker="o" if s.marker == "circle" else "s",
+            label=s.name,
+            color=s.colour,
+            zorder=3,
+        )
         return
-    ax.plot(s.x, s.y, marker=".", label=s.name, color=s.colour,
-            linestyle="--" if s.dashed else "-")  # fmt: skip
+    ax.plot(s.x, s.y, marker=".", label=s.name, color=s.colour, linestyle="--" if s.dashed else "-")
 
 
 # Where a point's label may go, in points from the point: beside it, then further above
@@ -400,9 +483,11 @@ LABEL_FONT = 8
 
 
 def _place_labels(
-    fig: Any, ax: Any, points: list[tuple[str, float, float]],
+    fig: Any,
+    ax: Any,
+    points: list[tuple[str, float, float]],
     others: list[tuple[float, float]] = (),  # type: ignore[assignment]
-) -> None:  # fmt: skip
+) -> None:
     """Label each point at the first place inside the axes that overlaps no point (of any
     series, `others` too) and no label placed before it; where every place is taken, at
     the one that overlaps least."""
@@ -430,12 +515,19 @@ def _place_labels(
     for label, x, y in sorted(points, key=lambda p: (p[2], p[1])):
         best = None
         for dx, dy in LABEL_OFFSETS:
-            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
-                               fontsize=LABEL_FONT, ha="left" if dx > 0 else "right",
-                               va="center")  # fmt: skip
+            text = ax.annotate(
+                label,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=LABEL_FONT,
+                ha="left" if dx > 0 else "right",
+                va="center",
+            )
             box = text.get_window_extent(renderer).padded(1)
-            outside = box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0 or (
-                box.y1 > frame.y1)  # fmt: skip
+            outside = (
+                box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0 or (box.y1 > frame.y1)
+            )
             cost = overlap(box) + (1e9 if outside else 0.0)
             if best is None or cost < best[0]:
                 if best is not None:
@@ -458,8 +550,7 @@ def _draw_heatmap(fig: Any, ax: Any, h: Heatmap) -> None:
         for i in range(len(h.rows)):
             for j in range(len(h.columns)):
                 colour = "white" if h.values[i, j] > top / 2 else "black"
-                ax.text(j, i, h.fmt.format(h.values[i, j]), ha="center", va="center",
-                        color=colour)  # fmt: skip
+                ax.text(j, i, h.fmt.format(h.values[i, j]), ha="center", va="center", color=colour)
 
 
 # ---- plotly --------------------------------------------------------------------------
@@ -471,8 +562,12 @@ def to_plotly(chart: Chart) -> go.Figure:
     from plotly.subplots import make_subplots
 
     titles = [p.title for p in chart.panels]
-    fig = make_subplots(rows=1, cols=len(chart.panels), subplot_titles=titles,
-                        column_widths=[p.share for p in chart.panels])  # fmt: skip
+    fig = make_subplots(
+        rows=1,
+        cols=len(chart.panels),
+        subplot_titles=titles,
+        column_widths=[p.share for p in chart.panels],
+    )
     for col, panel in enumerate(chart.panels, start=1):
         fmt = ".2%" if panel.percent == "y" else ".4f"
         for s in panel.series:
@@ -481,10 +576,18 @@ def to_plotly(chart: Chart) -> go.Figure:
             h = panel.heatmap
             text = [[h.fmt.format(v) for v in row] for row in h.values]
             fig.add_trace(
-                go.Heatmap(z=h.values, x=h.columns, y=h.rows, text=text, texttemplate="%{text}",
-                           colorscale="Blues", showscale=False),
-                row=1, col=col,
-            )  # fmt: skip
+                go.Heatmap(
+                    z=h.values,
+                    x=h.columns,
+                    y=h.rows,
+                    text=text,
+                    texttemplate="%{text}",
+                    colorscale="Blues",
+                    showscale=False,
+                ),
+                row=1,
+                col=col,
+            )
             fig.update_yaxes(autorange="reversed", row=1, col=col)
         for level in panel.levels:
             fig.add_hline(
@@ -500,14 +603,33 @@ def to_plotly(chart: Chart) -> go.Figure:
             _, dash, colour, _, written = MARK_STYLES[mark.kind]
             fig.add_vline(x=mark.x, line_dash=dash, line_color=colour, row=1, col=col)
             if written:
-                fig.add_annotation(x=mark.x, y=1, yref="y domain", text=mark.label,
-                                   showarrow=False, xanchor="left", yanchor="top",
-                                   bgcolor="rgba(255,255,255,0.85)", row=1, col=col)  # fmt: skip
+                fig.add_annotation(
+                    x=mark.x,
+                    y=1,
+                    yref="y domain",
+                    text=mark.label,
+                    showarrow=False,
+                    xanchor="left",
+                    yanchor="top",
+                    bgcolor="rgba(255,255,255,0.85)",
+                    row=1,
+                    col=col,
+                )
         if panel.note:
-            fig.add_annotation(x=0.02, y=0.03, xref="x domain", yref="y domain",
-                               text=panel.note.replace("\n", "<br>"), showarrow=False,
-                               align="left", xanchor="left", yanchor="bottom",
-                               bgcolor="rgba(255,255,255,0.9)", row=1, col=col)  # fmt: skip
+            fig.add_annotation(
+                x=0.02,
+                y=0.03,
+                xref="x domain",
+                yref="y domain",
+                text=panel.note.replace("\n", "<br>"),
+                showarrow=False,
+                align="left",
+                xanchor="left",
+                yanchor="bottom",
+                bgcolor="rgba(255,255,255,0.9)",
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(title=panel.x_label, row=1, col=col)
         fig.update_yaxes(title=panel.y_label, row=1, col=col)
         if panel.x_log:
@@ -522,8 +644,9 @@ def to_plotly(chart: Chart) -> go.Figure:
         elif panel.percent == "x":
             fig.update_xaxes(tickformat=".0%", row=1, col=col)
         if panel.integer_x:  # whole epochs: no ticks between them
-            fig.update_xaxes(tickformat="d", tick0=1, dtick=max(1, _span(panel) // 10), row=1,
-                             col=col)  # fmt: skip
+            fig.update_xaxes(
+                tickformat="d", tick0=1, dtick=max(1, _span(panel) // 10), row=1, col=col
+            )
     fig.update_layout(title=chart.title, height=max(380, int(chart.height * 90)))
     return fig
 
@@ -536,20 +659,33 @@ def _span(panel: Panel) -> int:
 def _trace(go: Any, s: Series, fmt: str) -> Any:
     if s.kind == "barh":
         return go.Bar(
-            x=s.x, y=s.y, orientation="h", text=[f"{v:.1%}" for v in s.x], name=s.name,
-            hovertemplate="%{y}: %{x:.2%}<extra></extra>", showlegend=False,
-        )  # fmt: skip
+            x=s.x,
+            y=s.y,
+            orientation="h",
+            text=[f"{v:.1%}" for v in s.x],
+            name=s.name,
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+            showlegend=False,
+        )
     if s.kind == "scatter":  # names on hover: never written over each other
         return go.Scatter(
-            x=s.x, y=s.y, mode="markers", text=s.labels, name=s.name,
+            x=s.x,
+            y=s.y,
+            mode="markers",
+            text=s.labels,
+            name=s.name,
             marker={"symbol": s.marker, "size": 10, "color": s.colour},
             hovertemplate=f"%{{text}}<br>%{{x:,}}<br>%{{y:{fmt}}}<extra></extra>",
-        )  # fmt: skip
+        )
     first = s.name.split()[0]  # a run's "training loss" and "training accuracy" toggle together
     group = first if first in ("training", "validation") else None
     return go.Scatter(
-        x=s.x, y=s.y, mode="lines+markers", name=s.name, legendgroup=group,
+        x=s.x,
+        y=s.y,
+        mode="lines+markers",
+        name=s.name,
+        legendgroup=group,
         line={"color": s.colour, "dash": "dash" if s.dashed else "solid"},
         visible="legendonly" if s.hidden else True,
         hovertemplate=f"{s.name}<br>epoch %{{x}}<br>%{{y:{fmt}}}<extra></extra>",
-    )  # fmt: skip
+    )

@@ -30,8 +30,10 @@ class Caption:
     loss: float
 
     def lines(self) -> str:
-        return (f"true {self.true}, predicted {self.predicted} {self.confidence:.0%}\n"
-                f"p({self.true}) {self.true_probability:.1%}, loss {self.loss:.2f}")  # fmt: skip
+        return (
+            f"true {self.true}, predicted {self.predicted} {self.confidence:.0%}\n"
+            f"p({self.true}) {self.true_probability:.1%}, loss {self.loss:.2f}"
+        )
 
     def colour(self) -> Any:
         """Red as the model was surer of the wrong class, orange below."""
@@ -57,16 +59,27 @@ def _show(ax, image: np.ndarray, heat: np.ndarray | None) -> None:  # noqa: ANN0
     if heat is not None:
         ax.imshow(heat, cmap="jet", alpha=HEAT_ALPHA, vmin=0, vmax=1)
         if flat(heat):
-            ax.text(0.5, 0.04, FLAT_NOTE, transform=ax.transAxes, ha="center", va="bottom",
-                    fontsize=8, bbox={"fc": "white", "ec": "none", "alpha": 0.85})  # fmt: skip
+            ax.text(
+                0.5,
+                0.04,
+                FLAT_NOTE,
+                transform=ax.transAxes,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                bbox={"fc": "white", "ec": "none", "alpha": 0.85},
+            )
     ax.set_xticks([])
     ax.set_yticks([])
 
 
 def write_gallery(
-    images: np.ndarray, captions: list[Caption], path: Path, title: str,
+    images: np.ndarray,
+    captions: list[Caption],
+    path: Path,
+    title: str,
     heats: np.ndarray | None = None,
-) -> Path:  # fmt: skip
+) -> Path:
     """`gallery_figure` as a PNG."""
     return _save(gallery_figure(images, captions, title, heats), path)
 
@@ -128,8 +141,14 @@ def gradcam_figure(
     right.xaxis.set_major_formatter(PercentFormatter(1.0))
     right.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     for y, v in enumerate(values):
-        right.annotate(f"{100 * v:.1f}%", (v, y), xytext=(3, 0), textcoords="offset points",
-                       va="center", fontsize=9)  # fmt: skip
+        right.annotate(
+            f"{100 * v:.1f}%",
+            (v, y),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+        )
     right.set_title("top classes")
     fig.suptitle(title)
     return fig

@@ -146,8 +146,9 @@ class RandAugmentation(Augmentation):
     def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
         from keras import layers
 
-        return layers.RandAugment(_value_range(scale), num_ops=self.num_ops,
-                                  factor=self.magnitude, seed=seed, name=name)  # fmt: skip
+        return layers.RandAugment(
+            _value_range(scale), num_ops=self.num_ops, factor=self.magnitude, seed=seed, name=name
+        )
 
 
 @register("random_erasing")
@@ -161,9 +162,13 @@ class RandomErasing(Augmentation):
     def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
         from keras import layers
 
-        return layers.RandomErasing(self.prob, scale=(0.02, self.max_area),
-                                    value_range=_value_range(scale), seed=seed,
-                                    name=name)  # fmt: skip
+        return layers.RandomErasing(
+            self.prob,
+            scale=(0.02, self.max_area),
+            value_range=_value_range(scale),
+            seed=seed,
+            name=name,
+        )
 
 
 @register("augmix")
@@ -176,6 +181,11 @@ class AugMixAugmentation(Augmentation):
     def layer(self, scale: PixelScale, seed: int, name: str) -> keras.Layer:
         from keras import layers
 
-        return layers.AugMix(_value_range(scale), num_chains=self.num_chains,
-                             chain_depth=self.chain_depth, factor=self.magnitude, seed=seed,
-                             name=name)  # fmt: skip
+        return layers.AugMix(
+            _value_range(scale),
+            num_chains=self.num_chains,
+            chain_depth=self.chain_depth,
+            factor=self.magnitude,
+            seed=seed,
+            name=name,
+        )

@@ -122,9 +122,11 @@ def resnet(spec: ModelSpec, p: ResNetParams) -> keras.Model:
 class InceptionParams(Params):
     blocks: int = Field(3, ge=1)
     branch_filters: list[int] = Field(
-        [32, 32, 64, 64], min_length=4, max_length=4,
+        [32, 32, 64, 64],
+        min_length=4,
+        max_length=4,
         description="1x1, 1x1->3x3, pool->1x1, 1x1->3x3->3x3.",
-    )  # fmt: skip
+    )
     reduce_filters: int = Field(64, gt=0, description="The 7x7 valid conv after each block.")
     dropout: float = Field(0.2, ge=0, lt=1)
     dense: int = Field(1000, gt=0)

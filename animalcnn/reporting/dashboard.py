@@ -172,9 +172,15 @@ def create_app(runs_dir: Path, refresh: float = REFRESH_SECONDS) -> Any:
 
     @app.get("/", response_class=HTMLResponse)
     def page(where: str = "", sort: str = "") -> str:
-        return render("dashboard.html", runs_dir=str(runs_dir), view=view(runs_dir, where, sort),
-                      where=where, sort=sort, refresh=refresh,
-                      plotly_src=f"assets/{plotly_name}")  # fmt: skip
+        return render(
+            "dashboard.html",
+            runs_dir=str(runs_dir),
+            view=view(runs_dir, where, sort),
+            where=where,
+            sort=sort,
+            refresh=refresh,
+            plotly_src=f"assets/{plotly_name}",
+        )
 
     @app.get("/favicon.ico")
     def favicon() -> Response:
@@ -213,11 +219,15 @@ def create_app(runs_dir: Path, refresh: float = REFRESH_SECONDS) -> Any:
         section = run_section(row, folder, examples=False)
         config = (folder / "config.yaml").read_text(encoding="utf-8", errors="replace")
         return render(
-            "dashboard_run.html", run=run, s=run_view(section, 0), row=row, config=config,
+            "dashboard_run.html",
+            run=run,
+            s=run_view(section, 0),
+            row=row,
+            config=config,
             figures=[n for n in SHOWN_AS_PNG if (folder / n).is_file()],
             refresh=refresh if row["status"] == "running" else None,
             plotly_src=f"/assets/{plotly_name}",
-        )  # fmt: skip
+        )
 
     @app.get("/sweeps/{sweep}/", response_class=HTMLResponse)
     def sweep_page(sweep: str) -> str:

@@ -73,8 +73,12 @@ def flags(run: RunFolder, row: dict[str, Any], evaluation: dict[str, Any] | None
     classes = metrics.get("classes") or []
     best_val = row.get("best_val_accuracy")
     if classes and best_val is not None and best_val <= 1 / len(classes) + CHANCE_MARGIN:
-        found.append(Flag("chance", f"best validation accuracy {best_val:.1%}, chance is "
-                                    f"{1 / len(classes):.1%}"))  # fmt: skip
+        found.append(
+            Flag(
+                "chance",
+                f"best validation accuracy {best_val:.1%}, chance is {1 / len(classes):.1%}",
+            )
+        )
     elif evaluation is not None and not str(row.get("test_data") or "").startswith("stale"):
         one = _one_class(evaluation, classes)
         if one is not None:

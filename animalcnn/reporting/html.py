@@ -100,10 +100,14 @@ def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> Run
     test_dir = scored if scored.is_dir() else training_folder(config.data)
     classes = run.metrics().get("classes") or []
     return RunSection(
-        row["label"], row, run.history(), evaluation, gallery,
+        row["label"],
+        row,
+        run.history(),
+        evaluation,
+        gallery,
         _examples(test_dir, classes) if examples else {},
         classes,
-    )  # fmt: skip
+    )
 
 
 def runs_table(
@@ -114,34 +118,48 @@ def runs_table(
     linked to `links[i]`, the best run's badge, flags as badges with their reasons. The
     score that ranks the rows is marked as sorted, unless they are `sorted_by` a query."""
     view = layout(rows)
-    ranked_by = None if sorted_by else (
-        "test_accuracy" if any(r["test_accuracy"] is not None for r in rows)
-        else "best_val_accuracy")  # fmt: skip
+    ranked_by = (
+        None
+        if sorted_by
+        else (
+            "test_accuracy"
+            if any(r["test_accuracy"] is not None for r in rows)
+            else "best_val_accuracy"
+        )
+    )
 
     def numeric(key: str, kind: str) -> bool:
         values = [value_of(r, key) for r in rows]
-        return kind in ("pct", "int", "float") or (kind == "setting" and all(
-            isinstance(v, int | float) or v is None for v in values))  # fmt: skip
+        return kind in ("pct", "int", "float") or (
+            kind == "setting" and all(isinstance(v, int | float) or v is None for v in values)
+        )
 
     columns = [
-        {"title": title, "numeric": numeric(key, kind), "secondary": p >= SECONDARY,
-         "sorted": key == ranked_by}
+        {
+            "title": title,
+            "numeric": numeric(key, kind),
+            "secondary": p >= SECONDARY,
+            "sorted": key == ranked_by,
+        }
         for title, key, kind, p in view.columns
-    ]  # fmt: skip
+    ]
     cells = []
     for i, r in enumerate(rows):
         row = []
         for _, key, _, _ in view.columns:
             value = value_of(r, key)
             shown = format_cell(r["run"]) if key == "run" else view.cells[key][i]
-            row.append({
-                "shown": "" if key == "flags" else shown,
-                "sort": value if isinstance(value, int | float) and not isinstance(value, bool)
-                else "",
-                "best": key == "run" and bool(r.get("best")),
-                "link": links[i] if key == "run" else None,
-                "flags": r["flags"] if key == "flags" else [],
-            })  # fmt: skip
+            row.append(
+                {
+                    "shown": "" if key == "flags" else shown,
+                    "sort": value
+                    if isinstance(value, int | float) and not isinstance(value, bool)
+                    else "",
+                    "best": key == "run" and bool(r.get("best")),
+                    "link": links[i] if key == "run" else None,
+                    "flags": r["flags"] if key == "flags" else [],
+                }
+            )
         cells.append(row)
     return {"columns": columns, "rows": cells, "caption": view.caption}
 
@@ -157,10 +175,14 @@ def _per_class(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
 def _charts_html(charts: list[Chart]) -> list[str]:
     """Plotly figures as HTML fragments; the page loads plotly.js once (`pages.plotly_asset`)."""
     return [
-        to_plotly(chart).to_html(full_html=False, include_plotlyjs=False,
-                                 default_height="420px", config={"responsive": True})
+        to_plotly(chart).to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            default_height="420px",
+            config={"responsive": True},
+        )
         for chart in charts
-    ]  # fmt: skip
+    ]
 
 
 def run_view(s: RunSection, index: int) -> dict[str, Any]:
@@ -181,8 +203,10 @@ def run_view(s: RunSection, index: int) -> dict[str, Any]:
     if s.evaluation is not None:
         charts += _charts_html([confusion_chart(s.evaluation, s.label)])
     else:
-        missing.append("no confusion matrix or per-class scores: the best checkpoint is not "
-                       "evaluated (animalcnn evaluate)")  # fmt: skip
+        missing.append(
+            "no confusion matrix or per-class scores: the best checkpoint is not "
+            "evaluated (animalcnn evaluate)"
+        )
     return {
         "anchor": f"run-{index}",
         "label": s.label,

@@ -257,8 +257,9 @@ def order(items: Sequence[Any], keys: Sequence[SortKey], lookup: Callable[[Any, 
     last whichever the direction; ties keep the order given."""
     ordered = list(items)
     for key in reversed(keys):
-        values = dict(zip(map(id, ordered), _sortable([lookup(i, key.key) for i in ordered]),
-                          strict=True))  # fmt: skip
+        values = dict(
+            zip(map(id, ordered), _sortable([lookup(i, key.key) for i in ordered]), strict=True)
+        )
         present = [i for i in ordered if values[id(i)] is not None]
         absent = [i for i in ordered if values[id(i)] is None]
         present.sort(key=lambda i: values[id(i)], reverse=key.descending)

@@ -27,8 +27,13 @@ if TYPE_CHECKING:
     from animalcnn.sweep.search import Outcome
     from animalcnn.sweep.spec import SweepSpec
 
-STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
-          "WAITING": "waiting"}  # fmt: skip
+STATES = {
+    "COMPLETE": "complete",
+    "PRUNED": "pruned",
+    "FAIL": "failed",
+    "RUNNING": "running",
+    "WAITING": "waiting",
+}
 
 
 def metric_value(metric: str, value: float | None) -> str:
@@ -54,8 +59,10 @@ def outcome_line(o: Outcome, metric: str) -> str:
     why = f" ({o.error})" if o.error else ""
     run = Path(o.run).name if o.run else "-"
     notes = "".join(f"; {n}" for n in o.notes)
-    return (f"trial {o.number}: {o.state}{why}  {params}  {metric} {value}  {o.seconds:.0f}s  "
-            f"{run}{notes}")  # fmt: skip
+    return (
+        f"trial {o.number}: {o.state}{why}  {params}  {metric} {value}  {o.seconds:.0f}s  "
+        f"{run}{notes}"
+    )
 
 
 def trial_rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
@@ -64,12 +71,19 @@ def trial_rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
     keys = list(spec.search_space())
     rows = []
     for t in study.get_trials(deepcopy=False):
-        took = (t.datetime_complete - t.datetime_start).total_seconds() if (
-            t.datetime_complete and t.datetime_start) else None  # fmt: skip
-        row = {"trial": t.number, "state": STATES.get(t.state.name, t.state.name.lower()),
-               "value": t.value, "run": t.user_attrs.get("run"),
-               "seconds": None if took is None else round(took, 1),
-               "epoch": t.last_step if t.state.name == "PRUNED" else None}  # fmt: skip
+        took = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if (t.datetime_complete and t.datetime_start)
+            else None
+        )
+        row = {
+            "trial": t.number,
+            "state": STATES.get(t.state.name, t.state.name.lower()),
+            "value": t.value,
+            "run": t.user_attrs.get("run"),
+            "seconds": None if took is None else round(took, 1),
+            "epoch": t.last_step if t.state.name == "PRUNED" else None,
+        }
         row.update({k: t.params.get(k) for k in keys})
         rows.append(row)
     return rows
@@ -95,8 +109,14 @@ def trials_table(rows: list[dict[str, Any]], keys: list[str], metric: str) -> Ta
         if r["state"] == "pruned" and r.get("epoch") is not None:
             value += f" at epoch {r['epoch']}"
         run = Path(r["run"]).name if r["run"] else "-"
-        table.add_row(str(r["trial"]), r["state"], *(Text(param_text(r[k])) for k in keys), value,
-                      seconds, Text(run))  # fmt: skip
+        table.add_row(
+            str(r["trial"]),
+            r["state"],
+            *(Text(param_text(r[k])) for k in keys),
+            value,
+            seconds,
+            Text(run),
+        )
     return table
 
 
@@ -155,8 +175,9 @@ def _figures(study: optuna.Study, spec: SweepSpec) -> tuple[list[Any], list[str]
     if len(complete) >= MIN_TRIALS_FOR_IMPORTANCE and varied:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            figures.append(vis.plot_param_importances(study, params=varied,
-                                                      target_name=spec.metric))  # fmt: skip
+            figures.append(
+                vis.plot_param_importances(study, params=varied, target_name=spec.metric)
+            )
     else:
         notes.append(
             f"parameter importances: {len(complete)} complete trial(s)"
@@ -179,13 +200,21 @@ def _trial_cells(rows: list[dict], keys: list[str], metric: str, best: int | Non
             {"shown": str(r["trial"]), "sort": r["trial"], "best": r["trial"] == best},
             {"shown": r["state"], "sort": ""},
             {"shown": value, "sort": r["value"] if r["value"] is not None else ""},
-            *({"shown": "-" if r[k] is None else param_text(r[k]),
-               "sort": r[k] if isinstance(r[k], int | float) and not isinstance(r[k], bool)
-               else ""} for k in keys),
-            {"shown": "-" if r["seconds"] is None else f"{r['seconds']:.0f}",
-             "sort": r["seconds"] if r["seconds"] is not None else ""},
+            *(
+                {
+                    "shown": "-" if r[k] is None else param_text(r[k]),
+                    "sort": r[k]
+                    if isinstance(r[k], int | float) and not isinstance(r[k], bool)
+                    else "",
+                }
+                for k in keys
+            ),
+            {
+                "shown": "-" if r["seconds"] is None else f"{r['seconds']:.0f}",
+                "sort": r["seconds"] if r["seconds"] is not None else "",
+            },
             {"shown": run or "-", "sort": "", "link": f"{run}/" if run else None},
-        ]  # fmt: skip
+        ]
         out.append([{"link": None, "best": False, **c} for c in cells])
     return out
 
@@ -202,23 +231,33 @@ def write_sweep_html(study: optuna.Study, spec: SweepSpec, rows: list[dict], pat
     if best is not None:
         run = best.user_attrs.get("run")
         banner = {
-            "trial": best.number, "value": metric_value(spec.metric, best.value),
+            "trial": best.number,
+            "value": metric_value(spec.metric, best.value),
             "params": [(k, param_text(v)) for k, v in best.params.items()],
-            "run": Path(run).name if run else None, "command": spec.reproduce(best.params),
-        }  # fmt: skip
+            "run": Path(run).name if run else None,
+            "command": spec.reproduce(best.params),
+        }
     numeric = {"trial", spec.metric, "time s"} | {
         k for k in keys if all(isinstance(r[k], int | float) or r[k] is None for r in rows)
     }
     columns = ["trial", "state", spec.metric, *keys, "time s", "run"]
     page = render(
-        "sweep.html", name=spec.name, method=spec.method, metric=spec.metric,
-        goal="minimising" if spec.minimise else "maximising", count=len(rows),
+        "sweep.html",
+        name=spec.name,
+        method=spec.method,
+        metric=spec.metric,
+        goal="minimising" if spec.minimise else "maximising",
+        count=len(rows),
         states=Counter(r["state"] for r in rows),
-        banner=banner, columns=[{"title": c, "numeric": c in numeric} for c in columns],
+        banner=banner,
+        columns=[{"title": c, "numeric": c in numeric} for c in columns],
         rows=_trial_cells(rows, keys, spec.metric, best.number if best else None),
-        charts=[f.to_html(full_html=False, include_plotlyjs=False, default_height="440px")
-                for f in figures],
-        notes=notes, plotly_src=plotly_asset(path.parent),
-    )  # fmt: skip
+        charts=[
+            f.to_html(full_html=False, include_plotlyjs=False, default_height="440px")
+            for f in figures
+        ],
+        notes=notes,
+        plotly_src=plotly_asset(path.parent),
+    )
     atomic_write(path, page)
     return path

@@ -31,11 +31,30 @@ if TYPE_CHECKING:
 PREDICTIONS_SHOWN = 50  # rows `predict` prints; its CSV has them all
 
 COMPARE_COLUMNS = [
-    "run", "name", "tags", "notes", "arch", "strategy", "status", "flags", "backend",
-    "precision", "params_total", "params_trainable",
-    "epochs", "best_epoch", "best_val_accuracy", "train_accuracy", "test_accuracy",
-    "gap", "test_data", "tta", "time_s", "images_per_s", "device",
-]  # fmt: skip
+    "run",
+    "name",
+    "tags",
+    "notes",
+    "arch",
+    "strategy",
+    "status",
+    "flags",
+    "backend",
+    "precision",
+    "params_total",
+    "params_trainable",
+    "epochs",
+    "best_epoch",
+    "best_val_accuracy",
+    "train_accuracy",
+    "test_accuracy",
+    "gap",
+    "test_data",
+    "tta",
+    "time_s",
+    "images_per_s",
+    "device",
+]
 
 
 def run_row(path: Path) -> dict[str, Any]:
@@ -129,8 +148,11 @@ def settings(config: dict[str, Any]) -> dict[str, str]:
             flat.update({f"{section}.{k}": setting_text(v) for k, v in value.items()})
         else:
             flat[section] = setting_text(value)
-    return {k: v for k, v in flat.items()
-            if k not in NOT_SETTINGS and k.split(".")[0] not in NOT_SETTINGS}  # fmt: skip
+    return {
+        k: v
+        for k, v in flat.items()
+        if k not in NOT_SETTINGS and k.split(".")[0] not in NOT_SETTINGS
+    }
 
 
 def differing(rows: list[dict[str, Any]]) -> list[str]:
@@ -192,11 +214,16 @@ def expand_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
         if not path.exists():
             notes.append(f"{path}: no such folder")
             continue
-        inner = sorted(p for p in path.iterdir() if (p / METRICS).is_file()) if (
-            path.is_dir() and not (path / METRICS).exists()) else []  # fmt: skip
+        inner = (
+            sorted(p for p in path.iterdir() if (p / METRICS).is_file())
+            if (path.is_dir() and not (path / METRICS).exists())
+            else []
+        )
         if not inner and any((path / f).exists() for f in SWEEP_FILES):
-            notes.append(f"{path}: a sweep with no trial run folders (every trial failed "
-                         "before training; sweep.csv says why)")  # fmt: skip
+            notes.append(
+                f"{path}: a sweep with no trial run folders (every trial failed "
+                "before training; sweep.csv says why)"
+            )
             continue
         if not inner and path.is_dir() and not any((path / f).exists() for f in (CONFIG, METRICS)):
             notes.append(f"{path}: no run folders in it (animalcnn train CONFIG writes them)")
@@ -248,8 +275,9 @@ def ranked(
     pairs = _default_order(list(zip(rows, folders, strict=True)))
     for r, _ in pairs:
         r["best"] = False
-    if pairs and (pairs[0][0]["test_accuracy"] is not None or
-                  pairs[0][0]["best_val_accuracy"] is not None):  # fmt: skip
+    if pairs and (
+        pairs[0][0]["test_accuracy"] is not None or pairs[0][0]["best_val_accuracy"] is not None
+    ):
         pairs[0][0]["best"] = True
     if sort:
         pairs = order(pairs, sort, lambda pair, key: sort_value(pair[0], key))
@@ -309,9 +337,10 @@ def select(
     """The runs table's rows that meet `where`, ranked (`ranked`): one step for every
     renderer (terminal, CSV, report, dashboard, API)."""
     kept = [
-        (r, f) for r, f in zip(rows, folders, strict=True)
+        (r, f)
+        for r, f in zip(rows, folders, strict=True)
         if where.matches(lambda key, r=r, f=f: query_value(r, f, key))
-    ]  # fmt: skip
+    ]
     return ranked([r for r, _ in kept], [f for _, f in kept], sort)
 
 
@@ -320,10 +349,13 @@ def csv_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]
     fractions rounded to 6 significant digits, flags as text."""
     keys = differing(rows)
     out = [
-        {**{k: significant(r[k]) for k in COMPARE_COLUMNS}, "flags": flag_text(r["flags"]),
-         **{k: value_of(r, k) for k in keys}}
+        {
+            **{k: significant(r[k]) for k in COMPARE_COLUMNS},
+            "flags": flag_text(r["flags"]),
+            **{k: value_of(r, k) for k in keys},
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
     return [*COMPARE_COLUMNS, *keys], out
 
 
@@ -356,18 +388,28 @@ def format_cell(value: Any, kind: str = "") -> str:
 
 # (title, row key, format, priority): at a narrow width the highest priorities drop first.
 COMPARE_SPEC = [
-    ("run", "run", "", 0), ("tags", "tags", "", 3), ("arch", "arch", "", 1),
+    ("run", "run", "", 0),
+    ("tags", "tags", "", 3),
+    ("arch", "arch", "", 1),
     ("strategy", "strategy", "", 3),
-    ("status", "status", "", 0), ("flags", "flags", "names", 1), ("backend", "backend", "", 2),
+    ("status", "status", "", 0),
+    ("flags", "flags", "names", 1),
+    ("backend", "backend", "", 2),
     ("precision", "precision", "", 2),
     ("params", "params_total", "int", 4),
-    ("trainable", "params_trainable", "int", 2), ("epochs", "epochs", "int", 3),
-    ("best val acc", "best_val_accuracy", "pct", 0), ("train acc", "train_accuracy", "pct", 3),
-    ("test acc", "test_accuracy", "pct", 0), ("gap", "gap", "pct", 3),
-    ("test data", "test_data", "", 4), ("tta", "tta", "", 4), ("notes", "notes", "", 4),
-    ("time s", "time_s", "float", 4), ("img/s", "images_per_s", "float", 5),
+    ("trainable", "params_trainable", "int", 2),
+    ("epochs", "epochs", "int", 3),
+    ("best val acc", "best_val_accuracy", "pct", 0),
+    ("train acc", "train_accuracy", "pct", 3),
+    ("test acc", "test_accuracy", "pct", 0),
+    ("gap", "gap", "pct", 3),
+    ("test data", "test_data", "", 4),
+    ("tta", "tta", "", 4),
+    ("notes", "notes", "", 4),
+    ("time s", "time_s", "float", 4),
+    ("img/s", "images_per_s", "float", 5),
     ("device", "device", "", 5),
-]  # fmt: skip
+]
 CELL_PADDING = 3  # a column's border and padding, in characters
 
 
@@ -453,9 +495,10 @@ def layout(rows: list[dict[str, Any]]) -> Layout:
     spec = compare_spec(rows)
     cells = {key: [cell_text(r, key, kind) for r in rows] for _, key, kind, _ in spec}
     same = [
-        c for c in spec
+        c
+        for c in spec
         if len(rows) > 1 and (c[3] > 0 or c[1] == "status") and len(set(cells[c[1]])) == 1
-    ]  # fmt: skip
+    ]
     common = [
         cells[key][0] if key in BARE_IN_CAPTION else f"{title} {cells[key][0]}"
         for title, key, _, _ in same
@@ -475,17 +518,21 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
     by priority, the caption naming those left out (`compare --csv` has them all)."""
     view = layout(rows)
     needed = {
-        key: max(*(len(line) for line in dotted_header(title).split("\n")),
-                 *(len(c) for c in _folded(key, view.cells[key]))) + CELL_PADDING
+        key: max(
+            *(len(line) for line in dotted_header(title).split("\n")),
+            *(len(c) for c in _folded(key, view.cells[key])),
+        )
+        + CELL_PADDING
         for title, key, _, _ in view.columns
-    }  # fmt: skip
+    }
     shown = view.columns if width is None else _fit(view.columns, view.columns, needed, width)
     lines = [view.caption] if view.caption else []
     left_out = [c[0] for c in view.columns if c not in shown]
     if left_out:
         lines.append(f"left out to fit: {', '.join(left_out)}; --csv has them all")
-    table = Table(title="runs", header_style="bold", caption="\n".join(lines) or None,
-                  caption_justify="left")  # fmt: skip
+    table = Table(
+        title="runs", header_style="bold", caption="\n".join(lines) or None, caption_justify="left"
+    )
     for title, _, kind, _ in shown:
         table.add_column(
             dotted_header(title),
@@ -500,15 +547,22 @@ def compare_table(rows: list[dict[str, Any]], width: int | None = None) -> Table
 def evaluation_tables(result: dict[str, Any], title: str) -> list[Table]:
     """Per-class scores and the confusion matrix of one evaluation."""
     classes = result["classes"]
-    heading = (f"{title}: accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}, "
-               f"{result['images']:,} images")  # fmt: skip
+    heading = (
+        f"{title}: accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}, "
+        f"{result['images']:,} images"
+    )
     scores = Table(title=Text(heading), header_style="bold", min_width=len(heading))
     for col in ("class", "precision", "recall", "f1", "support"):
         scores.add_column(col, justify="left" if col == "class" else "right")
     for name in classes:
         s = result["per_class"][name]
-        scores.add_row(Text(name), f"{s['precision']:.1%}", f"{s['recall']:.1%}",
-                       f"{s['f1']:.1%}", str(s["support"]))  # fmt: skip
+        scores.add_row(
+            Text(name),
+            f"{s['precision']:.1%}",
+            f"{s['recall']:.1%}",
+            f"{s['f1']:.1%}",
+            str(s["support"]),
+        )
     confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
     confusion.add_column("")
     for name in classes:
@@ -562,8 +616,9 @@ def explain_table(df: pd.DataFrame) -> Table:
         if isinstance(r["error"], str):
             table.add_row(Text(r["file"]), Text(r["error"], style="red"), "-", "-")
         else:
-            table.add_row(Text(r["file"]), Text(r["predicted"]), f"{r['confidence']:.1%}",
-                          Text(r["output"]))  # fmt: skip
+            table.add_row(
+                Text(r["file"]), Text(r["predicted"]), f"{r['confidence']:.1%}", Text(r["output"])
+            )
     return table
 
 
@@ -582,13 +637,21 @@ def models_table() -> Table:
 
     table = Table(title="architectures (model.arch)", header_style="bold")
     for col in ("arch", "min size", "model.params (defaults)", "description"):
-        table.add_column(col, justify="right" if col == "min size" else "left", overflow="fold",
-                         ratio=None if col in ("arch", "min size") else 1)  # fmt: skip
+        table.add_column(
+            col,
+            justify="right" if col == "min size" else "left",
+            overflow="fold",
+            ratio=None if col in ("arch", "min size") else 1,
+        )
     for name in registry.names():
         a = registry.get(name)
         kind = "pretrained" if a.pretrained else "custom"
-        table.add_row(f"{name}\n({kind})", str(a.smallest_input()),
-                      Text(_defaults(a.params) or "-"), Text(a.description))  # fmt: skip
+        table.add_row(
+            f"{name}\n({kind})",
+            str(a.smallest_input()),
+            Text(_defaults(a.params) or "-"),
+            Text(a.description),
+        )
     return table
 
 
@@ -596,8 +659,9 @@ def augmentations_table() -> Table:
     """The registered augmentations (model.augmentation) with their options."""
     from animalcnn.models import augmentation
 
-    table = Table(title="augmentations (model.augmentation: - {type: ..., ...})",
-                  header_style="bold")  # fmt: skip
+    table = Table(
+        title="augmentations (model.augmentation: - {type: ..., ...})", header_style="bold"
+    )
     table.add_column("type", overflow="fold")
     table.add_column("options (defaults)", overflow="fold")
     for name in augmentation.names():

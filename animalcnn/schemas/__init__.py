@@ -56,8 +56,12 @@ def config_schema() -> dict[str, Any]:
     model["allOf"] = branches
     items = _inline(augmentation.list_adapter(), defs)["items"]
     model["properties"]["augmentation"]["items"] = items
-    return {"$schema": DIALECT, **schema, "title": "animalcnn experiment config",
-            "$defs": dict(sorted(defs.items()))}  # fmt: skip
+    return {
+        "$schema": DIALECT,
+        **schema,
+        "title": "animalcnn experiment config",
+        "$defs": dict(sorted(defs.items())),
+    }
 
 
 def sweep_schema() -> dict[str, Any]:
@@ -67,8 +71,12 @@ def sweep_schema() -> dict[str, Any]:
 
     defs: dict[str, Any] = {}
     schema = _inline(SweepSpec, defs)
-    return {"$schema": DIALECT, **schema, "title": "animalcnn sweep file",
-            "$defs": dict(sorted(defs.items()))}  # fmt: skip
+    return {
+        "$schema": DIALECT,
+        **schema,
+        "title": "animalcnn sweep file",
+        "$defs": dict(sorted(defs.items())),
+    }
 
 
 def dumps(schema: dict[str, Any]) -> str:

@@ -138,8 +138,11 @@ def trial_config(
 ) -> ExperimentConfig:
     base = Path(params.get(BASE, spec.bases[0]))
     sets = [override(k, v) for k, v in spec.set.items()]
-    sets += [override(k, json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v)
-             for k, v in params.items() if k != BASE]  # fmt: skip
+    sets += [
+        override(k, json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v)
+        for k, v in params.items()
+        if k != BASE
+    ]
     sets.append(override("name", f"{spec.name}-trial{number:03d}"))
     return load_config(base, sets, runs_dir)
 
@@ -160,9 +163,13 @@ class Sweep:
     """One process's work on a sweep: take trials until none is left, run each."""
 
     def __init__(
-        self, spec: SweepSpec, study: optuna.Study, sweep_dir: Path,
-        say: Callable[[str], None] = lambda line: None, storage_url: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        spec: SweepSpec,
+        study: optuna.Study,
+        sweep_dir: Path,
+        say: Callable[[str], None] = lambda line: None,
+        storage_url: str | None = None,
+    ) -> None:
         self.spec, self.study, self.sweep_dir, self.say = spec, study, sweep_dir, say
         self.storage_url = storage_url  # a database's: its lock and Optuna's heartbeat
         self.keys = list(spec.search_space())
@@ -347,12 +354,16 @@ class Sweep:
             return
         self.study.add_trial(
             optuna.trial.create_trial(
-                state=state, value=value if state == TrialState.COMPLETE else None,
-                params=trial.params, distributions=trial.distributions, user_attrs=attrs,
+                state=state,
+                value=value if state == TrialState.COMPLETE else None,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs=attrs,
             )
-        )  # fmt: skip
-        o.notes.append("another process had marked it failed: its result is recorded as a "
-                       "new trial")  # fmt: skip
+        )
+        o.notes.append(
+            "another process had marked it failed: its result is recorded as a new trial"
+        )
 
     def _claim_retry(self, number: int) -> optuna.trial.FrozenTrial | None:
         """The waiting trial that re-queued trial `number`'s point, taken (RUNNING) so no
@@ -412,9 +423,11 @@ def run_sweep(
     say = say or (lambda line: console.print(line, highlight=False, markup=False))
     sweep_dir = runs_dir / spec.name
     study = open_study(spec, storage_for(spec, sweep_dir, storage_url), new_study)
-    say(f"sweep {spec.name}: {planned(spec)} trials, {spec.method}, "
+    say(
+        f"sweep {spec.name}: {planned(spec)} trials, {spec.method}, "
         f"{'minimising' if spec.minimise else 'maximising'} {spec.metric}; "
-        f"runs in {sweep_dir}")  # fmt: skip
+        f"runs in {sweep_dir}"
+    )
     sweep = Sweep(spec, study, sweep_dir, say, storage_url)
     while (outcome := sweep.run_trial()) is not None:
         say(outcome_line(outcome, spec.metric))

@@ -116,8 +116,10 @@ class SweepSpec(BaseModel):
     def reproduce(self, params: dict[str, Any]) -> str:
         """The command that trains a trial's parameters again from its base config."""
         base = params.get(BASE, str(self.bases[0]))
-        sets = [*(override(k, v) for k, v in self.set.items()),
-                *(f"{k}={v}" for k, v in params.items() if k != BASE)]  # fmt: skip
+        sets = [
+            *(override(k, v) for k, v in self.set.items()),
+            *(f"{k}={v}" for k, v in params.items() if k != BASE),
+        ]
         return f"animalcnn train {base} " + " ".join(f"--set {s!r}" for s in sets)
 
     def search_space(self) -> dict[str, Range | Choice]:

@@ -169,10 +169,16 @@ def open_study(spec: SweepSpec, storage: Any, new_study: bool = False) -> optuna
                     "animalcnn sweep; it is left as it is (give the sweep a new name)"
                 )
             optuna.delete_study(study_name=spec.name, storage=storage)
-        study = racing(lambda: optuna.create_study(
-            study_name=spec.name, storage=storage, sampler=_sampler(spec), pruner=_pruner(spec),
-            direction=direction, load_if_exists=True,
-        ))  # fmt: skip
+        study = racing(
+            lambda: optuna.create_study(
+                study_name=spec.name,
+                storage=storage,
+                sampler=_sampler(spec),
+                pruner=_pruner(spec),
+                direction=direction,
+                load_if_exists=True,
+            )
+        )
         stored = study.user_attrs.get(SETTINGS)
     except ValueError as exc:  # a study of this name made with another direction
         stored, study = {"direction": f"other ({exc})"}, None
@@ -231,10 +237,12 @@ def _pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     # Optuna prunes at step >= n_warmup_steps: the first step it may prune is warm-up + 1.
     warmup = spec.pruner_warmup_epochs + 1
     if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup_trials,
-                                           n_warmup_steps=warmup)  # fmt: skip
-    return _AfterStartup(optuna.pruners.HyperbandPruner(min_resource=warmup),
-                         spec.pruner_startup_trials)  # fmt: skip
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=spec.pruner_startup_trials, n_warmup_steps=warmup
+        )
+    return _AfterStartup(
+        optuna.pruners.HyperbandPruner(min_resource=warmup), spec.pruner_startup_trials
+    )
 
 
 class _AfterStartup(optuna.pruners.BasePruner):

@@ -223,13 +223,16 @@ class ConsoleProgress(keras.callbacks.Callback):
         best = self.recorder.best is not None and self.recorder.best["epoch"] == r["epoch"]
         fields = [
             f"{phase}epoch {r['epoch']:>3}/{self.total_epochs}",
-            f"loss {r['loss']:.4f}", f"acc {r['accuracy']:.2%}",
-            f"val_loss {r['val_loss']:.4f}", f"val_acc {r['val_accuracy']:.2%}",
-            f"lr {r['lr']:.2e}", f"{r['seconds']:.1f}s",
+            f"loss {r['loss']:.4f}",
+            f"acc {r['accuracy']:.2%}",
+            f"val_loss {r['val_loss']:.4f}",
+            f"val_acc {r['val_accuracy']:.2%}",
+            f"lr {r['lr']:.2e}",
+            f"{r['seconds']:.1f}s",
             f"{self.recorder.images_per_second:,.0f} img/s",
             *([f"eta ≤ {duration(left * pace)}"] if left > 0 else []),
             *(["* best"] if best else []),
-        ]  # fmt: skip
+        ]
         if self._cell is not None:
             self._epoch_line = "  ".join(fields)
             self._cell.show(self._epoch_line)

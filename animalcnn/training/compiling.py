@@ -29,13 +29,19 @@ def compile_for_training(
     with rt.scope(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Model doesn't support `jit_compile=True`")
         # Weighted: validation split over devices pads with rows weighted 0 (`Share`).
-        model.compile(optimizer=optimizer(), loss=loss(training),
-                      weighted_metrics=["accuracy"], jit_compile=rt.jit_compile)  # fmt: skip
+        model.compile(
+            optimizer=optimizer(),
+            loss=loss(training),
+            weighted_metrics=["accuracy"],
+            jit_compile=rt.jit_compile,
+        )
     backends.module(rt.backend).adapt(model, rt)
     if rt.jit_compile and not model.jit_compile:
         slower = ", each step op by op: many times slower" if rt.backend == "jax" else ""
-        print_warning(f"XLA off: Keras cannot compile {', '.join(layers_without_xla(model))} "
-                      f"(jit_compile), so this model trains without XLA{slower}")  # fmt: skip
+        print_warning(
+            f"XLA off: Keras cannot compile {', '.join(layers_without_xla(model))} "
+            f"(jit_compile), so this model trains without XLA{slower}"
+        )
 
 
 def training_batches(

@@ -101,7 +101,7 @@ def range_test(cfg: ExperimentConfig) -> RangeTest:
     model.fit(
         training_batches(
             rt, data.train, cfg.data.batch_size, cfg.seed, 0, epochs, targets, one_pass=True
-        ),  # fmt: skip
+        ),
         steps_per_epoch=steps,
         epochs=1,
         callbacks=[sweep],
@@ -149,8 +149,11 @@ def suggestions(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
     """fastai's three suggestions (`RULES`)."""
     finite = np.isfinite(losses)
     lowest = float(lrs[finite][int(np.argmin(losses[finite]))])
-    return {"valley": valley(lrs, losses), "steep": suggest(lrs, losses),
-            "minimum/10": max(lowest / 10, float(lrs[0]))}  # fmt: skip
+    return {
+        "valley": valley(lrs, losses),
+        "steep": suggest(lrs, losses),
+        "minimum/10": max(lowest / 10, float(lrs[0])),
+    }
 
 
 CSV_NAME, PNG_NAME, CSV_HEADER = "lr_find.csv", "lr_find.png", "lr,loss"
@@ -169,7 +172,8 @@ def write(result: RangeTest, out: Path, title: str) -> list[Path]:
     pairs = zip(result.lrs, result.losses, strict=True)
     lines = [CSV_HEADER, *(f"{lr:.6g},{loss:.6g}" for lr, loss in pairs)]
     atomic_write(csv, "\n".join(lines) + "\n")
-    chart = lr_find_chart(result.lrs, result.losses, result.suggestions, result.minimum, RULES,
-                          title)  # fmt: skip
+    chart = lr_find_chart(
+        result.lrs, result.losses, result.suggestions, result.minimum, RULES, title
+    )
     png = write_png(chart, out / PNG_NAME)
     return [csv, png]

@@ -47,8 +47,13 @@ class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(s < self.warmup, rising, after)
 
     def get_config(self) -> dict[str, Any]:
-        return {"peak": self.peak, "total": self.total, "warmup": self.warmup,
-                "shape": self.shape, "floor": self.floor}  # fmt: skip
+        return {
+            "peak": self.peak,
+            "total": self.total,
+            "warmup": self.warmup,
+            "shape": self.shape,
+            "floor": self.floor,
+        }
 
 
 def learning_rate(t: TrainingConfig, phase: Phase, steps_per_epoch: int) -> float | StepSchedule:
@@ -97,8 +102,9 @@ def make_optimizer(
     return optimizer
 
 
-def carry_over(made: keras.optimizers.Optimizer, loaded: keras.optimizers.Optimizer,
-               model: keras.Model) -> keras.optimizers.Optimizer:  # fmt: skip
+def carry_over(
+    made: keras.optimizers.Optimizer, loaded: keras.optimizers.Optimizer, model: keras.Model
+) -> keras.optimizers.Optimizer:
     """`made` (a new optimizer with what Keras does not save, such as the variables kept
     from weight decay) holding `loaded`'s state: step, moments, rate, EMA weights, and
     float16's loss scale (Keras wrapped the saved one; `compile` keeps a wrapped one)."""

@@ -48,8 +48,7 @@ def phases(cfg: ExperimentConfig) -> list[Phase]:
         return [Phase("partial", *first, "partial")]
     f = cfg.transfer.finetune
     second = (f.epochs, f.learning_rate, f.lr_patience, f.val_patience, f.schedule, f.warmup_epochs)
-    return [Phase("head", *first, "head"),
-            Phase("finetune", *second, "all", f.backbone_lr_factor)]  # fmt: skip
+    return [Phase("head", *first, "head"), Phase("finetune", *second, "all", f.backbone_lr_factor)]
 
 
 def set_trainable(model: keras.Model, phase: Phase, cfg: ExperimentConfig) -> None:

@@ -56,8 +56,9 @@ def train_all(paths: list[Path], overrides: list[str], runs_dir: Path | None) ->
     A config on another Keras backend than the first one's trains in a process of its
     own (Keras takes one backend per process)."""
     loaded = load_all(paths, overrides, runs_dir)
-    wanted = [None if isinstance(c, UserError) else backends.choose(c.training.backend)
-              for c in loaded]  # fmt: skip
+    wanted = [
+        None if isinstance(c, UserError) else backends.choose(c.training.backend) for c in loaded
+    ]
     here = next((name for name in wanted if name), None)
     if here is None:
         return EXIT_FAILED
@@ -133,8 +134,9 @@ def _in_own_process(path: Path, overrides: list[str], runs_dir: Path | None, nam
     command += ["--set", f"training.backend={name}"]
     if runs_dir is not None:
         command += ["--runs-dir", str(runs_dir)]
-    console.print(f"{path}: training on {name} in a process of its own", highlight=False,
-                  markup=False)  # fmt: skip
+    console.print(
+        f"{path}: training on {name} in a process of its own", highlight=False, markup=False
+    )
     return subprocess.run(command, env={**os.environ, "KERAS_BACKEND": name}).returncode
 
 

@@ -178,19 +178,24 @@ def _warm_start(cfg: ExperimentConfig, model: keras.Model, classes: list[str]) -
             "name and shape"
         )
     if status == "running":
-        print_warning(f"model.init_from: {source.path} is still training: starting from its "
-                      "best checkpoint so far")  # fmt: skip
+        print_warning(
+            f"model.init_from: {source.path} is still training: starting from its "
+            "best checkpoint so far"
+        )
     why = f" (its classes {theirs} are not {classes})" if keep else ""
     left = f"; left fresh: {', '.join(fresh)}{why}" if fresh else ""
-    console.print(f"starting from {source.path}: {len(copied)} layers' weights{left}",
-                  highlight=False, markup=False)  # fmt: skip
+    console.print(
+        f"starting from {source.path}: {len(copied)} layers' weights{left}",
+        highlight=False,
+        markup=False,
+    )
     return {
         "run": str(source.path),
         "checkpoint": {
             "epoch": best.get("epoch"),
             "sha256": file_digest(source.file(MODEL)),
             "run_status": status,
-        },  # fmt: skip
+        },
         "classes_match": not keep,
         "layers_copied": len(copied),
         "layers_fresh": fresh,
@@ -338,8 +343,15 @@ class TrainingSession:
         compile_for_training(model, self.rt, t, optimizer)
         self.recorder.phase = phase.name
         first = len(self.recorder.rows)
-        batches = training_batches(self.rt, self.data.train, self.cfg.data.batch_size,
-                                   self.cfg.seed, first, window.end, self.targets)  # fmt: skip
+        batches = training_batches(
+            self.rt,
+            self.data.train,
+            self.cfg.data.batch_size,
+            self.cfg.seed,
+            first,
+            window.end,
+            self.targets,
+        )
         model.fit(
             batches,
             steps_per_epoch=self.steps,
@@ -397,8 +409,10 @@ class TrainingSession:
 
         if not backends.installed("tensorflow"):
             if not self._told_tensorboard:
-                print_warning("output.tensorboard: TensorBoard logs need TensorFlow's summary "
-                              "writer, which is not installed; this run writes none")  # fmt: skip
+                print_warning(
+                    "output.tensorboard: TensorBoard logs need TensorFlow's summary "
+                    "writer, which is not installed; this run writes none"
+                )
                 self._told_tensorboard = True
             return None
         return keras.callbacks.TensorBoard(log_dir=str(self.run_folder.file("tensorboard")))
