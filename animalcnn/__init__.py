@@ -1,6 +1,8 @@
 """animalcnn: reproducible CNN image-classification experiments from YAML configs."""
 
 import os
+import sys
+import types
 
 # TensorFlow's C++ logs drown the progress output; its real errors surface as exceptions.
 # ANIMALCNN_VERBOSE=1 (or --verbose) keeps them. A user's own TF_CPP_MIN_LOG_LEVEL of 1 or
@@ -37,3 +39,18 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_API])
+
+
+class _Package(types.ModuleType):
+    """Keeps the Python API's names: importing the subpackage `animalcnn.sweep` would
+    otherwise bind the package's attribute `sweep` to it (as Python does for every
+    subpackage), hiding the function `animalcnn.sweep`. Submodules are still imported
+    by name (`from animalcnn.sweep import job`)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

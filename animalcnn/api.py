@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from animalcnn.config import ExperimentConfig
-    from animalcnn.run_folder import RunFolder
+    from animalcnn.run_folder import Metrics, RunFolder
 
 
 def load_config(
@@ -163,8 +163,8 @@ class Run:
         return self.folder.config()
 
     @property
-    def metrics(self) -> dict[str, Any]:
-        """`metrics.json`, checked."""
+    def metrics(self) -> Metrics:
+        """`metrics.json` as its typed record (checked, upgraded from older formats)."""
         return self.folder.metrics()
 
     @property

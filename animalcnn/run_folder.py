@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from animalcnn.atomic import atomic_path, atomic_write
 from animalcnn.errors import ConfigError, RunFolderError
@@ -67,20 +67,49 @@ HISTORY_COLUMNS = [
 
 
 class EpochRow(BaseModel):
+    """One epoch's figures, as `metrics.json` keeps the best one."""
+
     model_config = ConfigDict(extra="allow")
     epoch: int
+    phase: str | None = None
+    loss: float | None = None
+    accuracy: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
-    accuracy: float | None = None
+
+    def value(self, metric: str) -> float | None:
+        """A history column's value (loss, accuracy, val_loss, val_accuracy)."""
+        found = getattr(self, metric, None)
+        return found if isinstance(found, int | float) else None
+
+
+class Process(BaseModel):
+    """The process working on a run or a trial: where it runs and since when."""
+
+    model_config = ConfigDict(extra="allow")
+    host: str | None = None
+    pid: int | None = None
+    start: float | None = None
+
+
+class ParamCounts(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    total: int | None = None
+    trainable: int | None = None
+
+
+METRICS_FORMAT = 1  # metrics.json's format; files without one are 0 (before it was kept)
 
 
 class Metrics(BaseModel):
-    """`metrics.json`: the one schema its writers (training, the sweep) and its readers
-    (the run folder, the tables, the report) share. Every write is checked against it;
-    a damaged or hand-edited file is a one-line error on reading. Keys a later version
-    adds are kept (extra keys are allowed)."""
+    """`metrics.json`: the one record its writers (training, the sweep) and its readers
+    (the tables, the report, the API) share. Every write is checked against it; a
+    damaged or hand-edited file is a one-line error on reading. A file of an older
+    format is upgraded as it is read (`_upgrade`); keys a later version adds are kept
+    (extra keys are allowed)."""
 
     model_config = ConfigDict(extra="allow")
+    format: int = METRICS_FORMAT
     status: Literal["running", "completed", "interrupted", "failed", "pruned"]
     reason: str | None = None
     name: str | None = None
@@ -89,16 +118,16 @@ class Metrics(BaseModel):
     started: str | None = None
     finished: str | None = None
     device: str | None = None
-    backend: Literal["tensorflow", "jax", "torch"] | None = None
+    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"
     precision: str | None = None
     jit_compile: bool | None = None
     replicas: int | None = None
-    classes: list[str] | None = None
+    classes: list[str] = Field(default_factory=list)
     images: dict[str, int] | None = None
     skipped_files: list[str] | None = None
-    params: dict[str, int] | None = None
+    params: ParamCounts = Field(default_factory=ParamCounts)
     init_from: dict[str, Any] | None = None
-    process: dict[str, Any] | None = None
+    process: Process | None = None
     resumed: int | None = None
     epochs_run: int | None = None
     best_epoch: int | None = None
@@ -106,8 +135,71 @@ class Metrics(BaseModel):
     wall_time_s: float | None = None
     images_per_second: float | None = None
     sweep: dict[str, Any] | None = None
-    tags: list[str] | None = None
+    tags: list[str] = Field(default_factory=list)
     notes: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        """Format 0 (no `format`): TensorFlow was the only backend, `mixed_precision` a
+        flag rather than the dtype policy, and absent lists were written as null."""
+        if not isinstance(data, dict) or data.get("format", 0) >= 1:
+            return data
+        data = {k: v for k, v in data.items() if not (k in ("classes", "tags") and v is None)}
+        if "precision" not in data and isinstance(data.get("mixed_precision"), bool):
+            data["precision"] = "mixed_float16" if data.pop("mixed_precision") else "float32"
+        data.setdefault("backend", "tensorflow")
+        return {**data, "format": 1}
+
+
+EVALUATION_FORMAT = 1  # evaluation.json's format; files without one are 0
+
+
+class Checkpoint(BaseModel):
+    """Which checkpoint an evaluation scored."""
+
+    model_config = ConfigDict(extra="allow")
+    epoch: int | None = None
+    phase: str | None = None
+    sha256: str | None = None
+
+
+class Evaluation(BaseModel):
+    """`evaluation.json` (and `evaluations/<name>.json`): a checkpoint's scores on a
+    labelled split, written by `evaluate` and read by the tables, the report and the
+    server. Format 0 (no `format`) had no TTA (`tta` is then `none`) and may lack the
+    checkpoint it scored (the run's best epoch is then taken)."""
+
+    model_config = ConfigDict(extra="allow")
+    format: int = EVALUATION_FORMAT
+    accuracy: float = Field(ge=0, le=1)
+    loss: float | None = None
+    classes: list[str] = Field(default_factory=list)
+    images: int | None = None
+    confusion_matrix: list[list[int]] = Field(default_factory=list)
+    data: str | None = None
+    tta: str = "none"
+    checkpoint: Checkpoint | None = None
+    train_accuracy: float | None = None
+
+
+class TestResult(BaseModel):
+    """The state of a run's result on its own test split: `scored` (on the current best
+    epoch), `stale` (scored on an earlier best: the run was resumed since), `damaged`
+    (its file does not hold a score) or `none` (not evaluated)."""
+
+    state: Literal["scored", "stale", "damaged", "none"]
+    epoch: int | None = None  # the epoch it scored
+    best_epoch: int | None = None  # the run's best epoch now
+    evaluation: Evaluation | None = None  # when scored
+
+    def text(self) -> str | None:
+        """What the runs table's `test_data` column says of it."""
+        if self.state == "scored":
+            return self.evaluation.data if self.evaluation else None
+        if self.state == "stale":
+            return f"stale: scored epoch {self.epoch}, best is now {self.best_epoch}"
+        return f"damaged {EVALUATION}" if self.state == "damaged" else None
 
 
 def _process_start(pid: int) -> float | None:
@@ -130,22 +222,21 @@ def this_process() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid)}
 
 
-def process_alive(record: dict[str, Any] | None, heartbeat_age: float | None) -> bool | None:
+def process_alive(record: Process | None, heartbeat_age: float | None) -> bool | None:
     """Whether the process in `record` still runs. A host judges only its own processes,
     by pid and start time; a process on another host is alive while its heartbeat is
     younger than STALE_AFTER_SECONDS. None when nothing was recorded."""
-    if not record:
+    if record is None:
         return None
-    if record.get("host") == socket.gethostname():
-        pid, start = record.get("pid"), record.get("start")
-        if not isinstance(pid, int) or pid <= 0:
+    if record.host == socket.gethostname():
+        if record.pid is None or record.pid <= 0:
             return False
-        now = _process_start(pid)
+        now = _process_start(record.pid)
         if now is None:
             return False
-        if now < 0 or not isinstance(start, int | float):
+        if now < 0 or record.start is None:
             return True  # the pid runs; its start cannot be compared
-        return abs(now - start) < 1.0
+        return abs(now - record.start) < 1.0
     return heartbeat_age is not None and heartbeat_age < STALE_AFTER_SECONDS
 
 
@@ -252,17 +343,47 @@ class RunFolder:
             raise RunFolderError(f"{path}: expected a JSON object")
         return data
 
-    def metrics(self) -> dict[str, Any]:
-        """`metrics.json`, checked: a hand-edited or damaged one is a one-line error."""
+    def metrics(self) -> Metrics:
+        """`metrics.json`, checked (and upgraded from an older format): a hand-edited or
+        damaged one is a one-line error naming the file and field."""
         data = self.read_json(METRICS)
         try:
-            Metrics.model_validate(data)
+            return Metrics.model_validate(data)
         except ValidationError as err:
             e = err.errors()[0]
             where = ".".join(str(p) for p in e["loc"])
             msg = e["msg"][0].lower() + e["msg"][1:]
             raise RunFolderError(f"{self.path / METRICS}: {where}: {msg}") from None
-        return data
+
+    def evaluation(self, name: str = EVALUATION) -> Evaluation | None:
+        """An evaluation the run holds (its own test split's by default), None where it has
+        none; a file that does not hold a score is a one-line error naming it."""
+        if not self.file(name).exists():
+            return None
+        data = self.read_json(name)
+        try:
+            return Evaluation.model_validate(data)
+        except ValidationError as err:
+            e = err.errors()[0]
+            where = ".".join(str(p) for p in e["loc"])
+            raise RunFolderError(f"{self.path / name}: {where}: {e['msg'].lower()}") from None
+
+    def test_result(self, metrics: Metrics | None = None) -> TestResult:
+        """The state of the run's own test-split result against its current best epoch (an
+        unreadable file is a one-line error; one that holds no score is `damaged`)."""
+        metrics = metrics or self.metrics()
+        best = metrics.best_epoch
+        if not self.file(EVALUATION).exists():
+            return TestResult(state="none", best_epoch=best)
+        try:
+            ev = Evaluation.model_validate(self.read_json(EVALUATION))
+        except ValidationError:
+            return TestResult(state="damaged", best_epoch=best)
+        point = ev.checkpoint
+        scored = point.epoch if point and "epoch" in point.model_fields_set else best
+        if scored != best:
+            return TestResult(state="stale", epoch=scored, best_epoch=best)
+        return TestResult(state="scored", epoch=scored, best_epoch=best, evaluation=ev)
 
     def resumable(self) -> bool:
         """Whether the run kept a resume state (it completed an epoch and did not finish)."""
@@ -272,13 +393,12 @@ class RunFolder:
         """`metrics.json`'s status, except that a `running` run whose process is gone is
         `stopped`."""
         metrics = self.metrics()
-        status = metrics["status"]
-        if status == "running":
+        if metrics.status == "running":
             beat = self.path / HEARTBEAT
             age = time.time() - beat.stat().st_mtime if beat.exists() else None
-            if process_alive(metrics.get("process"), age) is False:
+            if process_alive(metrics.process, age) is False:
                 return "stopped"
-        return status
+        return metrics.status
 
     @contextmanager
     def claim(self) -> Iterator[None]:
@@ -292,8 +412,8 @@ class RunFolder:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            who = (self.metrics().get("process") or {}) if self.file(METRICS).exists() else {}
-            by = f" (pid {who.get('pid')} on {who.get('host')})" if who else ""
+            who = self.metrics().process if self.file(METRICS).exists() else None
+            by = f" (pid {who.pid} on {who.host})" if who else ""
             raise RunFolderError(f"{self.path}: another process is training this run{by}") from None
         try:
             self.update_metrics(process=this_process())
@@ -304,15 +424,15 @@ class RunFolder:
             (self.path / LOCK).unlink(missing_ok=True)  # removed while held: no one waits on it
             lock.release()
 
-    def update_metrics(self, **values: Any) -> dict[str, Any]:
+    def update_metrics(self, **values: Any) -> Metrics:
         """Write `values` into `metrics.json` (a new one if there is none), checked against
-        `Metrics` first: a wrong value is a bug, never a damaged file."""
+        `Metrics` first: a wrong value is a bug, never a damaged file. The file is
+        written in the current format."""
         path = self.path / METRICS
-        data = self.metrics() if path.exists() else {}
-        data.update(values)
-        Metrics.model_validate(data)
-        self.write_json(METRICS, data)
-        return data
+        data = self.metrics().model_dump(mode="json", exclude_unset=True) if path.exists() else {}
+        record = Metrics.model_validate({**data, **_plain(values), "format": METRICS_FORMAT})
+        self.write_json(METRICS, record.model_dump(mode="json", exclude_unset=True))
+        return record
 
     def best_model(self) -> keras.Model:
         """The run's best checkpoint (`model.keras`), to predict with: the one loader every
@@ -323,7 +443,7 @@ class RunFolder:
         size = self.config().data.img_size
         model = self.load_model(MODEL)
         expected = (None, size, size, 3)
-        classes = self.metrics().get("classes") or []
+        classes = self.metrics().classes
         if tuple(model.input_shape) != expected or model.output_shape[-1] != len(classes):
             raise RunFolderError(
                 f"{path}: takes {tuple(model.input_shape)} and gives {model.output_shape[-1]} "
@@ -392,6 +512,11 @@ class RunFolder:
         import pandas as pd
 
         self.write_text(HISTORY, pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as JSON gives them back (paths as text, numpy scalars as numbers)."""
+    return json.loads(json.dumps(values, default=_jsonable))
 
 
 def _jsonable(value: Any) -> Any:

@@ -29,8 +29,8 @@ def test_train_takes_overrides_by_dotted_key_and_returns_the_run(api_run: animal
     assert api_run.path.parent.name == "runs" and api_run.status == "completed"
     assert api_run.config.training.epochs == 1
     assert api_run.history["epoch"].tolist() == [1]
-    assert api_run.metrics["classes"] == ["circle", "cross", "square", "stripes", "triangle"]
-    best = api_run.metrics["best"]["val_accuracy"]
+    assert api_run.metrics.classes == ["circle", "cross", "square", "stripes", "triangle"]
+    best = api_run.metrics.best.val_accuracy
     assert repr(api_run) == (
         f"<Run {api_run.name}: completed, 1 epochs, best val accuracy {best:.2%}>"
     )
@@ -63,7 +63,7 @@ def test_a_run_scores_predicts_and_draws(trained_run: Path, tmp_path: Path, data
     assert 0.0 <= result["accuracy"] <= 1.0 and (run.path / EVALUATION).is_file()
     assert f"test accuracy {result['accuracy']:.2%}" in repr(run)
     labels = run.predict(dataset / "inf")
-    assert len(labels) == 6 and set(labels["predicted"]) <= set(run.metrics["classes"])
+    assert len(labels) == 6 and set(labels["predicted"]) <= set(run.metrics.classes)
     assert run.model is run.model  # loaded once
     from PIL import Image
 

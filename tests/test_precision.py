@@ -125,5 +125,5 @@ def test_a_resumed_bfloat16_run_reproduces_the_uninterrupted_one(dataset, tmp_pa
         start(load_config(_bf16_config(tmp_path, dataset, "cut", epochs=4)), [InterruptAfter(2)])
     assert stopped.value.status == "interrupted"
     run = resume(RunFolder(stopped.value.run.path))
-    assert run.metrics()["status"] == "completed"
+    assert run.metrics().status == "completed"
     pd.testing.assert_frame_equal(_history(run.path), _history(whole.path))

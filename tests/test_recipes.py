@@ -298,7 +298,7 @@ def test_tta_averages_the_image_and_its_mirror(trained_run):
 
     run = RunFolder.open(trained_run)
     cfg = run.config()
-    _, split = read_split(cfg.data.dir / cfg.data.test_split, run.metrics()["classes"])
+    _, split = read_split(cfg.data.dir / cfg.data.test_split, run.metrics().classes)
     images = decode(split, cfg.data)
     model = run.best_model()
     plain = probabilities(model, images, 8)
@@ -468,7 +468,7 @@ def test_validation_with_tta_records_the_averaged_views(tmp_path, dataset, backe
     (run,) = (tmp_path / "runs").iterdir()
     folder = RunFolder(run)
     history = pd.read_csv(run / "history.csv")
-    best = history.loc[history["epoch"] == folder.metrics()["best_epoch"]].iloc[0]
+    best = history.loc[history["epoch"] == folder.metrics().best_epoch].iloc[0]
     cfg = load_config(config)
     val = load_training_data(cfg).val
     probs = probabilities(folder.best_model(), val, 16, "flip")

@@ -157,7 +157,7 @@ def test_finetune_moves_the_backbone_only_in_phase_two(tmp_path: Path, dataset: 
     for phase in (head, full):  # inference-mode BatchNormalization, also once unfrozen
         assert _same(phase["begin"]["bn_stats"], phase["end"]["bn_stats"])
         assert {a.dtype for a in phase["end"]["bn_stats"]} == {np.dtype("float32")}
-    assert run.metrics()["precision"] == "mixed_bfloat16"
+    assert run.metrics().precision == "mixed_bfloat16"
     reloaded = keras.saving.load_model(run.file("model.keras"), compile=False)
     bn = next(
         layer

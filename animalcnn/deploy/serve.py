@@ -31,7 +31,7 @@ from animalcnn.errors import UserError
 from animalcnn.evaluation.evaluate import warn_unfinished
 from animalcnn.evaluation.inference import in_memory, probabilities
 from animalcnn.reporting.pages import render
-from animalcnn.run_folder import EVALUATION, RunFolder
+from animalcnn.run_folder import RunFolder
 from animalcnn.server import run_app
 
 WORKERS = 2  # requests worked on at once (each decodes and predicts its files)
@@ -118,15 +118,14 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
 
     warn_unfinished(run, "serving")
     model = run.best_model()
-    classes = run.metrics().get("classes") or []
+    classes = run.metrics().classes
     size = run.config().data.img_size
     limit = int(max_upload_mb * 2**20)
     pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="predict")
     model_lock = threading.Lock()  # one model call at a time; decoding runs in parallel
     waiting = 0  # requests queued or being worked on
-    test_accuracy = None
-    if run.file(EVALUATION).exists():
-        test_accuracy = run.read_json(EVALUATION).get("accuracy")
+    test = run.test_result()
+    test_accuracy = test.evaluation.accuracy if test.evaluation else None
     app = FastAPI(title=f"animalcnn: {run.name}")
 
     def work(uploads: list[tuple[str, Any]], explain: bool) -> dict[str, Any]:

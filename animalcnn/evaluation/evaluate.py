@@ -98,11 +98,11 @@ def evaluate(
     metrics = run.metrics()
     status = warn_unfinished(run, "scoring")
     if data is None and run.file(TEST_FILES).exists():
-        folder, classes, split = cfg.data.dir, metrics.get("classes") or [], held_out(run)
+        folder, classes, split = cfg.data.dir, metrics.classes, held_out(run)
         root, shown = folder, f"{folder} (its held-out test files)"
     else:
         folder = test_folder(run, data)
-        classes, split = read_split(folder, metrics.get("classes"))
+        classes, split = read_split(folder, metrics.classes)
         root, shown = folder.parent, str(folder)
     model = run.best_model()
     with progress_bar(f"decoding {folder}", len(split)) as advance:
@@ -113,7 +113,7 @@ def evaluate(
     result = score(images.labels, probs, classes)
     paths = [images.paths[r] for r in images.rows]
     mistakes = top_errors(images.labels, probs, classes, paths, root, errors)
-    best = metrics.get("best") or {}
+    best = metrics.best
     result.update(
         data=shown,
         own_test_split=data is None,
@@ -121,11 +121,11 @@ def evaluate(
         evaluated=datetime.now().isoformat(timespec="seconds"),
         run_status=status,
         checkpoint={
-            "epoch": best.get("epoch"),
-            "phase": best.get("phase"),
+            "epoch": best.epoch if best else None,
+            "phase": best.phase if best else None,
             "sha256": file_digest(run.file(MODEL)),
         },
-        train_accuracy=best.get("accuracy"),
+        train_accuracy=best.accuracy if best else None,
         skipped_files=[str(b) for b in images.bad],
         top_errors=[{k: v for k, v in e.items() if k != "index"} for e in mistakes],
         most_confused=most_confused(result["confusion_matrix"], classes),

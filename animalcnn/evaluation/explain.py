@@ -41,7 +41,7 @@ def explain(
     `class_name`; names from `unique_stems`) into `out` (default `<run>/explain/`); one row
     per image: `file`, `predicted`, `confidence`, `output`, or why it could not be read in
     `error`."""
-    classes = run.metrics().get("classes") or []
+    classes = run.metrics().classes
     if class_name is not None and class_name not in classes:
         raise DataError(f"--class {class_name}: not one of the run's classes {classes}")
     files = expand_paths(paths)

@@ -70,7 +70,7 @@ def predict(run: RunFolder, images: list[Path] | np.ndarray, tta: Tta = "none") 
     from animalcnn.evaluation.inference import in_memory, probabilities
 
     cfg = run.config()
-    classes = run.metrics().get("classes") or []
+    classes = run.metrics().classes
     model = run.best_model()
     if isinstance(images, np.ndarray):
         decoded, why = in_memory(as_batch(images, cfg.data.img_size)), {}

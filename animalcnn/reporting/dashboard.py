@@ -101,7 +101,7 @@ def runs_curves(rows: list[dict[str, Any]], folders: list[Path]) -> Chart | None
         run = RunFolder(folder)
         try:
             histories[r["label"]] = run.history()
-            classes = max(classes, len(run.metrics().get("classes") or []))
+            classes = max(classes, len(run.metrics().classes))
         except RunFolderError:
             continue
     return curves_chart(histories, classes)

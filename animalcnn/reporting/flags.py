@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from animalcnn.run_folder import HISTORY, RunFolder
+from animalcnn.run_folder import HISTORY, Evaluation, Metrics, RunFolder, TestResult
 
 CHANCE_MARGIN = 0.02  # within 2 points of 1/classes
 ONE_CLASS_SHARE = 0.95
@@ -52,8 +52,8 @@ def _losses(run: RunFolder) -> list[float]:
     return out
 
 
-def _one_class(evaluation: dict[str, Any], classes: list[str]) -> Flag | None:
-    matrix = evaluation.get("confusion_matrix") or []
+def _one_class(evaluation: Evaluation, classes: list[str]) -> Flag | None:
+    matrix = evaluation.confusion_matrix
     predicted = [sum(column) for column in zip(*matrix, strict=False)] if matrix else []
     total = sum(predicted)
     if not total:
@@ -66,12 +66,11 @@ def _one_class(evaluation: dict[str, Any], classes: list[str]) -> Flag | None:
     return Flag("chance", f"predicts one class ({name}) for {share:.0%} of the test images")
 
 
-def flags(run: RunFolder, row: dict[str, Any], evaluation: dict[str, Any] | None) -> list[Flag]:
-    """The run's flags, from its metrics `row` (a `tables.run_row`) and its evaluation."""
+def flags(run: RunFolder, metrics: Metrics, row: dict[str, Any], test: TestResult) -> list[Flag]:
+    """The run's flags, from its metrics, its runs-table `row` and its test result."""
     found: list[Flag] = []
-    metrics = run.metrics()
-    classes = metrics.get("classes") or []
-    best_val = row.get("best_val_accuracy")
+    classes = metrics.classes
+    best_val = metrics.best.val_accuracy if metrics.best else None
     if classes and best_val is not None and best_val <= 1 / len(classes) + CHANCE_MARGIN:
         found.append(
             Flag(
@@ -79,8 +78,8 @@ def flags(run: RunFolder, row: dict[str, Any], evaluation: dict[str, Any] | None
                 f"best validation accuracy {best_val:.1%}, chance is {1 / len(classes):.1%}",
             )
         )
-    elif evaluation is not None and not str(row.get("test_data") or "").startswith("stale"):
-        one = _one_class(evaluation, classes)
+    elif test.evaluation is not None:
+        one = _one_class(test.evaluation, classes)
         if one is not None:
             found.append(one)
     losses = _losses(run)
@@ -93,12 +92,11 @@ def flags(run: RunFolder, row: dict[str, Any], evaluation: dict[str, Any] | None
         lowest, later = finite[low_at], max(finite[low_at:])
         if later >= DIVERGED_RISE * max(lowest, 1e-12):
             found.append(Flag("diverged", f"the loss rose from {lowest:.3g} to {later:.3g}"))
-    gap = row.get("gap")
+    gap = row["gap"]
     if gap is not None and gap > OVERFIT_GAP:
         found.append(Flag("overfit", f"training accuracy {gap:.1%} above test accuracy"))
-    test_data = str(row.get("test_data") or "")
-    if test_data.startswith("stale"):
-        found.append(Flag("stale", test_data.removeprefix("stale: ")))
-    elif evaluation is None and row.get("status") == "completed":
+    if test.state == "stale":
+        found.append(Flag("stale", f"scored epoch {test.epoch}, best is now {test.best_epoch}"))
+    elif test.state == "none" and row["status"] == "completed":
         found.append(Flag("not evaluated", f"animalcnn evaluate {run.path}"))
     return found

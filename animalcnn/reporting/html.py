@@ -34,7 +34,7 @@ from animalcnn.figures.charts import (
     write_png,
 )
 from animalcnn.reporting.tables import flag_text, format_cell, layout, value_of
-from animalcnn.run_folder import ERRORS_PNG, EVALUATION, RunFolder
+from animalcnn.run_folder import ERRORS_PNG, RunFolder
 
 REPORT_MARK = b"<title>animalcnn: "  # how report.html's head begins
 EXAMPLES_PER_CLASS = 3
@@ -88,17 +88,16 @@ def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> Run
 
     run = RunFolder(folder)
     config = run.config()
-    evaluation = None
-    current = row["test_accuracy"] is not None and run.file(EVALUATION).exists()
-    if current:
-        evaluation = run.read_json(EVALUATION)
+    scored = row["test_result"].evaluation if "test_result" in row else None
+    evaluation = scored.model_dump(mode="json") if scored is not None else None
+    current = evaluation is not None
     gallery = None
     if current and run.file(ERRORS_PNG).exists():
         with Image.open(run.file(ERRORS_PNG)) as img:
             gallery = _jpeg_uri(img, GALLERY_WIDTH)
-    scored = Path(evaluation["data"]) if evaluation else config.data.dir / config.data.test_split
-    test_dir = scored if scored.is_dir() else training_folder(config.data)
-    classes = run.metrics().get("classes") or []
+    data = Path(scored.data) if scored and scored.data else config.data.dir / config.data.test_split
+    test_dir = data if data.is_dir() else training_folder(config.data)
+    classes = run.metrics().classes
     return RunSection(
         row["label"],
         row,

@@ -21,7 +21,7 @@ from animalcnn.errors import RunFolderError
 from animalcnn.reporting.flags import Flag, flags
 from animalcnn.reporting.pages import ASSETS
 from animalcnn.reporting.query import Query, SortKey, order, parse_sort, parse_where
-from animalcnn.run_folder import EVALUATION, RunFolder, significant
+from animalcnn.run_folder import RunFolder, significant
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,7 +69,7 @@ def run_row(path: Path) -> dict[str, Any]:
         run = RunFolder.open(path)
         m = run.metrics()
         status = run.status()
-        ev = run.read_json(EVALUATION) if run.file(EVALUATION).exists() else None
+        test = run.test_result(m)
     except RunFolderError as exc:
         row["status"] = f"damaged: {str(exc).split(': ', 1)[-1]}"
         row["settings"] = {}
@@ -78,41 +78,34 @@ def run_row(path: Path) -> dict[str, Any]:
         row["settings"] = settings(run.config().model_dump(mode="json"))
     except RunFolderError:  # a config this version cannot read: the row, without settings
         row["settings"] = {}
-    best = m.get("best") or {}
-    params = m.get("params") or {}
+    best = m.best
     row.update(
-        name=m.get("name"),
-        tags=", ".join(m.get("tags") or []) or None,
-        notes=m.get("notes"),
-        arch=m.get("arch"),
-        strategy=m.get("strategy"),
+        name=m.name,
+        tags=", ".join(m.tags) or None,
+        notes=m.notes,
+        arch=m.arch,
+        strategy=m.strategy,
         status=status,
-        precision=_precision(m),
-        backend=m.get("backend", "tensorflow"),  # (runs from before the choice: TensorFlow)
-        device=m.get("device"),
-        params_total=params.get("total"),
-        params_trainable=params.get("trainable"),
-        epochs=m.get("epochs_run"),
-        best_epoch=m.get("best_epoch"),
-        best_val_accuracy=best.get("val_accuracy"),
-        train_accuracy=best.get("accuracy"),
-        time_s=m.get("wall_time_s"),
-        images_per_s=m.get("images_per_second"),
+        precision=m.precision,
+        backend=m.backend,
+        device=m.device,
+        params_total=m.params.total,
+        params_trainable=m.params.trainable,
+        epochs=m.epochs_run,
+        best_epoch=m.best_epoch,
+        best_val_accuracy=best.val_accuracy if best else None,
+        train_accuracy=best.accuracy if best else None,
+        time_s=m.wall_time_s,
+        images_per_s=m.images_per_second,
+        test_result=test,
+        test_data=test.text(),
     )
-    if ev is not None:
-        scored = (ev.get("checkpoint") or {}).get("epoch", m.get("best_epoch"))
-        accuracy = ev.get("accuracy")
-        if not isinstance(accuracy, int | float) or not 0 <= accuracy <= 1:
-            row["test_data"] = f"damaged {EVALUATION}"
-        elif scored != m.get("best_epoch"):
-            row["test_data"] = f"stale: scored epoch {scored}, best is now {m.get('best_epoch')}"
-        else:
-            row["test_accuracy"] = accuracy
-            row["test_data"] = ev.get("data")
-            row["tta"] = ev.get("tta", "none")  # (evaluations from before TTA: none)
-            if row["train_accuracy"] is not None:
-                row["gap"] = row["train_accuracy"] - accuracy
-    row["flags"] = flags(run, row, ev)
+    if test.evaluation is not None:
+        row["test_accuracy"] = test.evaluation.accuracy
+        row["tta"] = test.evaluation.tta
+        if row["train_accuracy"] is not None:
+            row["gap"] = row["train_accuracy"] - test.evaluation.accuracy
+    row["flags"] = flags(run, m, row, test)
     return row
 
 
@@ -184,15 +177,6 @@ def resume_hints(rows: list[dict[str, Any]], folders: list[Path]) -> list[str]:
         for row, folder in zip(rows, folders, strict=True)
         if row["status"] in ("stopped", "interrupted") and RunFolder(folder).resumable()
     ]
-
-
-def _precision(metrics: dict[str, Any]) -> str | None:
-    """The dtype policy a run trained with (older runs recorded only a mixed-precision flag)."""
-    if "precision" in metrics:
-        return metrics["precision"]
-    if "mixed_precision" in metrics:
-        return "mixed_float16" if metrics["mixed_precision"] else "float32"
-    return None
 
 
 SWEEP_FILES = ("sweep.journal", "sweep.csv")  # what marks a sweep's folder
@@ -431,7 +415,8 @@ def cell_text(row: dict[str, Any], key: str, kind: str) -> str:
     best run, a setting's short text."""
     if kind == "setting":
         return row.get("settings", {}).get(key, "-")
-    if key == "test_accuracy" and str(row["test_data"]).startswith("stale"):
+    test = row.get("test_result")
+    if key == "test_accuracy" and test is not None and test.state == "stale":
         return "stale"
     return format_cell(row[key], kind) + (" (best)" if key == "run" and row.get("best") else "")
 

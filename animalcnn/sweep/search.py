@@ -48,6 +48,7 @@ from animalcnn.models.configs import load_config
 from animalcnn.reporting.sweep import params_text
 from animalcnn.run_folder import (
     HEARTBEAT,
+    Process,
     RunFolder,
     heartbeat,
     process_alive,
@@ -94,7 +95,7 @@ def _gone(t: optuna.trial.FrozenTrial) -> bool:
     age = time.time() - beat.stat().st_mtime if beat is not None and beat.exists() else None
     if age is None and (record or {}).get("host") != socket.gethostname():
         return False
-    return process_alive(record, age) is False
+    return process_alive(Process.model_validate(record) if record else None, age) is False
 
 
 class PruneOnMetric(keras.callbacks.Callback):
@@ -281,7 +282,8 @@ class Sweep:
             else:
                 run = start(cfg, [pruning], lambda r: self._record_run(trial, r, params))
             o.run = str(run.path)
-            o.value = (run.metrics().get("best") or {}).get(self.spec.metric)
+            best = run.metrics().best
+            o.value = best.value(self.spec.metric) if best else None
             if pruning.pruned_at is not None:
                 run.update_metrics(
                     status="pruned", reason=f"pruned after epoch {pruning.pruned_at}"

@@ -179,11 +179,12 @@ def report_success(run: RunFolder, cfg: ExperimentConfig) -> None:
     if not keeps_run_folder(cfg):
         console.print("[green]completed[/] this worker's share; the chief keeps the run folder")
         return
-    best = run.metrics().get("best") or {}
-    acc = best.get("val_accuracy")
+    best = run.metrics().best
+    shown = ""
+    if best is not None and best.val_accuracy is not None:
+        shown = f"  best val accuracy {best.val_accuracy:.2%} (epoch {best.epoch})"
     console.print(
-        f"[green]completed[/] {escape(str(run.path))}"
-        + (f"  best val accuracy {acc:.2%} (epoch {best['epoch']})" if acc is not None else ""),
+        f"[green]completed[/] {escape(str(run.path))}" + shown,
         highlight=False,
     )
     for flag in run_flags(run.path):

@@ -165,11 +165,11 @@ def _warm_start(cfg: ExperimentConfig, model: keras.Model, classes: list[str]) -
     any run folder exists)."""
     try:
         source = RunFolder.open(cfg.model.init_from)
-        theirs = source.metrics().get("classes")
+        theirs = source.metrics().classes
         keep = frozenset() if theirs == classes else frozenset({classifier(model)})
         copied, fresh = copy_matching_weights(source.best_model(), model, keep)
         status = source.status()
-        best = source.metrics().get("best") or {}
+        best = source.metrics().best
     except RunFolderError as exc:
         raise ConfigError(f"model.init_from: {exc}") from None
     if not copied:
@@ -192,7 +192,7 @@ def _warm_start(cfg: ExperimentConfig, model: keras.Model, classes: list[str]) -
     return {
         "run": str(source.path),
         "checkpoint": {
-            "epoch": best.get("epoch"),
+            "epoch": best.epoch if best else None,
             "sha256": file_digest(source.file(MODEL)),
             "run_status": status,
         },
@@ -209,11 +209,9 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
     if status == "completed":
         raise RunFolderError(f"{run.path}: already completed; nothing to resume")
     if status == "running" and keeps_run_folder(cfg):  # (a cluster's other workers read it)
-        who = metrics.get("process") or {}
-        raise RunFolderError(
-            f"{run.path}: another process is training this run "
-            f"(pid {who.get('pid')} on {who.get('host')})"
-        )
+        who = metrics.process
+        by = f" (pid {who.pid} on {who.host})" if who else ""
+        raise RunFolderError(f"{run.path}: another process is training this run{by}")
     plan = phases(cfg)
     state = ResumeState.load(run, plan)
     if state is None:
@@ -224,8 +222,8 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
     rt, data = _prepare(cfg)
     if not rt.chief:  # the chief alone writes the run folder: this worker resumes a copy
         run = RunFolder(Path(shutil.copytree(run.path, _worker_scratch() / run.name)))
-    if data.dataset.classes != metrics.get("classes"):
-        raise DataError(f"{cfg.data.dir}: its classes are not the run's {metrics.get('classes')}")
+    if data.dataset.classes != metrics.classes:
+        raise DataError(f"{cfg.data.dir}: its classes are not the run's {metrics.classes}")
     with rt.scope():
         model = run.load_model(LAST_MODEL, compile=True)
     restore_rng_state(model, state.rng)
@@ -429,7 +427,7 @@ class TrainingSession:
         if epochs:
             with contextlib.suppress(OSError):  # a full disk: the figure can wait
                 write_png(history_chart(run.history(), run.name), run.file(HISTORY_PNG))
-        previous = (run.metrics().get("wall_time_s") or 0.0) if self.state is not None else 0.0
+        previous = (run.metrics().wall_time_s or 0.0) if self.state is not None else 0.0
         run.update_metrics(
             status=status,
             reason=reason or None,
