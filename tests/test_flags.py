@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from animalcnn.reporting.tables import run_flags
+from animalcnn.run_folder import RunFolder
+from animalcnn.run_folder.flags import run_flags
 
 from .conftest import write_config
 
@@ -21,7 +22,7 @@ def _edit(path: Path, **values) -> None:
 
 
 def _names(run: Path) -> list[str]:
-    return [f.name for f in run_flags(run)]
+    return [f.name for f in run_flags(RunFolder.open(run))]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_one_class_predicted_is_chance(cli, run_copy: Path):
         run_copy / "metrics.json",
         best={**json.loads((run_copy / "metrics.json").read_text())["best"], "val_accuracy": 0.9},
     )
-    (flag,) = [f for f in run_flags(run_copy) if f.name == "chance"]
+    (flag,) = [f for f in run_flags(RunFolder.open(run_copy)) if f.name == "chance"]
     assert flag.reason == "predicts one class (square) for 100% of the test images"
 
 
@@ -82,11 +83,11 @@ def test_nan_and_rising_losses_are_diverged(run_copy: Path):
     history = pd.read_csv(run_copy / "history.csv")
     history.loc[len(history) - 1, "loss"] = float("nan")
     history.to_csv(run_copy / "history.csv", index=False)
-    (flag,) = [f for f in run_flags(run_copy) if f.name == "diverged"]
+    (flag,) = [f for f in run_flags(RunFolder.open(run_copy)) if f.name == "diverged"]
     assert flag.reason == f"the loss became NaN or infinite at epoch {len(history)}"
     history["loss"] = [1.0] + [20.0] * (len(history) - 1)
     history.to_csv(run_copy / "history.csv", index=False)
-    (flag,) = [f for f in run_flags(run_copy) if f.name == "diverged"]
+    (flag,) = [f for f in run_flags(RunFolder.open(run_copy)) if f.name == "diverged"]
     assert flag.reason == "the loss rose from 1 to 20"
 
 

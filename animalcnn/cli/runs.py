@@ -47,8 +47,9 @@ def evaluate(
     most confused classes and a gallery of the most confident mistakes."""
     from animalcnn import backends
     from animalcnn.console import console, print_warning
-    from animalcnn.reporting.tables import evaluation_tables, run_flags
+    from animalcnn.reporting.tables import evaluation_tables
     from animalcnn.run_folder import RunFolder
+    from animalcnn.run_folder.flags import run_flags
 
     folders = [RunFolder.open(path) for path in runs]
     backends.start()
@@ -58,7 +59,7 @@ def evaluate(
         result = evaluate_run(run, data, errors, explain, tta.value)
         for table in evaluation_tables(result, run.name):
             console.print(table)
-        for flag in run_flags(run.path):
+        for flag in run_flags(run):
             print_warning(f"{run.name}: {flag}")
         console.print(f"wrote {', '.join(result['written'])}", highlight=False, markup=False)
 

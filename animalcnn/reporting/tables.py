@@ -18,10 +18,10 @@ from rich.text import Text
 from animalcnn.atomic import atomic_write
 from animalcnn.config.loading import is_config_key
 from animalcnn.errors import RunFolderError
-from animalcnn.reporting.flags import Flag, flags
 from animalcnn.reporting.pages import ASSETS
 from animalcnn.reporting.query import Query, SortKey, order, parse_sort, parse_where
 from animalcnn.run_folder import RunFolder, significant
+from animalcnn.run_folder.flags import Flag, flags, gap_to_test
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,9 +103,8 @@ def run_row(path: Path) -> dict[str, Any]:
     if test.evaluation is not None:
         row["test_accuracy"] = test.evaluation.accuracy
         row["tta"] = test.evaluation.tta
-        if row["train_accuracy"] is not None:
-            row["gap"] = row["train_accuracy"] - test.evaluation.accuracy
-    row["flags"] = flags(run, m, row, test)
+        row["gap"] = gap_to_test(m, test)
+    row["flags"] = flags(run, m, test, status)
     return row
 
 
@@ -216,11 +215,6 @@ def expand_runs(paths: list[Path]) -> tuple[list[Path], list[str]]:
     if not found and notes:
         raise RunFolderError(notes[0])
     return found, notes
-
-
-def run_flags(path: Path) -> list[Flag]:
-    """The flags of the run folder at `path`, as `compare` shows them."""
-    return run_row(path)["flags"] or []
 
 
 def collect(paths: list[Path]) -> list[dict[str, Any]]:

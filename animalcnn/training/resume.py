@@ -1,21 +1,18 @@
 """What an interrupted run resumes from, saved after every completed epoch.
 
 `last.keras` holds the weights and the optimizer (its moments, step count and
-learning rate); `state.json` holds the rest a resumed run needs to continue as
-if never stopped: the phase, the history so far, the best checkpoint's row, the
-EarlyStopping and ReduceLROnPlateau counters, and the random-number states of
-dropout and augmentation layers (Keras does not save those with the model).
+learning rate); `state.json` (the run folder's `ResumeState` record) holds the rest.
+Here: saving them at each epoch's end, checking a loaded state against the config's
+phases, and putting back what Keras does not restore itself.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
 
 from animalcnn.errors import RunFolderError
 from animalcnn.keras_internals import (
@@ -23,7 +20,7 @@ from animalcnn.keras_internals import (
     ema_swapped_in,
     restore_callback_counters,
 )
-from animalcnn.run_folder import LAST_MODEL, STATE, RunFolder
+from animalcnn.run_folder import LAST_MODEL, STATE, ResumeState, RunFolder
 
 if TYPE_CHECKING:
     from animalcnn.training.phases import Phase
@@ -38,71 +35,39 @@ class PhaseWindow:
     end: int
 
 
-@dataclass
-class ResumeState:
-    phase: int  # index of the phase to continue (or start)
-    phase_start: int  # epochs completed when that phase began
-    rows: list[dict[str, Any]]
-    best: dict[str, Any] | None
-    train_seconds: float
-    early_stopping: dict[str, Any] = field(default_factory=dict)
-    plateau: dict[str, Any] = field(default_factory=dict)
-    rng: list[list[int]] = field(default_factory=list)
+def load_state(run: RunFolder, plan: list[Phase]) -> ResumeState | None:
+    """The run's resume state, checked against its phases; None if it kept none. A
+    damaged or hand-edited one is a one-line error, and can never skip training that
+    did not happen (so never mark a run completed early)."""
+    state = run.resume_state()
+    problem = _inconsistency(state, plan) if state is not None else None
+    if problem:
+        raise RunFolderError(f"{run.file(STATE)}: damaged ({problem})")
+    return state
 
-    @property
-    def mid_phase(self) -> bool:
-        """True when the phase was under way, so its optimizer and counters carry over."""
-        return len(self.rows) > self.phase_start
 
-    def save(self, run: RunFolder) -> None:
-        run.write_json(STATE, asdict(self))
-
-    @classmethod
-    def load(cls, run: RunFolder, plan: list[Phase]) -> ResumeState | None:
-        """The run's resume state, checked against its phases; None if it kept none. A
-        damaged or hand-edited one is a one-line error, and can never skip training that
-        did not happen (so never mark a run completed early)."""
-        if not run.resumable():
-            return None
-        path = run.file(STATE)
-        try:
-            state = TypeAdapter(cls).validate_python(json.loads(path.read_text()))
-        except (OSError, ValueError) as exc:  # JSON and validation errors are ValueErrors
-            first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-            what = (
-                f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-                if first
-                else type(exc).__name__
-            )
-            raise RunFolderError(f"{path}: damaged ({what})") from None
-        problem = state._inconsistency(plan)
-        if problem:
-            raise RunFolderError(f"{path}: damaged ({problem})")
-        return state
-
-    def _inconsistency(self, plan: list[Phase]) -> str | None:
-        n = len(self.rows)
-        if [r.get("epoch") for r in self.rows] != list(range(1, n + 1)):
-            return "its rows are not epochs 1, 2, ..."
-        if not 0 <= self.phase <= len(plan):
-            return f"phase {self.phase} is past the config's {len(plan)} phase(s)"
-        if not 0 <= self.phase_start <= n:
-            return f"phase_start {self.phase_start} is past its {n} epochs"
-        names = [p.name for p in plan]
-        if any(r.get("phase") not in names[: self.phase + 1] for r in self.rows):
-            return "its rows name phases the run has not reached"
-        if self.best is not None and self.best not in self.rows:
-            return "its best epoch is not among its rows"
-        if n > sum(p.epochs for p in plan):
-            return f"{n} epochs, more than the config's phases hold"
-        for index, phase in enumerate(plan[: self.phase]):
-            ran = sum(r.get("phase") == phase.name for r in self.rows)
-            stopped = index == self.phase - 1 and self.early_stopping.get("wait", 0) >= (
-                phase.val_patience
-            )
-            if ran < phase.epochs and not stopped and index == self.phase - 1:
-                return f"phase {phase.name} ran {ran} of its {phase.epochs} epochs"
-        return None
+def _inconsistency(state: ResumeState, plan: list[Phase]) -> str | None:
+    n = len(state.rows)
+    if [r["epoch"] for r in state.rows] != list(range(1, n + 1)):
+        return "its rows are not epochs 1, 2, ..."
+    if not 0 <= state.phase <= len(plan):
+        return f"phase {state.phase} is past the config's {len(plan)} phase(s)"
+    if not 0 <= state.phase_start <= n:
+        return f"phase_start {state.phase_start} is past its {n} epochs"
+    names = [p.name for p in plan]
+    if any(r["phase"] not in names[: state.phase + 1] for r in state.rows):
+        return "its rows name phases the run has not reached"
+    if state.best is not None and state.best not in state.rows:
+        return "its best epoch is not among its rows"
+    if n > sum(p.epochs for p in plan):
+        return f"{n} epochs, more than the config's phases hold"
+    if state.phase > 0:
+        last = plan[state.phase - 1]
+        ran = sum(r["phase"] == last.name for r in state.rows)
+        stopped = state.early_stopping.get("wait", 0) >= last.val_patience
+        if ran < last.epochs and not stopped:
+            return f"phase {last.name} ran {ran} of its {last.epochs} epochs"
+    return None
 
 
 def _rng_variables(model: keras.Model) -> list:
@@ -151,7 +116,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.run.save_model(LAST_MODEL, self.model)
         w = self.window
         done = self.model.stop_training or epoch + 1 >= w.end
-        ResumeState(
+        state = ResumeState(
             phase=w.index + 1 if done else w.index,
             phase_start=epoch + 1 if done else w.start,
             rows=self.recorder.rows,
@@ -160,7 +125,8 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             early_stopping=callback_counters(self.early_stopping),
             plateau=callback_counters(self.plateau) if self.plateau else {},
             rng=rng_state(self.model),
-        ).save(self.run)
+        )
+        self.run.write_resume_state(state)
 
 
 class RestoreCounters(keras.callbacks.Callback):

@@ -23,9 +23,8 @@ from animalcnn.console import console, err_console, print_error, print_warning
 from animalcnn.data.discovery import check_data_dir
 from animalcnn.errors import TrainingFailed, UserError
 from animalcnn.models.configs import load_config
-from animalcnn.reporting.flags import CHANCE_HINT
-from animalcnn.reporting.tables import run_flags
 from animalcnn.run_folder import RunFolder
+from animalcnn.run_folder.flags import CHANCE_HINT, run_flags
 
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
@@ -187,7 +186,7 @@ def report_success(run: RunFolder, cfg: ExperimentConfig) -> None:
         f"[green]completed[/] {escape(str(run.path))}" + shown,
         highlight=False,
     )
-    for flag in run_flags(run.path):
+    for flag in run_flags(run):
         if flag.name != "not evaluated":  # (it has only just finished)
             hint = f"; {CHANCE_HINT}" if flag.name == "chance" else ""
             print_warning(f"{flag}{hint}")

@@ -43,6 +43,7 @@ from animalcnn.run_folder import (
     STATE,
     SUMMARY,
     TEST_FILES,
+    ResumeState,
     RunFolder,
 )
 from animalcnn.training import resume as resume_state
@@ -61,7 +62,7 @@ from animalcnn.training.resume import (
     PhaseWindow,
     RestoreCounters,
     ResumeCheckpoint,
-    ResumeState,
+    load_state,
     restore_rng_state,
 )
 
@@ -213,7 +214,7 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
         by = f" (pid {who.pid} on {who.host})" if who else ""
         raise RunFolderError(f"{run.path}: another process is training this run{by}")
     plan = phases(cfg)
-    state = ResumeState.load(run, plan)
+    state = load_state(run, plan)
     if state is None:
         raise RunFolderError(
             f"{run.path}: no resume state ({LAST_MODEL}, {STATE}); it was trained with "

@@ -12,22 +12,35 @@ Reading a run folder never imports TensorFlow.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from animalcnn.atomic import atomic_path, atomic_write
 from animalcnn.errors import ConfigError, RunFolderError
+from animalcnn.run_folder.liveness import heartbeat, process_alive, this_process
+from animalcnn.run_folder.records import (
+    CONFIG,
+    EVALUATION,
+    HEARTBEAT,
+    HISTORY,
+    HISTORY_COLUMNS,
+    LAST_MODEL,
+    METRICS,
+    METRICS_FORMAT,
+    MODEL,
+    STATE,
+    Evaluation,
+    Metrics,
+    ResumeState,
+    TestResult,
+)
 
 if TYPE_CHECKING:  # imported on use: reading metrics stays fast (compare)
     import keras
@@ -35,231 +48,7 @@ if TYPE_CHECKING:  # imported on use: reading metrics stays fast (compare)
 
     from animalcnn.config import ExperimentConfig
 
-CONFIG = "config.yaml"
-METRICS = "metrics.json"
-HISTORY = "history.csv"
-MODEL = "model.keras"
-SUMMARY = "summary.txt"
-EVALUATION = "evaluation.json"  # the best checkpoint on the run's own test split
-OTHER_EVALUATIONS = "evaluations"  # on other data folders, one file each
-HISTORY_PNG = "history.png"
-CONFUSION_PNG = "confusion.png"
-ERRORS_PNG = "errors.png"  # the mistakes gallery
-TEST_FILES = "test_files.json"  # a test split held out of the training images
-LAST_MODEL = "last.keras"  # with STATE: what `train --resume` continues from
-STATE = "state.json"
-HEARTBEAT = "heartbeat"
-HEARTBEAT_SECONDS = 10.0  # how often a training process touches `heartbeat`
-# A process on another host whose heartbeat is older than this is taken for dead (hosts'
-# clocks must agree to well within it).
-STALE_AFTER_SECONDS = 60.0
 LOCK = ".lock"  # held by the process training the run (filelock); readers never need it
-HISTORY_COLUMNS = [
-    "epoch",
-    "phase",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "seconds",
-]
-
-
-class EpochRow(BaseModel):
-    """One epoch's figures, as `metrics.json` keeps the best one."""
-
-    model_config = ConfigDict(extra="allow")
-    epoch: int
-    phase: str | None = None
-    loss: float | None = None
-    accuracy: float | None = None
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-
-    def value(self, metric: str) -> float | None:
-        """A history column's value (loss, accuracy, val_loss, val_accuracy)."""
-        found = getattr(self, metric, None)
-        return found if isinstance(found, int | float) else None
-
-
-class Process(BaseModel):
-    """The process working on a run or a trial: where it runs and since when."""
-
-    model_config = ConfigDict(extra="allow")
-    host: str | None = None
-    pid: int | None = None
-    start: float | None = None
-
-
-class ParamCounts(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    total: int | None = None
-    trainable: int | None = None
-
-
-METRICS_FORMAT = 1  # metrics.json's format; files without one are 0 (before it was kept)
-
-
-class Metrics(BaseModel):
-    """`metrics.json`: the one record its writers (training, the sweep) and its readers
-    (the tables, the report, the API) share. Every write is checked against it; a
-    damaged or hand-edited file is a one-line error on reading. A file of an older
-    format is upgraded as it is read (`_upgrade`); keys a later version adds are kept
-    (extra keys are allowed)."""
-
-    model_config = ConfigDict(extra="allow")
-    format: int = METRICS_FORMAT
-    status: Literal["running", "completed", "interrupted", "failed", "pruned"]
-    reason: str | None = None
-    name: str | None = None
-    arch: str | None = None
-    strategy: str | None = None  # the transfer strategy
-    started: str | None = None
-    finished: str | None = None
-    device: str | None = None
-    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"
-    precision: str | None = None
-    jit_compile: bool | None = None
-    replicas: int | None = None
-    classes: list[str] = Field(default_factory=list)
-    images: dict[str, int] | None = None
-    skipped_files: list[str] | None = None
-    params: ParamCounts = Field(default_factory=ParamCounts)
-    init_from: dict[str, Any] | None = None
-    process: Process | None = None
-    resumed: int | None = None
-    epochs_run: int | None = None
-    best_epoch: int | None = None
-    best: EpochRow | None = None
-    wall_time_s: float | None = None
-    images_per_second: float | None = None
-    sweep: dict[str, Any] | None = None
-    tags: list[str] = Field(default_factory=list)
-    notes: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upgrade(cls, data: Any) -> Any:
-        """Format 0 (no `format`): TensorFlow was the only backend, `mixed_precision` a
-        flag rather than the dtype policy, and absent lists were written as null."""
-        if not isinstance(data, dict) or data.get("format", 0) >= 1:
-            return data
-        data = {k: v for k, v in data.items() if not (k in ("classes", "tags") and v is None)}
-        if "precision" not in data and isinstance(data.get("mixed_precision"), bool):
-            data["precision"] = "mixed_float16" if data.pop("mixed_precision") else "float32"
-        data.setdefault("backend", "tensorflow")
-        return {**data, "format": 1}
-
-
-EVALUATION_FORMAT = 1  # evaluation.json's format; files without one are 0
-
-
-class Checkpoint(BaseModel):
-    """Which checkpoint an evaluation scored."""
-
-    model_config = ConfigDict(extra="allow")
-    epoch: int | None = None
-    phase: str | None = None
-    sha256: str | None = None
-
-
-class Evaluation(BaseModel):
-    """`evaluation.json` (and `evaluations/<name>.json`): a checkpoint's scores on a
-    labelled split, written by `evaluate` and read by the tables, the report and the
-    server. Format 0 (no `format`) had no TTA (`tta` is then `none`) and may lack the
-    checkpoint it scored (the run's best epoch is then taken)."""
-
-    model_config = ConfigDict(extra="allow")
-    format: int = EVALUATION_FORMAT
-    accuracy: float = Field(ge=0, le=1)
-    loss: float | None = None
-    classes: list[str] = Field(default_factory=list)
-    images: int | None = None
-    confusion_matrix: list[list[int]] = Field(default_factory=list)
-    data: str | None = None
-    tta: str = "none"
-    checkpoint: Checkpoint | None = None
-    train_accuracy: float | None = None
-
-
-class TestResult(BaseModel):
-    """The state of a run's result on its own test split: `scored` (on the current best
-    epoch), `stale` (scored on an earlier best: the run was resumed since), `damaged`
-    (its file does not hold a score) or `none` (not evaluated)."""
-
-    state: Literal["scored", "stale", "damaged", "none"]
-    epoch: int | None = None  # the epoch it scored
-    best_epoch: int | None = None  # the run's best epoch now
-    evaluation: Evaluation | None = None  # when scored
-
-    def text(self) -> str | None:
-        """What the runs table's `test_data` column says of it."""
-        if self.state == "scored":
-            return self.evaluation.data if self.evaluation else None
-        if self.state == "stale":
-            return f"stale: scored epoch {self.epoch}, best is now {self.best_epoch}"
-        return f"damaged {EVALUATION}" if self.state == "damaged" else None
-
-
-def _process_start(pid: int) -> float | None:
-    """When process `pid` started (seconds since the epoch), to tell it from a later
-    process given the same pid; None where there is no such process."""
-    import psutil
-
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
-    except psutil.AccessDenied:  # it exists, but its start time is not ours to read
-        return -1.0
-
-
-def this_process() -> dict[str, Any]:
-    """Where this process runs (host, pid, start time): how a run or a trial names the
-    process working on it."""
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid)}
-
-
-def process_alive(record: Process | None, heartbeat_age: float | None) -> bool | None:
-    """Whether the process in `record` still runs. A host judges only its own processes,
-    by pid and start time; a process on another host is alive while its heartbeat is
-    younger than STALE_AFTER_SECONDS. None when nothing was recorded."""
-    if record is None:
-        return None
-    if record.host == socket.gethostname():
-        if record.pid is None or record.pid <= 0:
-            return False
-        now = _process_start(record.pid)
-        if now is None:
-            return False
-        if now < 0 or record.start is None:
-            return True  # the pid runs; its start cannot be compared
-        return abs(now - record.start) < 1.0
-    return heartbeat_age is not None and heartbeat_age < STALE_AFTER_SECONDS
-
-
-@contextmanager
-def heartbeat(beat: Callable[[], None], seconds: float = HEARTBEAT_SECONDS) -> Iterator[None]:
-    """Call `beat` now and every `seconds` from a thread until the block ends: how a live
-    process shows it lives to readers elsewhere."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while True:
-            with contextlib.suppress(Exception):  # a missed beat is no reason to stop
-                beat()
-            if stop.wait(seconds):
-                return
-
-    thread = threading.Thread(target=loop, name="heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def significant(value: Any, digits: int = 6) -> Any:
@@ -384,6 +173,23 @@ class RunFolder:
         if scored != best:
             return TestResult(state="stale", epoch=scored, best_epoch=best)
         return TestResult(state="scored", epoch=scored, best_epoch=best, evaluation=ev)
+
+    def resume_state(self) -> ResumeState | None:
+        """`state.json` where the run kept a resume state (see `resumable`), else None; a
+        damaged or hand-edited one is a one-line error naming the file and field."""
+        if not self.resumable():
+            return None
+        path = self.file(STATE)
+        try:
+            return ResumeState.model_validate(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:  # JSON and validation errors are ValueErrors
+            first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+            where = ".".join(str(p) for p in first["loc"]) if first else ""
+            what = f"{where}: {first['msg']}".lstrip(": ") if first else type(exc).__name__
+            raise RunFolderError(f"{path}: damaged ({what})") from None
+
+    def write_resume_state(self, state: ResumeState) -> None:
+        self.write_json(STATE, state.model_dump(mode="json"))
 
     def resumable(self) -> bool:
         """Whether the run kept a resume state (it completed an epoch and did not finish)."""

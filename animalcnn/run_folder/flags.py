@@ -14,9 +14,9 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from animalcnn.run_folder import HISTORY, Evaluation, Metrics, RunFolder, TestResult
+from animalcnn.run_folder.folder import RunFolder
+from animalcnn.run_folder.records import HISTORY, Evaluation, Metrics, TestResult
 
 CHANCE_MARGIN = 0.02  # within 2 points of 1/classes
 ONE_CLASS_SHARE = 0.95
@@ -66,8 +66,8 @@ def _one_class(evaluation: Evaluation, classes: list[str]) -> Flag | None:
     return Flag("chance", f"predicts one class ({name}) for {share:.0%} of the test images")
 
 
-def flags(run: RunFolder, metrics: Metrics, row: dict[str, Any], test: TestResult) -> list[Flag]:
-    """The run's flags, from its metrics, its runs-table `row` and its test result."""
+def flags(run: RunFolder, metrics: Metrics, test: TestResult, status: str) -> list[Flag]:
+    """The run's flags, from its records: metrics, test result and status."""
     found: list[Flag] = []
     classes = metrics.classes
     best_val = metrics.best.val_accuracy if metrics.best else None
@@ -82,21 +82,40 @@ def flags(run: RunFolder, metrics: Metrics, row: dict[str, Any], test: TestResul
         one = _one_class(test.evaluation, classes)
         if one is not None:
             found.append(one)
-    losses = _losses(run)
-    finite = [v for v in losses if math.isfinite(v)]
-    if len(finite) < len(losses):
-        epoch = next(i for i, v in enumerate(losses, 1) if not math.isfinite(v))
-        found.append(Flag("diverged", f"the loss became NaN or infinite at epoch {epoch}"))
-    elif finite:
-        low_at = finite.index(min(finite))
-        lowest, later = finite[low_at], max(finite[low_at:])
-        if later >= DIVERGED_RISE * max(lowest, 1e-12):
-            found.append(Flag("diverged", f"the loss rose from {lowest:.3g} to {later:.3g}"))
-    gap = row["gap"]
+    found += _diverged(run)
+    gap = gap_to_test(metrics, test)
     if gap is not None and gap > OVERFIT_GAP:
         found.append(Flag("overfit", f"training accuracy {gap:.1%} above test accuracy"))
     if test.state == "stale":
         found.append(Flag("stale", f"scored epoch {test.epoch}, best is now {test.best_epoch}"))
-    elif test.state == "none" and row["status"] == "completed":
+    elif test.state == "none" and status == "completed":
         found.append(Flag("not evaluated", f"animalcnn evaluate {run.path}"))
     return found
+
+
+def _diverged(run: RunFolder) -> list[Flag]:
+    losses = _losses(run)
+    finite = [v for v in losses if math.isfinite(v)]
+    if len(finite) < len(losses):
+        epoch = next(i for i, v in enumerate(losses, 1) if not math.isfinite(v))
+        return [Flag("diverged", f"the loss became NaN or infinite at epoch {epoch}")]
+    if finite:
+        low_at = finite.index(min(finite))
+        lowest, later = finite[low_at], max(finite[low_at:])
+        if later >= DIVERGED_RISE * max(lowest, 1e-12):
+            return [Flag("diverged", f"the loss rose from {lowest:.3g} to {later:.3g}")]
+    return []
+
+
+def gap_to_test(metrics: Metrics, test: TestResult) -> float | None:
+    """Training accuracy at the best epoch minus test accuracy, where the run has both."""
+    train = metrics.best.accuracy if metrics.best else None
+    if train is None or test.evaluation is None:
+        return None
+    return train - test.evaluation.accuracy
+
+
+def run_flags(run: RunFolder) -> list[Flag]:
+    """The flags of a run folder, as `compare` shows them (each file read once)."""
+    metrics = run.metrics()
+    return flags(run, metrics, run.test_result(metrics), run.status())
