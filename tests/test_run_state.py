@@ -236,3 +236,46 @@ def test_written_files_follow_the_umask(tmp_path: Path, umask: int, mode: int):
     finally:
         os.umask(previous)
     assert (tmp_path / "shared.json").stat().st_mode & 0o777 == mode
+
+
+def _as_the_previous_release_wrote_it(folder: Path) -> None:
+    """Rewrite a run folder's files in format 0, the previous release's: no `format`
+    keys, a mixed-precision flag instead of the dtype policy, no backend (TensorFlow was
+    the only one) and no TTA in an evaluation."""
+    for name in ("metrics.json", "evaluation.json", "state.json"):
+        path = folder / name
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        if data.pop("format", 0) == 0:
+            continue  # (already)
+        if name == "metrics.json":
+            data["mixed_precision"] = data.pop("precision") != "float32"
+            data.pop("backend")
+        if name == "evaluation.json":
+            data.pop("tta")
+        path.write_text(json.dumps(data))
+
+
+def test_run_folders_of_the_previous_release_open_in_compare_evaluate_and_resume(
+    cli, run_copy: Path, interrupted: Path
+):
+    for folder in (run_copy, interrupted):
+        _as_the_previous_release_wrote_it(folder)
+    code, out, err = cli("compare", run_copy, interrupted, "--csv", run_copy.parent / "runs.csv")
+    assert code == 0 and "damaged" not in out + err, out + err
+    table = pd.read_csv(run_copy.parent / "runs.csv")
+    assert table["backend"].tolist() == ["tensorflow"] * 2
+    assert table["precision"].tolist() == ["float32"] * 2
+    code, _, err = cli("evaluate", run_copy)
+    assert code == 0, err
+    _as_the_previous_release_wrote_it(run_copy)  # an evaluation of the old format, scored
+    code, out, _ = cli("compare", run_copy, "--csv", run_copy.parent / "one.csv")
+    one = pd.read_csv(run_copy.parent / "one.csv").iloc[0]
+    assert code == 0 and 0 <= one["test_accuracy"] <= 1 and one["tta"] == "none"
+    code, _, err = cli("train", "--resume", interrupted)
+    assert code == 0, err
+    metrics = json.loads((interrupted / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 4
+    assert metrics["format"] == 1 and metrics["precision"] == "float32"  # upgraded on write
+    assert "mixed_precision" not in metrics

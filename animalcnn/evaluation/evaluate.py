@@ -138,7 +138,7 @@ def evaluate(
         json_path = stem.with_suffix(".json")
         confusion_png = stem.with_name(f"{stem.name}_confusion.png")
         errors_png = stem.with_name(f"{stem.name}_errors.png")
-    run.write_json(str(json_path.relative_to(run.path)), significant(result))
+    run.write_evaluation(str(json_path.relative_to(run.path)), significant(result))
     title = f"{run.name} on {folder.name}"
     write_png(confusion_chart(result, title), confusion_png)
     tiles = images.batch(np.array([e["index"] for e in mistakes], dtype=np.int64))

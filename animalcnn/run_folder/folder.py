@@ -28,6 +28,7 @@ from animalcnn.run_folder.liveness import heartbeat, process_alive, this_process
 from animalcnn.run_folder.records import (
     CONFIG,
     EVALUATION,
+    EVALUATION_FORMAT,
     HEARTBEAT,
     HISTORY,
     HISTORY_COLUMNS,
@@ -156,6 +157,12 @@ class RunFolder:
             e = err.errors()[0]
             where = ".".join(str(p) for p in e["loc"])
             raise RunFolderError(f"{self.path / name}: {where}: {e['msg'].lower()}") from None
+
+    def write_evaluation(self, name: str, result: dict[str, Any]) -> None:
+        """Write an evaluation (`name`, relative to the folder), checked against the
+        `Evaluation` record first, in the current format."""
+        record = Evaluation.model_validate({**_plain(result), "format": EVALUATION_FORMAT})
+        self.write_json(name, record.model_dump(mode="json"))
 
     def test_result(self, metrics: Metrics | None = None) -> TestResult:
         """The state of the run's own test-split result against its current best epoch (an
