@@ -9,6 +9,19 @@ if TYPE_CHECKING:
     from animalcnn.run_folder import RunFolder
 
 
+# The lines of an error message that do not say what went wrong: TensorFlow's messages
+# open with "Graph execution error:" and the stack of the failing op.
+NOISE = ("Graph execution error:", "Detected at node", "File ")
+
+
+def gist(exc: BaseException) -> str:
+    """An exception in one line, as our errors quote a library's: its kind and the first
+    line that says what went wrong, cut to 200 characters."""
+    lines = (line.strip() for line in str(exc).splitlines())
+    line = next((line for line in lines if line and not line.startswith(NOISE)), "")
+    return f"{type(exc).__name__}: {line[:200]}" if line else type(exc).__name__
+
+
 class UserError(Exception):
     """Bad input (config, data, run folder); `exit_code` is what the CLI exits with."""
 

@@ -12,7 +12,7 @@ import jax
 import keras
 import numpy as np
 
-from animalcnn.backends.runtime import Runtime, choose_precision, cpu_flags, keeps_run_folder
+from animalcnn.backends.runtime import Runtime, choose_precision, cpu_flags
 from animalcnn.config import ExperimentConfig
 from animalcnn.console import print_warning
 from animalcnn.data import batches
@@ -103,7 +103,6 @@ def configure(cfg: ExperimentConfig) -> Runtime:
         precision,
         True,
         share.devices,
-        keeps_run_folder(cfg),
         share=share,
         any_process=together,
     )

@@ -31,7 +31,6 @@ class Runtime:
     precision: str  # the Keras dtype policy: float32, mixed_float16 or mixed_bfloat16
     jit_compile: bool
     replicas: int
-    chief: bool  # writes the run folder (every worker trains, one reports)
     scope: Callable[[], AbstractContextManager[Any]] = field(default=contextlib.nullcontext)
     strategy: Any = None  # TensorFlow's distribution strategy (None elsewhere)
     # How each batch is split over devices and processes where the backend needs it even
@@ -81,7 +80,8 @@ def is_chief(tf_config: str | None) -> bool:
 
 def keeps_run_folder(cfg: ExperimentConfig) -> bool:
     """Whether this process writes the run folder: all but a multi-worker run's non-chiefs
-    (TensorFlow: from TF_CONFIG; JAX: process 0 of JAX_PROCESS_ID)."""
+    (TensorFlow: from TF_CONFIG; JAX: process 0 of JAX_PROCESS_ID). The one place this
+    is decided: every worker trains, the chief alone keeps the run folder."""
     if cfg.distribute.strategy != "multi_worker":
         return True
     from animalcnn import backends

@@ -21,7 +21,6 @@ from animalcnn.backends.runtime import (
     Runtime,
     choose_precision,
     cpu_flags,
-    keeps_run_folder,
     resolve,
 )
 from animalcnn.config import ExperimentConfig
@@ -102,9 +101,7 @@ def configure(cfg: ExperimentConfig) -> Runtime:
     if replicas > 1:
         device += f"; {type(strategy).__name__} over {replicas} replicas"
     jit = resolve(cfg.training.jit_compile, bool(gpus)) and not cfg.training.deterministic
-    return Runtime(
-        NAME, device, precision, jit, replicas, keeps_run_folder(cfg), strategy.scope, strategy
-    )
+    return Runtime(NAME, device, precision, jit, replicas, strategy.scope, strategy)
 
 
 def training_batches(

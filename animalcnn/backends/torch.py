@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import torch
 
-from animalcnn.backends.runtime import Runtime, choose_precision, cpu_flags, keeps_run_folder
+from animalcnn.backends.runtime import Runtime, choose_precision, cpu_flags
 from animalcnn.config import ExperimentConfig
 from animalcnn.data import batches
 from animalcnn.errors import ConfigError
@@ -44,7 +44,7 @@ def configure(cfg: ExperimentConfig) -> Runtime:
             device += f" (1 of {gpus}: PyTorch trains on one device here)"
     else:
         device = f"CPU ({os.cpu_count()} cores)"
-    return Runtime(NAME, device, precision, False, 1, keeps_run_folder(cfg))
+    return Runtime(NAME, device, precision, False, 1)
 
 
 # Batches come from the decoded cache through a PyDataset, as on every backend but TensorFlow.

@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -107,10 +108,33 @@ class ModelConfig(Section):
         "by name and shape, the others left freshly initialised.",
     )
 
+    # `params` and `augmentation` as typed objects (the architecture's own options model,
+    # the registered augmentation types), attached once when the config is loaded
+    # (`models.configs.validate_config`): what the builders receive.
+    _options: Any = PrivateAttr(default=None)
+    _transforms: Any = PrivateAttr(default=None)
+
     @field_validator("init_from")
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return v.expanduser() if v is not None else None
+
+    def attach(self, options: BaseModel, transforms: list[BaseModel]) -> None:
+        self._options, self._transforms = options, tuple(transforms)
+
+    @property
+    def options(self) -> BaseModel:
+        """`params` as the architecture's own validated options."""
+        if self._options is None:
+            raise RuntimeError("model.params: the config was not loaded (load_config)")
+        return self._options
+
+    @property
+    def transforms(self) -> tuple[BaseModel, ...]:
+        """`augmentation` as the registered types' validated objects, in order."""
+        if self._transforms is None:
+            raise RuntimeError("model.augmentation: the config was not loaded (load_config)")
+        return self._transforms
 
 
 Schedule = Literal["plateau", "cosine", "onecycle", "constant"]

@@ -12,20 +12,14 @@ from animalcnn.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import keras
-    from pydantic import BaseModel
 
     from animalcnn.config import ExperimentConfig
-
-
-def arch_params(cfg: ExperimentConfig) -> BaseModel:
-    """`model.params` as the architecture's own validated options."""
-    return registry.get(cfg.model.arch).params.model_validate(cfg.model.params)
 
 
 def build_model(cfg: ExperimentConfig, num_classes: int) -> keras.Model:
     """The config's architecture, built for `num_classes` at `data.img_size`."""
     arch = registry.get(cfg.model.arch)
-    return arch.build(ModelSpec.from_config(cfg, num_classes), arch_params(cfg))
+    return arch.build(ModelSpec.from_config(cfg, num_classes), cfg.model.options)
 
 
 def load_model(path: Path, arch: str, compile: bool = False) -> keras.Model:

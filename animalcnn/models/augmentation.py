@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -58,11 +58,6 @@ def list_adapter() -> TypeAdapter:
     """Validates a config's augmentation list: a union of the registered types, by `type`."""
     union = Union[tuple(_REGISTRY.values())]  # noqa: UP007 (built at run time)
     return TypeAdapter(list[Annotated[union, Field(discriminator="type")]])
-
-
-def parse(items: list[dict[str, Any]]) -> list[Augmentation]:
-    """A validated config's augmentation mappings as objects."""
-    return list_adapter().validate_python(items)
 
 
 @register("flip")

@@ -38,6 +38,7 @@ def validate_config(data: dict[str, Any], source: str) -> ExperimentConfig:
         what = format_errors(err, ModelConfig, "model.augmentation.", _tagged())
         raise ConfigError(f"{source}: {what}") from None
     cfg.model.augmentation = [a.model_dump(mode="json") for a in augs]
+    cfg.model.attach(params, augs)
     smallest = arch.smallest_input(params)
     if cfg.data.img_size < smallest:
         raise ConfigError(

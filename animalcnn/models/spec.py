@@ -43,7 +43,7 @@ class ModelSpec:
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, num_classes: int) -> ModelSpec:
         weights = cfg.transfer.weights if cfg.transfer is not None else "none"
-        augs = tuple(augmentation.parse(cfg.model.augmentation))
+        augs = cfg.model.transforms
         return cls(cfg.data.img_size, num_classes, augs, cfg.seed, weights)
 
     def stem(self, scale: Scale = "unit") -> tuple[keras.KerasTensor, keras.KerasTensor]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from animalcnn.atomic import atomic_path, atomic_write
-from animalcnn.errors import ConfigError, RunFolderError
+from animalcnn.errors import ConfigError, RunFolderError, gist
 from animalcnn.run_folder.liveness import heartbeat, process_alive, this_process
 from animalcnn.run_folder.records import (
     CONFIG,
@@ -282,9 +282,7 @@ class RunFolder:
         try:
             return load_model(path, arch, compile=compile)
         except Exception as exc:  # Keras raises many kinds for a damaged file
-            text = str(exc).strip()
-            gist = text.splitlines()[0][:200] if text else type(exc).__name__
-            raise RunFolderError(f"{path}: cannot be loaded ({gist})") from None
+            raise RunFolderError(f"{path}: cannot be loaded ({gist(exc)})") from None
 
     def config(self) -> ExperimentConfig:
         import yaml

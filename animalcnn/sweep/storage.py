@@ -20,6 +20,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from animalcnn import errors
 from animalcnn.errors import ConfigError, UserError
 from animalcnn.sweep.spec import BASE, SweepSpec
 
@@ -135,9 +136,8 @@ RACE = re.compile(r"IntegrityError|UniqueViolation|already exists|duplicate key|
 
 
 def gist(exc: BaseException, url: str | None = None) -> str:
-    """An exception's first line, its kind named (a URL's password left out)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+    """An exception in one line (`errors.gist`), a URL in it shown without its password."""
+    text = errors.gist(exc)
     return text.replace(url, shown_url(url)) if url else text
 
 

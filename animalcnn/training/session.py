@@ -30,7 +30,7 @@ from animalcnn.data.batches import steps_per_epoch
 from animalcnn.data.files import file_digest
 from animalcnn.data.loading import TrainingData, load_training_data
 from animalcnn.data.targets import Targets
-from animalcnn.errors import ConfigError, DataError, RunFolderError, TrainingFailed
+from animalcnn.errors import ConfigError, DataError, RunFolderError, TrainingFailed, gist
 from animalcnn.figures.charts import history_chart, write_png
 from animalcnn.models import build_model
 from animalcnn.models.summary import layer_table, parameter_counts
@@ -119,7 +119,7 @@ def start(
     counts = parameter_counts(model)
 
     # In a multi-worker cluster every worker trains; only the chief keeps its run folder.
-    runs_dir = cfg.output.runs_dir if rt.chief else _worker_scratch()
+    runs_dir = cfg.output.runs_dir if keeps_run_folder(cfg) else _worker_scratch()
     run = RunFolder.create(runs_dir, cfg.name)
     run.write_text(CONFIG, cfg.to_yaml())
     test = data.dataset.test
@@ -146,7 +146,11 @@ def start(
         params=counts,
         init_from=warm,
     )
-    where = "run folder" if rt.chief else "worker's scratch copy (the chief keeps the run folder)"
+    where = (
+        "run folder"
+        if keeps_run_folder(cfg)
+        else "worker's scratch copy (the chief keeps the run folder)"
+    )
     console.print(
         f"{where}: {run.path}  ({len(data.train):,} training, {len(data.val):,} validation "
         f"images, {len(classes)} classes, {counts['trainable']:,} trainable parameters)",
@@ -221,7 +225,9 @@ def resume(run: RunFolder, callbacks: Sequence[keras.callbacks.Callback] = ()) -
             "training.resume_checkpoints: false or stopped before its first epoch ended"
         )
     rt, data = _prepare(cfg)
-    if not rt.chief:  # the chief alone writes the run folder: this worker resumes a copy
+    if not keeps_run_folder(
+        cfg
+    ):  # the chief alone writes the run folder: this worker resumes a copy
         run = RunFolder(Path(shutil.copytree(run.path, _worker_scratch() / run.name)))
     if data.dataset.classes != metrics.classes:
         raise DataError(f"{cfg.data.dir}: its classes are not the run's {metrics.classes}")
@@ -294,7 +300,9 @@ class TrainingSession:
             except Exception as exc:
                 status, reason = "failed", self._failure(exc)
         self._record_end(status, reason, time.perf_counter() - start)
-        if not self.rt.chief and status != "failed":  # (a failure keeps its error.log there)
+        if (
+            not keeps_run_folder(self.cfg) and status != "failed"
+        ):  # (a failure keeps its error.log there)
             _drop_worker_scratch(self.run_folder)
         if status != "completed":
             raise TrainingFailed(self.run_folder, status, reason)
@@ -308,7 +316,7 @@ class TrainingSession:
             where = " (see error.log)"
         except OSError:
             where = ""
-        return f"{type(exc).__name__}: {_gist(exc)}{where}"
+        return f"{gist(exc)}{where}"
 
     def _disk_full(self, exc: OSError) -> str:
         """Which file could not be written, and about how much room the run needs: its
@@ -439,11 +447,3 @@ class TrainingSession:
             if recorder.train_seconds
             else None,
         )
-
-
-def _gist(exc: Exception) -> str:
-    """The line of an error message that says what went wrong: TensorFlow's messages
-    open with "Graph execution error:" and the stack of the failing op."""
-    noise = ("Graph execution error:", "Detected at node", "File ")
-    lines = (line.strip() for line in str(exc).splitlines())
-    return next((line for line in lines if line and not line.startswith(noise)), "")
