@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -26,7 +27,7 @@ from animalcnn.atomic import atomic_write
 from animalcnn.data.decoding import try_load
 from animalcnn.data.discovery import training_folder
 from animalcnn.data.files import file_digest, list_images
-from animalcnn.errors import DataError, UserError
+from animalcnn.errors import DataError, UserError, gist
 from animalcnn.evaluation.evaluate import warn_unfinished
 from animalcnn.run_folder import RunFolder
 
@@ -153,31 +154,8 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
         _replace(tmp, target, fmt)
         if fmt != "savedmodel":
             atomic_write(_sidecar(target), digest + "\n")
-    except ModuleNotFoundError as exc:
-        if exc.name == "tensorflow":  # (JAX exports through jax2tf)
-            raise UserError(
-                f"{fmt}: on {keras.backend.backend()}, Keras's export needs "
-                "TensorFlow, which is not installed here"
-            ) from None
-        where = (
-            "pip install 'animalcnn[onnx-jax]'"
-            if exc.name == "jax2onnx"
-            else "pip install 'animalcnn[export]'"
-        )
-        raise UserError(f"{fmt}: {exc.name} is not installed: {where}") from None
-    except Exception as exc:  # a full disk surfaces as OSError or as TensorFlow's own errors
-        if _disk_full(exc):
-            free = shutil.disk_usage(target.parent).free
-            raise UserError(
-                f"{target.parent}: disk full while writing the {fmt} export "
-                f"({free / 2**20:,.1f} MiB free); nothing was left behind"
-            ) from None
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        gist = f"{type(exc).__name__}: {lines[0][:160]}" if lines else type(exc).__name__
-        raise UserError(
-            f"{fmt}: this model cannot be exported on {keras.backend.backend()} ({gist}); "
-            "model.keras loads on every backend: export it on TensorFlow"
-        ) from None
+    except Exception as exc:
+        raise _export_error(exc, fmt, target) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     try:
@@ -188,6 +166,29 @@ def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, flo
         gist = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{target}: written, but {fmt}'s runtime cannot run it ({gist})") from None
     return target, float(np.abs(np.asarray(probs, np.float64) - reference).max())
+
+
+def _export_error(exc: Exception, fmt: str, target: Path) -> UserError:
+    """Why an export failed, in one line: a converter that is not installed, a full disk
+    (TensorFlow raises its own kinds for it), or what the converter refused."""
+    if isinstance(exc, ModuleNotFoundError):
+        if exc.name == "tensorflow":  # (JAX exports through jax2tf)
+            return UserError(
+                f"{fmt}: on {keras.backend.backend()}, Keras's export needs "
+                "TensorFlow, which is not installed here"
+            )
+        extra = "onnx-jax" if exc.name == "jax2onnx" else "export"
+        return UserError(f"{fmt}: {exc.name} is not installed: pip install 'animalcnn[{extra}]'")
+    if _disk_full(exc):
+        free = shutil.disk_usage(target.parent).free
+        return UserError(
+            f"{target.parent}: disk full while writing the {fmt} export "
+            f"({free / 2**20:,.1f} MiB free); nothing was left behind"
+        )
+    return UserError(
+        f"{fmt}: this model cannot be exported on {keras.backend.backend()} ({gist(exc)}); "
+        "model.keras loads on every backend: export it on TensorFlow"
+    )
 
 
 POOLS = ("MaxPool", "AveragePool")
@@ -201,7 +202,6 @@ def pools_over_spatial_axes(path: Path) -> int:
     writes the model as one file. The parity check that follows proves the rewrite.
     Returns how many pools it rewrote."""
     import onnx
-    from onnx import helper
     from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
     model = onnx.load(str(path), load_external_data=False)
@@ -222,35 +222,11 @@ def pools_over_spatial_axes(path: Path) -> int:
     drop: set[int] = set()
     swap: dict[int, list] = {}
     for n in nodes:
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        kernel = attrs.get("kernel_shape", [])
-        inner = producer.get(n.input[0])
-        outer = producer.get(inner.input[0]) if inner is not None else None
-        after = users.get(n.output[0], [])
-        chain = [outer, inner, n, *after]
-        if not (
-            n.op_type in POOLS
-            and len(kernel) == 4
-            and kernel[0] == kernel[3] == 1
-            and None not in chain
-            and len(after) == 1
-            and [c.op_type for c in chain] == ["Unsqueeze", "Unsqueeze", n.op_type, "Squeeze"]
-            and len(users[inner.output[0]]) == len(users[outer.output[0]]) == 1
-        ):
-            continue
-        source, result, tag = outer.input[0], after[0].output[0], n.name or n.output[0]
-        spatial = {
-            k: v[1:3] for k, v in attrs.items() if k in ("kernel_shape", "strides", "dilations")
-        }
-        if "pads" in attrs:  # [begin x4, end x4] -> the spatial axes' [begins, ends]
-            spatial["pads"] = [*attrs["pads"][1:3], *attrs["pads"][5:7]]
-        rest = {k: v for k, v in attrs.items() if k not in (*spatial, "pads", "kernel_shape")}
-        swap[id(n)] = [
-            helper.make_node("Transpose", [source], [f"{tag}_nchw"], perm=[0, 3, 1, 2]),
-            helper.make_node(n.op_type, [f"{tag}_nchw"], [f"{tag}_pooled"], **spatial, **rest),
-            helper.make_node("Transpose", [f"{tag}_pooled"], [result], perm=[0, 2, 3, 1]),
-        ]
-        drop.update((id(inner), id(outer), id(after[0])))
+        chain = _squeezed_pool(n, producer, users)
+        if chain is not None:
+            outer, inner, squeeze = chain
+            swap[id(n)] = _spatial_pool(n, outer.input[0], squeeze.output[0])
+            drop.update((id(inner), id(outer), id(squeeze)))
     rewritten = [m for n in nodes if id(n) not in drop for m in swap.get(id(n), [n])]
     del model.graph.node[:]
     model.graph.node.extend(rewritten)
@@ -264,6 +240,48 @@ def pools_over_spatial_axes(path: Path) -> int:
         if weights.resolve().parent == path.parent.resolve() and weights != path:
             weights.unlink(missing_ok=True)
     return len(swap)
+
+
+def _squeezed_pool(node: Any, producer: dict, users: dict) -> tuple[Any, Any, Any] | None:
+    """(Unsqueeze, Unsqueeze, Squeeze) around `node` when it is a pool over all four axes
+    that only they feed and read, else None."""
+    from onnx import helper
+
+    kernel = next(
+        (helper.get_attribute_value(a) for a in node.attribute if a.name == "kernel_shape"), []
+    )
+    inner = producer.get(node.input[0])
+    outer = producer.get(inner.input[0]) if inner is not None else None
+    after = users.get(node.output[0], [])
+    chain = [outer, inner, node, *after]
+    if not (
+        node.op_type in POOLS
+        and len(kernel) == 4
+        and kernel[0] == kernel[3] == 1
+        and None not in chain
+        and len(after) == 1
+        and [c.op_type for c in chain] == ["Unsqueeze", "Unsqueeze", node.op_type, "Squeeze"]
+        and len(users[inner.output[0]]) == len(users[outer.output[0]]) == 1
+    ):
+        return None
+    return outer, inner, after[0]
+
+
+def _spatial_pool(node: Any, source: str, result: str) -> list:
+    """`node`'s pool over the two spatial axes of the NCHW tensor, between transposes."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    tag = node.name or node.output[0]
+    spatial = {k: v[1:3] for k, v in attrs.items() if k in ("kernel_shape", "strides", "dilations")}
+    if "pads" in attrs:  # [begin x4, end x4] -> the spatial axes' [begins, ends]
+        spatial["pads"] = [*attrs["pads"][1:3], *attrs["pads"][5:7]]
+    rest = {k: v for k, v in attrs.items() if k not in (*spatial, "pads", "kernel_shape")}
+    return [
+        helper.make_node("Transpose", [source], [f"{tag}_nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node(node.op_type, [f"{tag}_nchw"], [f"{tag}_pooled"], **spatial, **rest),
+        helper.make_node("Transpose", [f"{tag}_pooled"], [result], perm=[0, 2, 3, 1]),
+    ]
 
 
 def _replace(new: Path, target: Path, fmt: str) -> None:

@@ -6,13 +6,13 @@ import hashlib
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from animalcnn.config import DataConfig, ExperimentConfig
 from animalcnn.console import print_warning, progress_bar
-from animalcnn.data.decoding import decode
+from animalcnn.data.decoding import Images, decode
 from animalcnn.data.discovery import Split, read_split
 from animalcnn.data.files import file_digest
 from animalcnn.errors import RunFolderError
@@ -32,6 +32,9 @@ from animalcnn.run_folder import (
     RunFolder,
     significant,
 )
+
+if TYPE_CHECKING:
+    import keras
 
 
 def warn_unfinished(run: RunFolder, doing: str) -> str:
@@ -82,6 +85,33 @@ def other_data_name(folder: Path) -> str:
     return f"{safe}-{digest}"
 
 
+def _gallery(
+    model: keras.Model, images: Images, mistakes: list[dict], path: Path, title: str, explain: bool
+) -> None:
+    """The mistakes gallery: each mistake's image, captioned, its Grad-CAM over it when
+    `explain`."""
+    tiles = images.batch(np.array([e["index"] for e in mistakes], dtype=np.int64))
+    heats = heatmaps(model, tiles.astype(np.float32))[0] if explain and len(tiles) else None
+    captions = [
+        Caption(e["true"], e["predicted"], e["confidence"], e["true_probability"], e["loss"])
+        for e in mistakes
+    ]
+    write_gallery(tiles, captions, path, title, heats)
+
+
+def _outputs(run: RunFolder, other: Path | None) -> tuple[Path, Path, Path]:
+    """Where an evaluation goes (its JSON, confusion matrix and mistakes gallery): the
+    run's own files for its own test split, `evaluations/<name>*` for another folder."""
+    if other is None:
+        return run.file(EVALUATION), run.file(CONFUSION_PNG), run.file(ERRORS_PNG)
+    stem = run.file(OTHER_EVALUATIONS) / other_data_name(other)
+    return (
+        stem.with_suffix(".json"),
+        stem.with_name(f"{stem.name}_confusion.png"),
+        stem.with_name(f"{stem.name}_errors.png"),
+    )
+
+
 def evaluate(
     run: RunFolder,
     data: Path | None = None,
@@ -130,23 +160,10 @@ def evaluate(
         top_errors=[{k: v for k, v in e.items() if k != "index"} for e in mistakes],
         most_confused=most_confused(result["confusion_matrix"], classes),
     )
-    if data is None:
-        json_path = run.file(EVALUATION)
-        confusion_png, errors_png = run.file(CONFUSION_PNG), run.file(ERRORS_PNG)
-    else:
-        stem = run.file(OTHER_EVALUATIONS) / other_data_name(folder)
-        json_path = stem.with_suffix(".json")
-        confusion_png = stem.with_name(f"{stem.name}_confusion.png")
-        errors_png = stem.with_name(f"{stem.name}_errors.png")
+    json_path, confusion_png, errors_png = _outputs(run, None if data is None else folder)
     run.write_evaluation(str(json_path.relative_to(run.path)), significant(result))
     title = f"{run.name} on {folder.name}"
     write_png(confusion_chart(result, title), confusion_png)
-    tiles = images.batch(np.array([e["index"] for e in mistakes], dtype=np.int64))
-    heats = heatmaps(model, tiles.astype(np.float32))[0] if explain and len(tiles) else None
-    captions = [
-        Caption(e["true"], e["predicted"], e["confidence"], e["true_probability"], e["loss"])
-        for e in mistakes
-    ]
-    write_gallery(tiles, captions, errors_png, f"{title}: most confident mistakes", heats)
+    _gallery(model, images, mistakes, errors_png, f"{title}: most confident mistakes", explain)
     result["written"] = [str(p) for p in (json_path, confusion_png, errors_png)]
     return result

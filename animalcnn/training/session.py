@@ -116,8 +116,24 @@ def start(
         model = build_model(cfg, len(classes))
     warm = _warm_start(cfg, model, classes) if cfg.model.init_from is not None else None
     set_trainable(model, phases(cfg)[-1], cfg)  # counts as training ends (fine-tune: unfrozen)
-    counts = parameter_counts(model)
+    run = _new_run_folder(cfg, rt, data, model, warm)
+    with run.claim():
+        if on_created is not None:
+            on_created(run)
+        return TrainingSession(cfg, rt, data, run, model, None, callbacks).run()
 
+
+def _new_run_folder(
+    cfg: ExperimentConfig,
+    rt: Runtime,
+    data: TrainingData,
+    model: keras.Model,
+    warm: dict[str, object] | None,
+) -> RunFolder:
+    """A new run folder with what is known before training: the config, the held-out
+    test files, the layer table and the run's metrics so far; said in one line."""
+    classes = data.dataset.classes
+    counts = parameter_counts(model)
     # In a multi-worker cluster every worker trains; only the chief keeps its run folder.
     runs_dir = cfg.output.runs_dir if keeps_run_folder(cfg) else _worker_scratch()
     run = RunFolder.create(runs_dir, cfg.name)
@@ -157,10 +173,7 @@ def start(
         highlight=False,
         markup=False,
     )
-    with run.claim():
-        if on_created is not None:
-            on_created(run)
-        return TrainingSession(cfg, rt, data, run, model, None, callbacks).run()
+    return run
 
 
 def _warm_start(cfg: ExperimentConfig, model: keras.Model, classes: list[str]) -> dict[str, object]:
