@@ -108,6 +108,72 @@ def _bad_name(name: str) -> str | None:
     return None
 
 
+class Predictor:
+    """The served model: uploaded files in, each one's prediction or its own error (as
+    `predict` reports an unreadable file in its row); one model call at a time, while
+    requests decode in parallel."""
+
+    def __init__(self, model: Any, classes: list[str], size: int) -> None:
+        self.model, self.classes, self.size = model, classes, size
+        self.lock = threading.Lock()
+
+    def __call__(self, uploads: list[tuple[str, Any]], explain: bool) -> dict[str, Any]:
+        """422 only when no file is an image."""
+        from fastapi import HTTPException
+
+        loaded = [(name, try_load(stream, self.size)) for name, stream in uploads]
+        good = [(name, image) for name, image in loaded if not isinstance(image, str)]
+        if not good:
+            raise HTTPException(422, "; ".join(f"{name}: {why}" for name, why in loaded))
+        batch = np.stack([image for _, image in good])
+        with self.lock:
+            probs = probabilities(self.model, in_memory(batch), len(batch))
+        found = [self._row(name, p) for (name, _), p in zip(good, probs, strict=True)]
+        if explain:
+            self._explain(batch, found)
+        rows = iter(found)  # in the order sent, errors in their places
+        return {
+            "predictions": [
+                {"file": name, "error": image} if isinstance(image, str) else next(rows)
+                for name, image in loaded
+            ]
+        }
+
+    def _row(self, name: str, p: np.ndarray) -> dict[str, Any]:
+        return {
+            "file": name,
+            "predicted": self.classes[int(p.argmax())],
+            "confidence": float(p.max()),
+            "probabilities": {c: float(v) for c, v in zip(self.classes, p, strict=True)},
+        }
+
+    def _explain(self, batch: np.ndarray, found: list[dict[str, Any]]) -> None:
+        """Each prediction's Grad-CAM overlay, as a data URI."""
+        from animalcnn.evaluation.gradcam import heatmaps
+        from animalcnn.figures.gallery import overlay_uri
+
+        with self.lock:
+            heats, _ = heatmaps(self.model, batch.astype(np.float32))
+        for row, image, heat in zip(found, batch, heats, strict=True):
+            row["gradcam"] = overlay_uri(image, heat)
+
+
+def _checked_uploads(files: list[Any]) -> list[tuple[str, Any]]:
+    """A request's files with their names; 422 for too many, or for a bad name."""
+    from fastapi import HTTPException
+
+    if len(files) > MAX_FILES:
+        raise HTTPException(422, f"{len(files)} files: at most {MAX_FILES} a request")
+    uploads = []
+    for f in files:
+        name = f.filename or "upload"
+        why = _bad_name(name)
+        if why is not None:
+            raise HTTPException(422, f"{ascii(name[:80])}: file name with {why}")
+        uploads.append((name, f.file))
+    return uploads
+
+
 def create_app(run: RunFolder, max_upload_mb: float) -> Any:
     """The FastAPI app for `run` (its best model loaded now, once)."""
     try:
@@ -117,56 +183,15 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
         raise UserError("fastapi is not installed: pip install 'animalcnn[serve]'") from None
 
     warn_unfinished(run, "serving")
-    model = run.best_model()
-    classes = run.metrics().classes
-    size = run.config().data.img_size
-    limit = int(max_upload_mb * 2**20)
+    predictor = Predictor(run.best_model(), run.metrics().classes, run.config().data.img_size)
     pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="predict")
-    model_lock = threading.Lock()  # one model call at a time; decoding runs in parallel
     waiting = 0  # requests queued or being worked on
     test = run.test_result()
-    test_accuracy = test.evaluation.accuracy if test.evaluation else None
     app = FastAPI(title=f"animalcnn: {run.name}")
-
-    def work(uploads: list[tuple[str, Any]], explain: bool) -> dict[str, Any]:
-        """Each file's prediction, or its own error (as `predict` reports an unreadable
-        file in its row); 422 only when no file is an image."""
-        loaded = [(name, try_load(stream, size)) for name, stream in uploads]  # as `predict`
-        good = [(name, image) for name, image in loaded if not isinstance(image, str)]
-        if not good:
-            raise HTTPException(422, "; ".join(f"{name}: {why}" for name, why in loaded))
-        batch = np.stack([image for _, image in good])
-        with model_lock:
-            probs = probabilities(model, in_memory(batch), len(batch))
-        found = {
-            i: {
-                "file": name,
-                "predicted": classes[int(p.argmax())],
-                "confidence": float(p.max()),
-                "probabilities": {c: float(v) for c, v in zip(classes, p, strict=True)},
-            }
-            for i, ((name, _), p) in enumerate(zip(good, probs, strict=True))
-        }
-        if explain:
-            from animalcnn.evaluation.gradcam import heatmaps
-            from animalcnn.figures.gallery import overlay_uri
-
-            with model_lock:
-                heats, _ = heatmaps(model, batch.astype(np.float32))
-            for i, heat in enumerate(heats):
-                found[i]["gradcam"] = overlay_uri(good[i][1], heat)
-        ordered, k = [], 0
-        for name, image in loaded:  # in the order sent
-            if isinstance(image, str):
-                ordered.append({"file": name, "error": image})
-            else:
-                ordered.append(found[k])
-                k += 1
-        return {"predictions": ordered}
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "run": str(run.path), "classes": classes}
+        return {"status": "ok", "run": str(run.path), "classes": predictor.classes}
 
     @app.post("/predict")
     async def predict(
@@ -175,15 +200,7 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
     ) -> dict[str, Any]:
         """Each image's class probabilities; with `explain`, its Grad-CAM overlay too."""
         nonlocal waiting
-        if len(file) > MAX_FILES:
-            raise HTTPException(422, f"{len(file)} files: at most {MAX_FILES} a request")
-        uploads = []
-        for f in file:
-            name = f.filename or "upload"
-            why = _bad_name(name)
-            if why is not None:
-                raise HTTPException(422, f"{ascii(name[:80])}: file name with {why}")
-            uploads.append((name, f.file))
+        uploads = _checked_uploads(file)
         if waiting >= WORKERS + QUEUE:
             raise HTTPException(
                 503,
@@ -192,7 +209,8 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
             )
         waiting += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, work, uploads, explain)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(pool, predictor, uploads, explain)
         finally:
             waiting -= 1
 
@@ -201,14 +219,14 @@ def create_app(run: RunFolder, max_upload_mb: float) -> Any:
         return render(
             "serve.html",
             run=run.name,
-            classes=classes,
-            size=size,
-            test_accuracy=test_accuracy,
+            classes=predictor.classes,
+            size=predictor.size,
+            test_accuracy=test.evaluation.accuracy if test.evaluation else None,
             max_files=MAX_FILES,
             max_mb=f"{max_upload_mb:g}",
         )
 
-    return LimitRequestSize(app, limit)
+    return LimitRequestSize(app, int(max_upload_mb * 2**20))
 
 
 def serve(

@@ -129,53 +129,94 @@ def view(runs_dir: Path, where: str = "", sort: str = "") -> dict[str, Any]:
     }
 
 
+def _folder_of(runs_dir: Path, run: str) -> Path:
+    """A run folder under runs_dir named by its address, or 404 (nothing outside it; a
+    name the file system cannot hold, too long or with a NUL, is no run either)."""
+    from fastapi import HTTPException
+
+    parts = run.split("/")
+    missing = HTTPException(404, f"no such run: {run}")
+    if not 1 <= len(parts) <= 2 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        raise missing
+    folder = runs_dir.joinpath(*parts)
+    try:
+        found = (folder / METRICS).is_file()
+    except (OSError, ValueError):  # ENAMETOOLONG, an embedded NUL
+        found = False
+    if not found:
+        raise missing
+    return folder
+
+
+def _query(where: str, sort: str) -> tuple[Query, list[SortKey]]:
+    """A page's query, or 400 with the one-line error."""
+    from fastapi import HTTPException
+
+    try:
+        return parse_query(where, sort)
+    except UserError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def _run_page(runs_dir: Path, run: str, refresh: float, plotly_src: str) -> str:
+    """A run's page: its row, curves, evaluation, figures and config (404 if damaged)."""
+    from fastapi import HTTPException
+
+    folder = _folder_of(runs_dir, run)
+    rows, folders = _runs(runs_dir)
+    row = next((r for r, f in zip(rows, folders, strict=True) if f == folder), None)
+    if row is None or str(row["status"]).startswith("damaged"):
+        raise HTTPException(404, f"{run}: {row['status'] if row else 'not readable'}")
+    section = run_section(row, folder, examples=False)
+    config = (folder / "config.yaml").read_text(encoding="utf-8", errors="replace")
+    return render(
+        "dashboard_run.html",
+        run=run,
+        s=run_view(section, 0),
+        row=row,
+        config=config,
+        figures=[n for n in SHOWN_AS_PNG if (folder / n).is_file()],
+        refresh=refresh if row["status"] == "running" else None,
+        plotly_src=plotly_src,
+    )
+
+
+def _sweep_routes(app: Any, runs_dir: Path) -> None:
+    """A sweep's page as its sweep wrote it, and its trials' links."""
+    from fastapi import HTTPException
+    from fastapi.responses import HTMLResponse, RedirectResponse
+
+    @app.get("/sweeps/{sweep}/", response_class=HTMLResponse)
+    def sweep_page(sweep: str) -> str:
+        if sweep not in _sweeps(runs_dir) or not (runs_dir / sweep / SWEEP_PAGE).is_file():
+            raise HTTPException(404, f"no sweep page for {sweep!r} (yet)")
+        return (runs_dir / sweep / SWEEP_PAGE).read_text(encoding="utf-8")
+
+    @app.get("/sweeps/{sweep}/{run}/")
+    def sweep_trial(sweep: str, run: str) -> RedirectResponse:
+        """A trial's run as the sweep page links it (a folder beside the page)."""
+        _folder_of(runs_dir, f"{sweep}/{run}")
+        return RedirectResponse(f"/runs/{sweep}/{run}")
+
+
 def create_app(runs_dir: Path, refresh: float = REFRESH_SECONDS) -> Any:
     """The dashboard's FastAPI app over `runs_dir`; its pages refresh every `refresh` s."""
     import plotly
     from fastapi import FastAPI, HTTPException
-    from fastapi.responses import (
-        FileResponse,
-        HTMLResponse,
-        JSONResponse,
-        RedirectResponse,
-        Response,
-    )
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from plotly.offline import get_plotlyjs
 
     app = FastAPI(title="animalcnn dashboard", docs_url=None, redoc_url=None)
     script = get_plotlyjs()
     plotly_name = f"plotly-{plotly.__version__}.min.js"
 
-    def folder_of(run: str) -> Path:
-        """A run folder under runs_dir named by its address, or 404 (nothing outside it;
-        a name the file system cannot hold, too long or with a NUL, is no run either)."""
-        parts = run.split("/")
-        missing = HTTPException(404, f"no such run: {run}")
-        if not 1 <= len(parts) <= 2 or any(
-            p in ("", ".", "..") or p.startswith(".") for p in parts
-        ):
-            raise missing
-        folder = runs_dir.joinpath(*parts)
-        try:
-            found = (folder / METRICS).is_file()
-        except (OSError, ValueError):  # ENAMETOOLONG, an embedded NUL
-            found = False
-        if not found:
-            raise missing
-        return folder
-
-    def query(where: str, sort: str) -> tuple[Query, list[SortKey]]:
-        try:
-            return parse_query(where, sort)
-        except UserError as exc:
-            raise HTTPException(400, str(exc)) from None
-
     @app.get("/", response_class=HTMLResponse)
     def page(where: str = "", sort: str = "") -> str:
+        shown = view(runs_dir, where, sort)
         return render(
             "dashboard.html",
             runs_dir=str(runs_dir),
-            view=view(runs_dir, where, sort),
+            view=shown,
             where=where,
             sort=sort,
             refresh=refresh,
@@ -192,7 +233,7 @@ def create_app(runs_dir: Path, refresh: float = REFRESH_SECONDS) -> Any:
 
     @app.get("/api/runs")
     def api_runs(where: str = "", sort: str = "") -> JSONResponse:
-        rows, folders = _runs(runs_dir, *query(where, sort))
+        rows, folders = _runs(runs_dir, *_query(where, sort))
         return JSONResponse(api_rows(rows, folders, runs_dir))
 
     @app.get("/assets/{name}")
@@ -204,43 +245,16 @@ def create_app(runs_dir: Path, refresh: float = REFRESH_SECONDS) -> Any:
 
     @app.get("/runs/{run:path}/files/{name}")
     def figure(run: str, name: str) -> FileResponse:
-        path = folder_of(run) / name
+        path = _folder_of(runs_dir, run) / name
         if name not in FIGURES or not path.is_file():
             raise HTTPException(404, "no such figure")
         return FileResponse(path, media_type="image/png")
 
     @app.get("/runs/{run:path}", response_class=HTMLResponse)
     def run_page(run: str) -> str:
-        folder = folder_of(run)
-        rows, folders = _runs(runs_dir)
-        row = next((r for r, f in zip(rows, folders, strict=True) if f == folder), None)
-        if row is None or str(row["status"]).startswith("damaged"):
-            raise HTTPException(404, f"{run}: {row['status'] if row else 'not readable'}")
-        section = run_section(row, folder, examples=False)
-        config = (folder / "config.yaml").read_text(encoding="utf-8", errors="replace")
-        return render(
-            "dashboard_run.html",
-            run=run,
-            s=run_view(section, 0),
-            row=row,
-            config=config,
-            figures=[n for n in SHOWN_AS_PNG if (folder / n).is_file()],
-            refresh=refresh if row["status"] == "running" else None,
-            plotly_src=f"/assets/{plotly_name}",
-        )
+        return _run_page(runs_dir, run, refresh, f"/assets/{plotly_name}")
 
-    @app.get("/sweeps/{sweep}/", response_class=HTMLResponse)
-    def sweep_page(sweep: str) -> str:
-        if sweep not in _sweeps(runs_dir) or not (runs_dir / sweep / SWEEP_PAGE).is_file():
-            raise HTTPException(404, f"no sweep page for {sweep!r} (yet)")
-        return (runs_dir / sweep / SWEEP_PAGE).read_text(encoding="utf-8")
-
-    @app.get("/sweeps/{sweep}/{run}/")
-    def sweep_trial(sweep: str, run: str) -> RedirectResponse:
-        """A trial's run as the sweep page links it (a folder beside the page)."""
-        folder_of(f"{sweep}/{run}")
-        return RedirectResponse(f"/runs/{sweep}/{run}")
-
+    _sweep_routes(app, runs_dir)
     return app
 
 
