@@ -371,8 +371,6 @@ def draw(chart: Chart) -> Any:
     """`chart` as a matplotlib Figure (headless), laid out so no text crosses another."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     fig = Figure(figsize=(chart.width, chart.height), layout="constrained")
     FigureCanvasAgg(fig)
@@ -384,34 +382,7 @@ def draw(chart: Chart) -> Any:
         for s in panel.series:
             if not s.hidden:
                 _draw_series(ax, s)
-        for level in panel.levels:
-            ax.axhline(level.y, color="grey", linestyle="--", linewidth=1)
-            ax.annotate(
-                level.label,
-                (0.01, level.y),
-                xycoords=("axes fraction", "data"),
-                xytext=(0, 3),
-                textcoords="offset points",
-                fontsize=8,
-                color="grey",
-            )
-        labelled: set[str] = set()
-        for mark in panel.marks:
-            line, _, colour, legend, written = MARK_STYLES[mark.kind]
-            name = mark.label if legend and mark.label not in labelled else None
-            labelled.add(mark.label)
-            ax.axvline(mark.x, color=colour, linestyle=line, label=name)
-            if written:  # at the top, on a white box: clear of the curves
-                ax.annotate(
-                    mark.label,
-                    (mark.x, 0.98),
-                    xycoords=("data", "axes fraction"),
-                    xytext=(3, 0),
-                    textcoords="offset points",
-                    va="top",
-                    fontsize=8,
-                    bbox={"fc": "white", "ec": "none", "alpha": 0.85},
-                )
+        _draw_levels_and_marks(ax, panel)
         if panel.x_log:
             ax.set_xscale("log")
         if panel.y_log:
@@ -429,25 +400,65 @@ def draw(chart: Chart) -> Any:
             for x, y in zip(s.x, s.y, strict=True)
         ]
         _place_labels(fig, ax, labelled_points, others)
-        if panel.percent == "y":
-            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        elif panel.percent == "x":
-            ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-        if panel.integer_x:
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel(panel.x_label)
-        ax.set_ylabel(panel.y_label)
-        ax.set_title(panel.title)
-        if panel.heatmap is None:
-            ax.grid(alpha=0.3)
-        if any(s.kind != "barh" for s in panel.series):
-            handles, labels = ax.get_legend_handles_labels()
-            for line in panel.note.splitlines():  # the note in the legend: placed clear of data
-                handles.append(Line2D([], [], linestyle="none"))
-                labels.append(line)
-            ax.legend(handles, labels, loc="best", fontsize=8 if panel.note else None)
+        _draw_axes(ax, panel)
     fig.suptitle(chart.title)
     return fig
+
+
+def _draw_levels_and_marks(ax: Any, panel: Panel) -> None:
+    """A panel's horizontal levels (labelled at the left) and vertical marks."""
+    for level in panel.levels:
+        ax.axhline(level.y, color="grey", linestyle="--", linewidth=1)
+        ax.annotate(
+            level.label,
+            (0.01, level.y),
+            xycoords=("axes fraction", "data"),
+            xytext=(0, 3),
+            textcoords="offset points",
+            fontsize=8,
+            color="grey",
+        )
+    labelled: set[str] = set()
+    for mark in panel.marks:
+        line, _, colour, legend, written = MARK_STYLES[mark.kind]
+        name = mark.label if legend and mark.label not in labelled else None
+        labelled.add(mark.label)
+        ax.axvline(mark.x, color=colour, linestyle=line, label=name)
+        if written:  # at the top, on a white box: clear of the curves
+            ax.annotate(
+                mark.label,
+                (mark.x, 0.98),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="top",
+                fontsize=8,
+                bbox={"fc": "white", "ec": "none", "alpha": 0.85},
+            )
+
+
+def _draw_axes(ax: Any, panel: Panel) -> None:
+    """A panel's tick formats, labels, title, grid and legend (its note in the legend)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    if panel.percent == "y":
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    elif panel.percent == "x":
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    if panel.integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(panel.x_label)
+    ax.set_ylabel(panel.y_label)
+    ax.set_title(panel.title)
+    if panel.heatmap is None:
+        ax.grid(alpha=0.3)
+    if any(s.kind != "barh" for s in panel.series):
+        handles, labels = ax.get_legend_handles_labels()
+        for line in panel.note.splitlines():  # the note in the legend: placed clear of data
+            handles.append(Line2D([], [], linestyle="none"))
+            labels.append(line)
+        ax.legend(handles, labels, loc="best", fontsize=8 if panel.note else None)
 
 
 def _draw_series(ax: Any, s: Series) -> None:
@@ -573,82 +584,89 @@ def to_plotly(chart: Chart) -> go.Figure:
         for s in panel.series:
             fig.add_trace(_trace(go, s, fmt), row=1, col=col)
         if panel.heatmap is not None:
-            h = panel.heatmap
-            text = [[h.fmt.format(v) for v in row] for row in h.values]
-            fig.add_trace(
-                go.Heatmap(
-                    z=h.values,
-                    x=h.columns,
-                    y=h.rows,
-                    text=text,
-                    texttemplate="%{text}",
-                    colorscale="Blues",
-                    showscale=False,
-                ),
-                row=1,
-                col=col,
-            )
+            fig.add_trace(_plotly_heatmap(go, panel.heatmap), row=1, col=col)
             fig.update_yaxes(autorange="reversed", row=1, col=col)
-        for level in panel.levels:
-            fig.add_hline(
-                y=level.y,
-                line_dash="dash",
-                line_color="grey",
-                row=1,
-                col=col,
-                annotation_text=level.label,
-                annotation_position="bottom left",
-            )
-        for mark in panel.marks:
-            _, dash, colour, _, written = MARK_STYLES[mark.kind]
-            fig.add_vline(x=mark.x, line_dash=dash, line_color=colour, row=1, col=col)
-            if written:
-                fig.add_annotation(
-                    x=mark.x,
-                    y=1,
-                    yref="y domain",
-                    text=mark.label,
-                    showarrow=False,
-                    xanchor="left",
-                    yanchor="top",
-                    bgcolor="rgba(255,255,255,0.85)",
-                    row=1,
-                    col=col,
-                )
-        if panel.note:
-            fig.add_annotation(
-                x=0.02,
-                y=0.03,
-                xref="x domain",
-                yref="y domain",
-                text=panel.note.replace("\n", "<br>"),
-                showarrow=False,
-                align="left",
-                xanchor="left",
-                yanchor="bottom",
-                bgcolor="rgba(255,255,255,0.9)",
-                row=1,
-                col=col,
-            )
-        fig.update_xaxes(title=panel.x_label, row=1, col=col)
-        fig.update_yaxes(title=panel.y_label, row=1, col=col)
-        if panel.x_log:
-            fig.update_xaxes(type="log", row=1, col=col)
-        if panel.y_log:
-            fig.update_yaxes(type="log", row=1, col=col)
-        limits = y_limits(panel)
-        if limits is not None:
-            fig.update_yaxes(range=list(limits), row=1, col=col)
-        if panel.percent == "y":
-            fig.update_yaxes(tickformat=".0%", row=1, col=col)
-        elif panel.percent == "x":
-            fig.update_xaxes(tickformat=".0%", row=1, col=col)
-        if panel.integer_x:  # whole epochs: no ticks between them
-            fig.update_xaxes(
-                tickformat="d", tick0=1, dtick=max(1, _span(panel) // 10), row=1, col=col
-            )
+        _plotly_levels_and_marks(fig, panel, col)
+        _plotly_axes(fig, panel, col)
     fig.update_layout(title=chart.title, height=max(380, int(chart.height * 90)))
     return fig
+
+
+def _plotly_heatmap(go: Any, h: Heatmap) -> Any:
+    text = [[h.fmt.format(v) for v in row] for row in h.values]
+    return go.Heatmap(
+        z=h.values,
+        x=h.columns,
+        y=h.rows,
+        text=text,
+        texttemplate="%{text}",
+        colorscale="Blues",
+        showscale=False,
+    )
+
+
+def _plotly_levels_and_marks(fig: go.Figure, panel: Panel, col: int) -> None:
+    """A panel's levels, marks and note, as plotly lines and annotations."""
+    for level in panel.levels:
+        fig.add_hline(
+            y=level.y,
+            line_dash="dash",
+            line_color="grey",
+            row=1,
+            col=col,
+            annotation_text=level.label,
+            annotation_position="bottom left",
+        )
+    for mark in panel.marks:
+        _, dash, colour, _, written = MARK_STYLES[mark.kind]
+        fig.add_vline(x=mark.x, line_dash=dash, line_color=colour, row=1, col=col)
+        if written:
+            fig.add_annotation(
+                x=mark.x,
+                y=1,
+                yref="y domain",
+                text=mark.label,
+                showarrow=False,
+                xanchor="left",
+                yanchor="top",
+                bgcolor="rgba(255,255,255,0.85)",
+                row=1,
+                col=col,
+            )
+    if panel.note:
+        fig.add_annotation(
+            x=0.02,
+            y=0.03,
+            xref="x domain",
+            yref="y domain",
+            text=panel.note.replace("\n", "<br>"),
+            showarrow=False,
+            align="left",
+            xanchor="left",
+            yanchor="bottom",
+            bgcolor="rgba(255,255,255,0.9)",
+            row=1,
+            col=col,
+        )
+
+
+def _plotly_axes(fig: go.Figure, panel: Panel, col: int) -> None:
+    """A panel's axis titles, scales, limits and tick formats."""
+    fig.update_xaxes(title=panel.x_label, row=1, col=col)
+    fig.update_yaxes(title=panel.y_label, row=1, col=col)
+    if panel.x_log:
+        fig.update_xaxes(type="log", row=1, col=col)
+    if panel.y_log:
+        fig.update_yaxes(type="log", row=1, col=col)
+    limits = y_limits(panel)
+    if limits is not None:
+        fig.update_yaxes(range=list(limits), row=1, col=col)
+    if panel.percent == "y":
+        fig.update_yaxes(tickformat=".0%", row=1, col=col)
+    elif panel.percent == "x":
+        fig.update_xaxes(tickformat=".0%", row=1, col=col)
+    if panel.integer_x:  # whole epochs: no ticks between them
+        fig.update_xaxes(tickformat="d", tick0=1, dtick=max(1, _span(panel) // 10), row=1, col=col)
 
 
 def _span(panel: Panel) -> int:
