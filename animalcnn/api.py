@@ -247,7 +247,7 @@ class Run:
 
     def __repr__(self) -> str:
         """One line: the run's row of the runs table (status, epochs, accuracies)."""
-        from animalcnn.reporting.tables import run_row
+        from animalcnn.reporting.runs_table.rows import run_row
 
         row = run_row(self.path)
         parts = [row["status"], f"{row['epochs'] or 0} epochs"]
@@ -278,7 +278,7 @@ class Runs:
     def frame(self) -> pd.DataFrame:
         import pandas as pd
 
-        from animalcnn.reporting.tables import csv_rows
+        from animalcnn.reporting.runs_table.render import csv_rows
 
         columns, records = csv_rows(self.rows)
         frame = pd.DataFrame(records, columns=columns)
@@ -327,19 +327,21 @@ def runs(
 ) -> Runs:
     """The runs under `folder` (a runs dir, a sweep's folder, run folders) that meet
     `where`, best first or in `sort`'s order: `compare`'s query language and rows."""
-    from animalcnn.reporting.tables import collect, expand_runs, parse_query, select
+    from animalcnn.reporting.runs_table import read_runs
+    from animalcnn.reporting.runs_table.find import expand_runs
+    from animalcnn.reporting.runs_table.ranking import parse_query
 
     paths = [Path(p) for p in (folder if isinstance(folder, list) else [folder])]
     query, order = parse_query(where, sort)
     children = [c for p in paths for c in (sorted(p.iterdir()) if _is_runs_dir(p) else [p])]
     folders, _ = expand_runs(children) if children else ([], [])
-    rows, folders = select(collect(folders), folders, query, order)
-    return Runs(rows, folders, str(query))
+    found = read_runs(folders, query, order)
+    return Runs(found.rows, found.folders, str(query))
 
 
 def _is_runs_dir(path: Path) -> bool:
     """A folder of run folders (not itself a run, nor a sweep's folder expand_runs reads)."""
-    from animalcnn.reporting.tables import SWEEP_FILES
+    from animalcnn.reporting.runs_table.find import SWEEP_FILES
     from animalcnn.run_folder import METRICS
 
     if not path.is_dir():

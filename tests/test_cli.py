@@ -88,7 +88,9 @@ def test_compare_table_and_csv(cli, run_copy: Path, tmp_path: Path):
 def test_compare_fits_100_columns_and_keeps_the_key_figures(trained_run: Path, tmp_path: Path):
     from rich.console import Console
 
-    from animalcnn.reporting.tables import COMPARE_SPEC, collect, compare_table
+    from animalcnn.reporting.runs_table.columns import COMPARE_SPEC
+    from animalcnn.reporting.runs_table.render import compare_table
+    from animalcnn.reporting.runs_table.rows import collect
 
     rows = collect([trained_run, tmp_path / "a-folder-with-a-long-name-that-is-not-a-run"])
 
@@ -117,7 +119,8 @@ def test_compare_moves_what_every_run_shares_to_the_caption(trained_run: Path, t
 
     from rich.console import Console
 
-    from animalcnn.reporting.tables import collect, compare_table
+    from animalcnn.reporting.runs_table.render import compare_table
+    from animalcnn.reporting.runs_table.rows import collect
 
     twin = Path(shutil.copytree(trained_run, tmp_path / "twin"))
     console = Console(width=300, record=True, file=io.StringIO())

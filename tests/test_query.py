@@ -13,7 +13,7 @@ import pytest
 
 from animalcnn.errors import UserError
 from animalcnn.reporting.query import Value, order, parse_sort, parse_where
-from animalcnn.reporting.tables import parse_query
+from animalcnn.reporting.runs_table.ranking import parse_query
 
 from .conftest import write_config
 

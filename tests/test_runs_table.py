@@ -14,7 +14,10 @@ import pytest
 import yaml
 from rich.console import Console
 
-from animalcnn.reporting.tables import collect, compare_table, layout, ranked, setting_text
+from animalcnn.reporting.runs_table.columns import layout
+from animalcnn.reporting.runs_table.ranking import ranked
+from animalcnn.reporting.runs_table.render import compare_table
+from animalcnn.reporting.runs_table.rows import collect, setting_text
 
 
 def _variant(run: Path, folder: Path, name: str, val: float, **training) -> Path:
@@ -106,7 +109,7 @@ def test_setting_text_is_short():
 
 
 def test_no_column_shows_while_one_that_outranks_it_is_left_out():
-    from animalcnn.reporting.tables import _fit
+    from animalcnn.reporting.runs_table.columns import fit
 
     spec = [
         ("run", "run", "", 0),
@@ -122,7 +125,7 @@ def test_no_column_shows_while_one_that_outranks_it_is_left_out():
         "train_accuracy": 12,
         "tta": 2,
     }
-    keys = [c[1] for c in _fit(spec, spec, needed, 35)]
+    keys = [c[1] for c in fit(spec, spec, needed, 35)]
     assert keys == ["run", "training.epochs"]  # not lr (too wide), and so nothing below it
-    keys = [c[1] for c in _fit(spec, spec, needed, 63)]
+    keys = [c[1] for c in fit(spec, spec, needed, 63)]
     assert keys == [c[1] for c in spec]

@@ -108,16 +108,11 @@ def compare(
     from animalcnn.atomic import check_replaceable
     from animalcnn.console import console, print_warning
     from animalcnn.errors import UserError
-    from animalcnn.reporting.tables import (
-        RUNS_CSV_MARK,
-        collect,
-        compare_table,
-        expand_runs,
-        parse_query,
-        resume_hints,
-        select,
-        write_csv,
-    )
+    from animalcnn.reporting.runs_table import read_runs
+    from animalcnn.reporting.runs_table.find import expand_runs
+    from animalcnn.reporting.runs_table.ranking import parse_query
+    from animalcnn.reporting.runs_table.render import RUNS_CSV_MARK, compare_table, write_csv
+    from animalcnn.reporting.runs_table.rows import resume_hints
 
     if csv is not None:
         check_replaceable(csv, RUNS_CSV_MARK, "a runs table", "--csv")
@@ -130,10 +125,9 @@ def compare(
     folders, notes = expand_runs([p for p in runs if p.is_dir() or not p.exists()])
     for note in notes:
         print_warning(note)
-    rows = collect(folders)
-    all_rows = len(rows)
-    rows, folders = select(rows, folders, query, order)
-    if not rows and all_rows:
+    found = read_runs(folders, query, order)
+    rows, folders = found.rows, found.folders
+    if not rows and found.read:
         raise UserError(f"no run has {query}")
     console.print(compare_table(rows, console.width), soft_wrap=False)  # the caption wraps
     for hint in resume_hints(rows, folders):

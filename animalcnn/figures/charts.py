@@ -196,7 +196,7 @@ COMPARISON_FIGURES = ("accuracy_vs_params", "gap", "test_accuracy")
 
 
 def comparison_charts(df: pd.DataFrame) -> dict[str, Chart]:
-    """The notebook's comparison figures for a `reporting.tables.collect` table (with its
+    """The notebook's comparison figures for a `reporting.runs_table` table (with its
     `label` column), by file-name suffix: accuracy against trainable parameters, the
     train-test gap, and test accuracy per model."""
     scatter = []

@@ -28,15 +28,10 @@ from animalcnn.figures.charts import Chart, curves_chart, to_plotly
 from animalcnn.reporting.html import run_section, run_view, runs_table
 from animalcnn.reporting.pages import ASSETS, render
 from animalcnn.reporting.query import Query, SortKey
-from animalcnn.reporting.tables import (
-    SWEEP_FILES,
-    collect,
-    differing,
-    expand_runs,
-    parse_query,
-    select,
-    value_of,
-)
+from animalcnn.reporting.runs_table import read_runs
+from animalcnn.reporting.runs_table.find import SWEEP_FILES, expand_runs
+from animalcnn.reporting.runs_table.ranking import parse_query
+from animalcnn.reporting.runs_table.rows import differing, value_of
 from animalcnn.run_folder import METRICS, RunFolder, significant
 
 REFRESH_SECONDS = 3
@@ -55,7 +50,8 @@ def _runs(
     children = sorted(p for p in runs_dir.iterdir() if p.is_dir())
     folders, _ = expand_runs(children) if children else ([], [])
     folders = [f for f in folders if (f / METRICS).is_file()]
-    return select(collect(folders), folders, where or Query(), sort or [])
+    found = read_runs(folders, where, sort)
+    return found.rows, found.folders
 
 
 def _sweeps(runs_dir: Path) -> list[str]:

@@ -33,7 +33,8 @@ from animalcnn.figures.charts import (
     to_plotly,
     write_png,
 )
-from animalcnn.reporting.tables import flag_text, format_cell, layout, value_of
+from animalcnn.reporting.runs_table.columns import format_cell, layout
+from animalcnn.reporting.runs_table.rows import flag_text, value_of
 from animalcnn.run_folder import ERRORS_PNG, RunFolder
 
 REPORT_MARK = b"<title>animalcnn: "  # how report.html's head begins
@@ -296,7 +297,7 @@ def check_report_target(path: Path) -> None:
 def write_comparison(
     rows: list[dict[str, Any]], folders: list[Path], path: Path, query: str = "", sort: str = ""
 ) -> list[Path]:
-    """The report of `compare`'s rows (one per folder, as `tables.select` kept and ordered
+    """The report of `compare`'s rows (one per folder, as `read_runs` kept and ordered
     them for `query` and `sort`) at `path`, and its comparison figures as PNG beside it
     (`check_report_target` first); damaged folders are in the table only. Returns what
     it wrote."""

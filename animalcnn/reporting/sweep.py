@@ -18,7 +18,7 @@ from rich.text import Text
 
 from animalcnn.atomic import atomic_write
 from animalcnn.figures.charts import percent_span
-from animalcnn.reporting.tables import dotted_header
+from animalcnn.reporting.runs_table.columns import dotted_header
 from animalcnn.run_folder import significant
 
 if TYPE_CHECKING:
