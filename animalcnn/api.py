@@ -202,7 +202,7 @@ class Run:
 
         folder = None if data is None else Path(data)
         chosen = DEFAULT_ERRORS if errors is None else errors
-        return evaluate_run(self.folder, folder, chosen, explain, tta)  # type: ignore[arg-type]
+        return evaluate_run(self.folder, folder, chosen, explain, tta).evaluation  # type: ignore[arg-type]
 
     def predict(
         self, images: str | Path | list[str | Path] | np.ndarray, tta: str = "none"
@@ -282,7 +282,7 @@ class Runs:
 
         columns, records = csv_rows(self.rows)
         frame = pd.DataFrame(records, columns=columns)
-        frame.insert(1, "best", [bool(r.get("best")) for r in self.rows])
+        frame.insert(1, "best", [r["best"] for r in self.rows])
         return frame
 
     def plot(self) -> Figure | None:
@@ -305,7 +305,7 @@ class Runs:
         return {name: _inline(draw(chart)) for name, chart in charts.items()}
 
     def __repr__(self) -> str:
-        best = next((r for r in self.rows if r.get("best")), None)
+        best = next((r for r in self.rows if r["best"]), None)
         where = f" where {self.where}" if self.where else ""
         if best is None:
             return f"<Runs: {len(self)} runs{where}>"

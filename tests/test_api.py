@@ -60,8 +60,9 @@ def test_load_config_takes_a_file_a_mapping_or_a_config_with_the_clis_errors(
 def test_a_run_scores_predicts_and_draws(trained_run: Path, tmp_path: Path, dataset: Path):
     run = animalcnn.Run(shutil.copytree(trained_run, tmp_path / trained_run.name))
     result = run.evaluate(tta="flip")
-    assert 0.0 <= result["accuracy"] <= 1.0 and (run.path / EVALUATION).is_file()
-    assert f"test accuracy {result['accuracy']:.2%}" in repr(run)
+    assert 0.0 <= result.accuracy <= 1.0 and (run.path / EVALUATION).is_file()
+    assert result.tta == "flip" and result.per_class.keys() == set(run.metrics.classes)
+    assert f"test accuracy {result.accuracy:.2%}" in repr(run)
     labels = run.predict(dataset / "inf")
     assert len(labels) == 6 and set(labels["predicted"]) <= set(run.metrics.classes)
     assert run.model is run.model  # loaded once

@@ -55,6 +55,25 @@ def test_no_import_cycles_between_the_top_level_units():
     assert {"config", "data", "models", "training", "evaluation", "reporting", "cli"} <= set(graph)
 
 
+FLOORS = ["config", "data", "models", "training", "evaluation", "reporting"]  # lowest first
+ABOVE = {"sweep", "deploy", "api", "cli"}  # over the floors; never imported by them
+ACROSS = {("training", "evaluation")}  # TTA validation uses the one inference path
+
+
+def test_each_floor_imports_only_the_floors_below_it():
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        unit = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        for used in {_unit(m) for m in _imports(path)} - {unit}:
+            if unit in FLOORS and used in FLOORS and FLOORS.index(used) > FLOORS.index(unit):
+                found.add((unit, used))
+            if unit in FLOORS and used in ABOVE:
+                found.add((unit, used))
+    assert found == ACROSS, f"imports up the floors: {sorted(found - ACROSS)}"
+    figures = {_unit(m) for p in (PACKAGE / "figures").rglob("*.py") for m in _imports(p)}
+    assert not figures & {*FLOORS, *ABOVE, "run_folder"}, figures
+
+
 def test_the_config_schema_is_a_leaf():
     assert _imports(PACKAGE / "config" / "schema.py") == set()
 

@@ -67,6 +67,10 @@ def test_held_out_test_files_are_recorded_never_trained_on_and_scored(
     assert ev["images"] == 20 and ev["data"] == f"{root} (its held-out test files)"
     for e in ev["top_errors"]:
         assert e["file"] in record["files"]
+    (run / "test_files.json").write_text(json.dumps({**record, "labels": record["labels"][1:]}))
+    code, _, err = cli("evaluate", run)
+    assert code != 0 and f"{run / 'test_files.json'}: damaged" in err.strip()
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_a_class_too_small_to_split_is_named(flat: Path):

@@ -5,13 +5,14 @@ run folder. Nothing here imports a backend."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
 
 from animalcnn.data.sharding import WHOLE, Share
 
@@ -67,15 +68,28 @@ def resolve(switch: str, has_gpu: bool) -> bool:
     return has_gpu if switch == "auto" else switch == "on"
 
 
+class Task(BaseModel):
+    """This process's place in a TensorFlow cluster (TF_CONFIG's `task`)."""
+
+    type: str = "worker"
+    index: int = 0
+
+
+class ClusterConfig(BaseModel):
+    """TF_CONFIG, as TensorFlow reads it: the cluster's jobs and this process's task."""
+
+    cluster: dict[str, Any] = Field(default_factory=dict)
+    task: Task = Field(default_factory=Task)
+
+
 def is_chief(tf_config: str | None) -> bool:
     """Whether this process is the chief of a TensorFlow multi-worker cluster (or alone)."""
     if not tf_config:
         return True
-    spec = json.loads(tf_config)
-    task, cluster = spec.get("task", {}), spec.get("cluster", {})
-    if "chief" in cluster:
-        return task.get("type") == "chief"
-    return task.get("type", "worker") == "worker" and task.get("index", 0) == 0
+    spec = ClusterConfig.model_validate_json(tf_config)
+    if "chief" in spec.cluster:
+        return spec.task.type == "chief"
+    return spec.task.type == "worker" and spec.task.index == 0
 
 
 def keeps_run_folder(cfg: ExperimentConfig) -> bool:

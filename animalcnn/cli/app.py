@@ -1,7 +1,8 @@
 """The `animalcnn` Typer app: global options, the error wrapper, shared option types.
 
-The command modules (`experiments`, `runs`, `datasets`) register on `app`; each
-command only parses its arguments and calls the package that does the work.
+The command modules (`experiments`, `runs`, `sweeps`, `datasets`) register on `app`;
+each command only parses its arguments and calls the package that does the work, and
+`command` turns the errors a user can fix into one line and a non-zero exit.
 TensorFlow is imported only inside the commands that need it, so `--help`,
 config errors and the commands that only read runs answer at once.
 """

@@ -56,12 +56,13 @@ def evaluate(
     from animalcnn.evaluation.evaluate import evaluate as evaluate_run
 
     for run in folders:
-        result = evaluate_run(run, data, errors, explain, tta.value)
-        for table in evaluation_tables(result, run.name):
+        scored = evaluate_run(run, data, errors, explain, tta.value)
+        for table in evaluation_tables(scored.evaluation, run.name):
             console.print(table)
         for flag in run_flags(run):
             print_warning(f"{run.name}: {flag}")
-        console.print(f"wrote {', '.join(result['written'])}", highlight=False, markup=False)
+        written = ", ".join(str(p) for p in scored.written)
+        console.print(f"wrote {written}", highlight=False, markup=False)
 
 
 @command(

@@ -1,9 +1,11 @@
 """The experiment config schema: the single home of every option and its default.
 
-A leaf: it imports nothing else from animalcnn. What depends on the chosen
-architecture (its `model.params`, its smallest input, the transfer section) and
-the augmentation types (registered with their Keras layers in `models`) is
-checked one level up, in `animalcnn.config.loading`.
+Every section shares one base (`Section`: unknown keys are errors). A leaf: it imports
+nothing else from animalcnn. What depends on the chosen architecture (its own
+`model.params`, its smallest input, whether a `transfer` section belongs) and the
+augmentation types (registered with their Keras layers in `models`) is checked above
+it, by `animalcnn.models.configs`, which attaches the typed options to `model`
+(`ModelConfig.options`, `ModelConfig.transforms`) for the builders.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,12 +30,21 @@ from animalcnn.run_folder import (
     MODEL,
     OTHER_EVALUATIONS,
     TEST_FILES,
+    Evaluation,
     RunFolder,
     significant,
 )
 
 if TYPE_CHECKING:
     import keras
+
+
+@dataclass
+class Scored:
+    """What `evaluate` scored (the record it wrote) and the files it wrote."""
+
+    evaluation: Evaluation
+    written: list[Path]
 
 
 def warn_unfinished(run: RunFolder, doing: str) -> str:
@@ -55,17 +65,14 @@ def reading_config(cfg: ExperimentConfig) -> DataConfig:
 def held_out(run: RunFolder) -> Split:
     """The test files held out of the training images when the run was trained."""
     root = run.config().data.dir
-    record = run.read_json(TEST_FILES)
-    try:
-        paths = [root / f for f in record["files"]]
-        labels = np.asarray(record["labels"], dtype=np.int32)
-    except (KeyError, TypeError, ValueError):
-        raise RunFolderError(f"{run.file(TEST_FILES)}: damaged") from None
+    record = run.held_out_test()
+    if record is None:
+        raise RunFolderError(f"{run.file(TEST_FILES)}: missing")
+    paths = [root / f for f in record.files]
     missing = [p for p in paths if not p.exists()]
-    if missing or len(paths) != len(labels):
-        what = f"{missing[0]} is gone" if missing else "files and labels differ in number"
-        raise RunFolderError(f"{run.file(TEST_FILES)}: {what}")
-    return Split(paths, labels)
+    if missing:
+        raise RunFolderError(f"{run.file(TEST_FILES)}: {missing[0]} is gone")
+    return Split(paths, np.asarray(record.labels, dtype=np.int32))
 
 
 def test_folder(run: RunFolder, data: Path | None) -> Path:
@@ -118,12 +125,13 @@ def evaluate(
     errors: int = DEFAULT_ERRORS,
     explain: bool = False,
     tta: Tta = "none",
-) -> dict[str, Any]:
-    """Score the best checkpoint and return the result, written beside the checkpoint it
-    belongs to: the run's own test split to `evaluation.json` (with `confusion.png` and
-    the mistakes gallery `errors.png`), another data folder to `evaluations/<name>.json`
-    (and its PNGs), never replacing the run's own result. `errors` tiles in the gallery,
-    `explain` draws each one's Grad-CAM over it; `tta` averages over views of each image."""
+) -> Scored:
+    """Score the best checkpoint and return the record (and the files written), written
+    beside the checkpoint it belongs to: the run's own test split to `evaluation.json`
+    (with `confusion.png` and the mistakes gallery `errors.png`), another data folder to
+    `evaluations/<name>.json` (and its PNGs), never replacing the run's own result.
+    `errors` tiles in the gallery, `explain` draws each one's Grad-CAM over it; `tta`
+    averages over views of each image."""
     cfg = run.config()
     metrics = run.metrics()
     status = warn_unfinished(run, "scoring")
@@ -161,9 +169,8 @@ def evaluate(
         most_confused=most_confused(result["confusion_matrix"], classes),
     )
     json_path, confusion_png, errors_png = _outputs(run, None if data is None else folder)
-    run.write_evaluation(str(json_path.relative_to(run.path)), significant(result))
+    record = run.write_evaluation(str(json_path.relative_to(run.path)), significant(result))
     title = f"{run.name} on {folder.name}"
-    write_png(confusion_chart(result, title), confusion_png)
+    write_png(confusion_chart(record.classes, record.confusion_matrix, title), confusion_png)
     _gallery(model, images, mistakes, errors_png, f"{title}: most confident mistakes", explain)
-    result["written"] = [str(p) for p in (json_path, confusion_png, errors_png)]
-    return result
+    return Scored(record, [json_path, confusion_png, errors_png])

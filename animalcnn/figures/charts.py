@@ -172,11 +172,10 @@ def history_chart(history: pd.DataFrame, title: str) -> Chart:
     return Chart(f"{title}: training curves", panels, width=14, height=4.2)
 
 
-def confusion_chart(evaluation: dict[str, Any], title: str) -> Chart:
-    """The confusion matrix as the share of each true class (recall on the diagonal) and
-    as counts."""
-    classes = evaluation["classes"]
-    counts = np.asarray(evaluation["confusion_matrix"], dtype=float)
+def confusion_chart(classes: list[str], confusion: list[list[int]], title: str) -> Chart:
+    """The confusion matrix (rows true, columns predicted) as the share of each true class
+    (recall on the diagonal) and as counts."""
+    counts = np.asarray(confusion, dtype=float)
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     panels = [
@@ -187,7 +186,8 @@ def confusion_chart(evaluation: dict[str, Any], title: str) -> Chart:
         )
     ]
     k = len(classes)
-    return Chart(f"{title}: accuracy {100 * evaluation['accuracy']:.2f}%", panels, 11, 0.45 * k + 3)
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    return Chart(f"{title}: accuracy {100 * accuracy:.2f}%", panels, 11, 0.45 * k + 3)
 
 
 # `comparison_charts`' names (the file-name suffixes of a report's figures): accuracy

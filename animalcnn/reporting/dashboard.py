@@ -80,7 +80,7 @@ def api_rows(rows: list[dict[str, Any]], folders: list[Path], runs_dir: Path) ->
             "epochs": r["epochs"],
             "best_val_accuracy": significant(r["best_val_accuracy"]),
             "test_accuracy": significant(r["test_accuracy"]),
-            "best": r.get("best", False),
+            "best": r["best"],
             "flags": [{"name": f.name, "reason": f.reason} for f in r["flags"] or []],
             "tags": (r["tags"] or "").split(", ") if r["tags"] else [],
             **{k: value_of(r, k) for k in keys},

@@ -35,7 +35,7 @@ from animalcnn.figures.charts import (
 )
 from animalcnn.reporting.runs_table.columns import format_cell, layout
 from animalcnn.reporting.runs_table.rows import flag_text, value_of
-from animalcnn.run_folder import ERRORS_PNG, RunFolder
+from animalcnn.run_folder import ERRORS_PNG, Evaluation, RunFolder
 
 REPORT_MARK = b"<title>animalcnn: "  # how report.html's head begins
 EXAMPLES_PER_CLASS = 3
@@ -51,7 +51,7 @@ class RunSection:
     label: str
     row: dict[str, Any]
     history: pd.DataFrame
-    evaluation: dict[str, Any] | None  # only while it belongs to the best checkpoint
+    evaluation: Evaluation | None  # only while it belongs to the best checkpoint
     gallery: str | None  # a data: URI
     examples: dict[str, list[str]]  # class -> data: URIs
     classes: list[str]
@@ -89,11 +89,9 @@ def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> Run
 
     run = RunFolder(folder)
     config = run.config()
-    scored = row["test_result"].evaluation if "test_result" in row else None
-    evaluation = scored.model_dump(mode="json") if scored is not None else None
-    current = evaluation is not None
+    scored = row["test_result"].evaluation
     gallery = None
-    if current and run.file(ERRORS_PNG).exists():
+    if scored is not None and run.file(ERRORS_PNG).exists():
         with Image.open(run.file(ERRORS_PNG)) as img:
             gallery = _jpeg_uri(img, GALLERY_WIDTH)
     data = Path(scored.data) if scored and scored.data else config.data.dir / config.data.test_split
@@ -103,7 +101,7 @@ def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> Run
         row["label"],
         row,
         run.history(),
-        evaluation,
+        scored,
         gallery,
         _examples(test_dir, classes) if examples else {},
         classes,
@@ -155,7 +153,7 @@ def runs_table(
                     "sort": value
                     if isinstance(value, int | float) and not isinstance(value, bool)
                     else "",
-                    "best": key == "run" and bool(r.get("best")),
+                    "best": key == "run" and r["best"],
                     "link": links[i] if key == "run" else None,
                     "flags": r["flags"] if key == "flags" else [],
                 }
@@ -164,11 +162,11 @@ def runs_table(
     return {"columns": columns, "rows": cells, "caption": view.caption}
 
 
-def _per_class(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+def _per_class(evaluation: Evaluation) -> list[dict[str, Any]]:
     """Precision, recall and F1 per class as fractions (drawn as bars) and the support."""
     return [
-        {"name": name, "scores": [s["precision"], s["recall"], s["f1"]], "support": s["support"]}
-        for name, s in ((n, evaluation["per_class"][n]) for n in evaluation["classes"])
+        {"name": name, "scores": [s.precision, s.recall, s.f1], "support": s.support}
+        for name, s in evaluation.per_class.items()
     ]
 
 
@@ -189,11 +187,11 @@ def run_view(s: RunSection, index: int) -> dict[str, Any]:
     """What the page shows of one run; the best run's section is open, the others folded."""
     r = s.row
     facts = (
-        f"{r['arch']}, {r['status']}, device {r.get('device') or '-'}, backend "
-        f"{r.get('backend') or '-'}, precision "
+        f"{r['arch']}, {r['status']}, device {r['device'] or '-'}, backend "
+        f"{r['backend'] or '-'}, precision "
         f"{r['precision'] or '-'}; test figures from {r['test_data'] or 'no evaluation'}"
-        + (f"; flags: {flag_text(r['flags'])}" if r.get("flags") else "")
-        + (f"; notes: {r['notes']}" if r.get("notes") else "")
+        + (f"; flags: {flag_text(r['flags'])}" if r["flags"] else "")
+        + (f"; notes: {r['notes']}" if r["notes"] else "")
     )
     charts, missing = [], []
     if len(s.history):
@@ -201,7 +199,8 @@ def run_view(s: RunSection, index: int) -> dict[str, Any]:
     else:
         missing.append("no training curves: the run has no finished epoch")
     if s.evaluation is not None:
-        charts += _charts_html([confusion_chart(s.evaluation, s.label)])
+        ev = s.evaluation
+        charts += _charts_html([confusion_chart(ev.classes, ev.confusion_matrix, s.label)])
     else:
         missing.append(
             "no confusion matrix or per-class scores: the best checkpoint is not "
@@ -210,8 +209,8 @@ def run_view(s: RunSection, index: int) -> dict[str, Any]:
     return {
         "anchor": f"run-{index}",
         "label": s.label,
-        "open": bool(r.get("best")),
-        "flags": r.get("flags") or [],
+        "open": r["best"],
+        "flags": r["flags"] or [],
         "facts": facts,
         "charts": charts,
         "missing": missing,

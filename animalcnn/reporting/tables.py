@@ -4,7 +4,7 @@ explanations, the registered architectures and augmentations (the runs table is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from rich.table import Table
@@ -14,41 +14,37 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from animalcnn.data.checks import Report as CheckReport
+    from animalcnn.run_folder import Evaluation
 
 
 PREDICTIONS_SHOWN = 50  # rows `predict` prints; its CSV has them all
 
 
-def evaluation_tables(result: dict[str, Any], title: str) -> list[Table]:
+def evaluation_tables(result: Evaluation, title: str) -> list[Table]:
     """Per-class scores and the confusion matrix of one evaluation."""
-    classes = result["classes"]
+    classes = result.classes
     heading = (
-        f"{title}: accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}, "
-        f"{result['images']:,} images"
+        f"{title}: accuracy {100 * result.accuracy:.2f}%, loss {result.loss:.4f}, "
+        f"{result.images:,} images"
     )
     scores = Table(title=Text(heading), header_style="bold", min_width=len(heading))
     for col in ("class", "precision", "recall", "f1", "support"):
         scores.add_column(col, justify="left" if col == "class" else "right")
-    for name in classes:
-        s = result["per_class"][name]
+    for name, s in result.per_class.items():
         scores.add_row(
-            Text(name),
-            f"{s['precision']:.1%}",
-            f"{s['recall']:.1%}",
-            f"{s['f1']:.1%}",
-            str(s["support"]),
+            Text(name), f"{s.precision:.1%}", f"{s.recall:.1%}", f"{s.f1:.1%}", str(s.support)
         )
     confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
     confusion.add_column("")
     for name in classes:
         confusion.add_column(Text(name), justify="right")
-    for name, row in zip(classes, result["confusion_matrix"], strict=True):
+    for name, row in zip(classes, result.confusion_matrix, strict=True):
         confusion.add_row(Text(name), *(str(v) for v in row))
     confused = Table(title="most confused (true -> predicted)", header_style="bold")
     for col in ("true", "predicted", "images"):
         confused.add_column(col, justify="right" if col == "images" else "left")
-    for pair in result.get("most_confused", []):
-        confused.add_row(Text(pair["true"]), Text(pair["predicted"]), str(pair["count"]))
+    for pair in result.most_confused:
+        confused.add_row(Text(pair.true), Text(pair.predicted), str(pair.count))
     return [scores, confusion, confused]
 
 

@@ -37,7 +37,9 @@ from animalcnn.run_folder.records import (
     METRICS_FORMAT,
     MODEL,
     STATE,
+    TEST_FILES,
     Evaluation,
+    HeldOutTest,
     Metrics,
     ResumeState,
     TestResult,
@@ -158,11 +160,22 @@ class RunFolder:
             where = ".".join(str(p) for p in e["loc"])
             raise RunFolderError(f"{self.path / name}: {where}: {e['msg'].lower()}") from None
 
-    def write_evaluation(self, name: str, result: dict[str, Any]) -> None:
+    def write_evaluation(self, name: str, result: dict[str, Any]) -> Evaluation:
         """Write an evaluation (`name`, relative to the folder), checked against the
-        `Evaluation` record first, in the current format."""
+        `Evaluation` record first, in the current format; returns the record."""
         record = Evaluation.model_validate({**_plain(result), "format": EVALUATION_FORMAT})
         self.write_json(name, record.model_dump(mode="json"))
+        return record
+
+    def held_out_test(self) -> HeldOutTest | None:
+        """The test split held out of the training images, where the run kept one; a
+        damaged file is a one-line error naming it."""
+        if not self.file(TEST_FILES).exists():
+            return None
+        try:
+            return HeldOutTest.model_validate(self.read_json(TEST_FILES))
+        except ValidationError:
+            raise RunFolderError(f"{self.file(TEST_FILES)}: damaged") from None
 
     def test_result(self, metrics: Metrics | None = None) -> TestResult:
         """The state of the run's own test-split result against its current best epoch (an

@@ -1,6 +1,7 @@
 """What a run folder holds: each file's name, and a typed record for each file we write
-and read again (`metrics.json`, `evaluation.json`), with its format version and the
-upgrade from every older format that has shipped. Reading them never imports TensorFlow."""
+and read again (`metrics.json`, `evaluation.json`, `test_files.json`, `state.json`), with
+its format version and the upgrade from every older format that has shipped. Reading
+them never imports TensorFlow."""
 
 from __future__ import annotations
 
@@ -22,16 +23,8 @@ TEST_FILES = "test_files.json"  # a test split held out of the training images
 LAST_MODEL = "last.keras"  # with STATE: what `train --resume` continues from
 STATE = "state.json"
 HEARTBEAT = "heartbeat"
-HISTORY_COLUMNS = [
-    "epoch",
-    "phase",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "seconds",
-]
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")  # what Keras logs an epoch
+HISTORY_COLUMNS = ["epoch", "phase", *EPOCH_METRICS, "lr", "seconds"]
 
 
 class EpochRow(BaseModel):
@@ -132,6 +125,23 @@ class Checkpoint(BaseModel):
     sha256: str | None = None
 
 
+class ClassScores(BaseModel):
+    """One class's scores on a labelled split."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class Confusion(BaseModel):
+    """Images of one true class predicted as another (a most-confused pair)."""
+
+    true: str
+    predicted: str
+    count: int
+
+
 class Evaluation(BaseModel):
     """`evaluation.json` (and `evaluations/<name>.json`): a checkpoint's scores on a
     labelled split, written by `evaluate` and read by the tables, the report and the
@@ -144,11 +154,18 @@ class Evaluation(BaseModel):
     loss: float | None = None
     classes: list[str] = Field(default_factory=list)
     images: int | None = None
-    confusion_matrix: list[list[int]] = Field(default_factory=list)
+    per_class: dict[str, ClassScores] = Field(default_factory=dict)
+    confusion_matrix: list[list[int]] = Field(default_factory=list)  # rows true, columns predicted
+    most_confused: list[Confusion] = Field(default_factory=list)
     data: str | None = None
+    own_test_split: bool | None = None
     tta: str = "none"
     checkpoint: Checkpoint | None = None
+    run_status: str | None = None
+    evaluated: str | None = None  # when, ISO 8601
     train_accuracy: float | None = None
+    skipped_files: list[str] = Field(default_factory=list)
+    top_errors: list[dict[str, Any]] = Field(default_factory=list)  # the gallery's images
 
 
 class TestResult(BaseModel):
@@ -169,6 +186,20 @@ class TestResult(BaseModel):
         if self.state == "stale":
             return f"stale: scored epoch {self.epoch}, best is now {self.best_epoch}"
         return f"damaged {EVALUATION}" if self.state == "damaged" else None
+
+
+class HeldOutTest(BaseModel):
+    """`test_files.json`: the test split held out of the training images, exactly: each
+    file (relative to `data.dir`) and its label."""
+
+    files: list[str]
+    labels: list[int]
+
+    @model_validator(mode="after")
+    def _paired(self) -> HeldOutTest:
+        if len(self.files) != len(self.labels):
+            raise ValueError("files and labels differ in number")
+        return self
 
 
 STATE_FORMAT = 1  # state.json's format; files without one are 0 (the same fields)

@@ -65,6 +65,7 @@ from animalcnn.sweep.trials import (
     point_of,
     problems,
     retried,
+    run_of,
 )
 
 
@@ -90,12 +91,13 @@ def requeue_dead(study: optuna.Study, on_database: bool) -> int:
 def _gone(t: optuna.trial.FrozenTrial) -> bool:
     """Whether a running trial's process is gone: by pid on its own host; for another
     host's trial by its run folder's heartbeat, and never before that folder exists."""
-    record, run = t.user_attrs.get("process"), t.user_attrs.get("run")
+    record, run = t.user_attrs.get("process"), run_of(t)
+    process = Process.model_validate(record) if record else None
     beat = Path(run) / HEARTBEAT if run else None
     age = time.time() - beat.stat().st_mtime if beat is not None and beat.exists() else None
-    if age is None and (record or {}).get("host") != socket.gethostname():
+    if age is None and (process is None or process.host != socket.gethostname()):
         return False
-    return process_alive(Process.model_validate(record) if record else None, age) is False
+    return process_alive(process, age) is False
 
 
 class PruneOnMetric(keras.callbacks.Callback):
@@ -137,7 +139,7 @@ class Outcome:
 def trial_config(
     spec: SweepSpec, params: dict[str, Any], number: int, runs_dir: Path
 ) -> ExperimentConfig:
-    base = Path(params.get(BASE, spec.bases[0]))
+    base = spec.base_of(params)
     sets = [override(k, v) for k, v in spec.set.items()]
     sets += [
         override(k, json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v)
@@ -187,9 +189,9 @@ class Sweep:
             tried = by_point.get(key, [])
             if key in self.tried or any(t.state in TAKEN for t in tried):
                 continue
-            if any(_training(t.user_attrs.get("run")) for t in tried):
+            if any(_training(run_of(t)) for t in tried):
                 continue  # failed in the study, but its run still trains: under way
-            run = max(tried, key=lambda t: t.number).user_attrs.get("run") if tried else None
+            run = run_of(max(tried, key=lambda t: t.number)) if tried else None
             self.study.enqueue_trial(point, user_attrs={"run": run} if run else None)
 
     def take(self) -> tuple[optuna.Trial, str | None] | None:
@@ -218,7 +220,7 @@ class Sweep:
                 trial = self.study.ask()  # the oldest waiting trial first
             trial.set_user_attr("process", this_process())
             self._beat(trial)
-        return trial, trial.user_attrs.get("run")
+        return trial, run_of(trial)
 
     def _beat(self, trial: optuna.Trial) -> None:
         """On a database, write the trial's heartbeat (Optuna's record of it)."""

@@ -113,9 +113,13 @@ class SweepSpec(BaseModel):
             total *= len(p.values) if isinstance(p, Choice) else 1
         return total
 
+    def base_of(self, params: dict[str, Any]) -> Path:
+        """The base config a trial's parameters start from (the only one, unless searched)."""
+        return Path(params[BASE]) if BASE in params else self.bases[0]
+
     def reproduce(self, params: dict[str, Any]) -> str:
         """The command that trains a trial's parameters again from its base config."""
-        base = params.get(BASE, str(self.bases[0]))
+        base = self.base_of(params)
         sets = [
             *(override(k, v) for k, v in self.set.items()),
             *(f"{k}={v}" for k, v in params.items() if k != BASE),

@@ -39,6 +39,11 @@ def point_of(trial: optuna.trial.FrozenTrial, keys: list[str]) -> tuple:
     return tuple(params.get(k) for k in keys)
 
 
+def run_of(trial: optuna.trial.FrozenTrial | optuna.Trial) -> str | None:
+    """The run folder a trial trains (or trained) in, once it has one."""
+    return trial.user_attrs.get("run")
+
+
 def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     """The numbers of the failed trials whose point was queued again."""
     return {n for t in trials for n in t.system_attrs.get("retry_history", [])}

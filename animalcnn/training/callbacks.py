@@ -26,7 +26,7 @@ from rich.progress import (
 from animalcnn.config.schema import Tta
 from animalcnn.console import NotebookOutput, fields_lines, text_bar
 from animalcnn.data.decoding import Images
-from animalcnn.run_folder import MODEL, RunFolder
+from animalcnn.run_folder import EPOCH_METRICS, MODEL, RunFolder
 from animalcnn.training.resume import RestoreCounters, ResumeCheckpoint
 
 NOTEBOOK_REDRAW_S = 0.5  # how often a notebook's progress output is redrawn within an epoch
@@ -68,10 +68,7 @@ class RunRecorder(keras.callbacks.Callback):
         row = {
             "epoch": epoch + 1,
             "phase": self.phase,
-            "loss": logs.get("loss"),
-            "accuracy": logs.get("accuracy"),
-            "val_loss": logs.get("val_loss"),
-            "val_accuracy": logs.get("val_accuracy"),
+            **{metric: logs.get(metric) for metric in EPOCH_METRICS},
             "lr": self._lr,
             "seconds": round(now - self._start, 3),
         }

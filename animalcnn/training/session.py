@@ -43,6 +43,7 @@ from animalcnn.run_folder import (
     STATE,
     SUMMARY,
     TEST_FILES,
+    HeldOutTest,
     ResumeState,
     RunFolder,
 )
@@ -141,7 +142,8 @@ def _new_run_folder(
     test = data.dataset.test
     if data.dataset.held_out:  # exactly these files are the test split, never trained on
         files = [str(p.relative_to(cfg.data.dir)) for p in test.paths]
-        run.write_json(TEST_FILES, {"files": files, "labels": test.labels.tolist()})
+        held_out = HeldOutTest(files=files, labels=test.labels.tolist())
+        run.write_json(TEST_FILES, held_out.model_dump())
     run.write_text(SUMMARY, layer_table(model))
     run.update_metrics(
         status="running",

@@ -74,11 +74,10 @@ def cell_text(row: dict[str, Any], key: str, kind: str) -> str:
     """What a person reads in one cell: a formatted value, `stale`, `(best)` after the
     best run, a setting's short text."""
     if kind == "setting":
-        return row.get("settings", {}).get(key, "-")
-    test = row.get("test_result")
-    if key == "test_accuracy" and test is not None and test.state == "stale":
+        return row["settings"].get(key, "-")
+    if key == "test_accuracy" and row["test_result"].state == "stale":
         return "stale"
-    return format_cell(row[key], kind) + (" (best)" if key == "run" and row.get("best") else "")
+    return format_cell(row[key], kind) + (" (best)" if key == "run" and row["best"] else "")
 
 
 def dotted_header(title: str) -> str:

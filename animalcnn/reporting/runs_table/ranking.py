@@ -88,7 +88,7 @@ def query_value(row: dict[str, Any], folder: Path, key: str) -> Any:
         return (row["tags"] or "").split(", ") if row["tags"] else []
     if key == "flags":
         return list(row["flags"] or [])
-    if key in row or key in row.get("settings", {}):
+    if key in row or key in row["settings"]:
         return value_of(row, key)
     return _config_value(folder, key)
 

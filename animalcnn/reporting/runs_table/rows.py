@@ -3,11 +3,12 @@ test result, flags, config settings)."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from animalcnn.errors import RunFolderError
-from animalcnn.run_folder import RunFolder
+from animalcnn.run_folder import RunFolder, TestResult
 from animalcnn.run_folder.flags import Flag, flags, gap_to_test
 
 COMPARE_COLUMNS = [
@@ -43,8 +44,13 @@ def run_row(path: Path) -> dict[str, Any]:
     The test accuracy is the run's own test split's, shown only while it belongs to the
     run's current best checkpoint: an evaluation of an earlier best (a run evaluated,
     then resumed) is `stale`."""
-    row: dict[str, Any] = dict.fromkeys(COMPARE_COLUMNS)
-    row["run"] = path.name
+    row: dict[str, Any] = dict.fromkeys(COMPARE_COLUMNS) | {
+        "run": path.name,
+        "label": path.name,
+        "best": False,
+        "settings": {},
+        "test_result": TestResult(state="none"),
+    }  # every key of every row, so that no reader guesses which are there
     try:
         run = RunFolder.open(path)
         m = run.metrics()
@@ -52,12 +58,9 @@ def run_row(path: Path) -> dict[str, Any]:
         test = run.test_result(m)
     except RunFolderError as exc:
         row["status"] = f"damaged: {str(exc).split(': ', 1)[-1]}"
-        row["settings"] = {}
         return row
-    try:
+    with suppress(RunFolderError):  # a config this version cannot read: no settings
         row["settings"] = settings(run.config().model_dump(mode="json"))
-    except RunFolderError:  # a config this version cannot read: the row, without settings
-        row["settings"] = {}
     best = m.best
     row.update(
         name=m.name,
@@ -129,7 +132,7 @@ def settings(config: dict[str, Any]) -> dict[str, str]:
 
 def differing(rows: list[dict[str, Any]]) -> list[str]:
     """The settings that differ between the readable runs among `rows`, in config order."""
-    readable = [r["settings"] for r in rows if r.get("settings")]
+    readable = [r["settings"] for r in rows if r["settings"]]
     if len(readable) < 2:
         return []
     keys = list(dict.fromkeys(k for s in readable for k in s))
@@ -140,7 +143,7 @@ def value_of(row: dict[str, Any], key: str) -> Any:
     """A row's column, or its setting for a dotted config key (as a number where it is one)."""
     if key in row:
         return row[key]
-    text = row.get("settings", {}).get(key)
+    text = row["settings"].get(key)
     for number in (int, float):
         try:
             return number(text) if text not in (None, "-") else None
