@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from animalcnn.config import ExperimentConfig
-    from animalcnn.run_folder import Metrics, RunFolder
+    from animalcnn.run_folder import Evaluation, Metrics, RunFolder, TestResult
 
 
 def load_config(
@@ -177,6 +177,12 @@ class Run:
         """completed, running, stopped, interrupted, diverged or failed."""
         return self.folder.status()
 
+    @property
+    def test(self) -> TestResult:
+        """The run's test figure: `scored` (with its evaluation), `stale` (scored on an
+        earlier best epoch), `damaged` or `none`, as `compare` shows it."""
+        return self.folder.test_result()
+
     @cached_property
     def model(self) -> keras.Model:
         """The best checkpoint, loaded once: the loader every command uses."""
@@ -191,9 +197,9 @@ class Run:
         data: str | Path | None = None,
         errors: int | None = None,
         explain: bool = False,
-    ) -> dict[str, Any]:
+    ) -> Evaluation:
         """Score the best checkpoint on the run's test split (or `data`), as `animalcnn
-        evaluate` does, writing the same files; the result that `evaluation.json` holds."""
+        evaluate` does, writing the same files; the record that `evaluation.json` holds."""
         from animalcnn import backends
 
         backends.start()

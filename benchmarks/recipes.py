@@ -9,11 +9,17 @@ train and validate, its test split scored after every epoch, off the clock):
           batch 64: the issue's sweep on real photographs)
   fast    configs/fast.yaml
 
+With `--networks`, each seed network's two recipes at the same budget instead: the
+notebook's (`configs/NET.yaml` at the fast recipe's image size) against ours
+(`configs/recipes/NET.yaml`; mid's is `configs/fast.yaml`).
+
 Each trains until its own schedule ends, it early-stops, or the budget runs out (the
 budget counts training and validation, not the test scoring). Usage:
 
   python benchmarks/recipes.py DATA                       # 10-minute budget each
   python benchmarks/recipes.py DATA --budget 300 --out docs/figures/recipes.png
+  python benchmarks/recipes.py DATA --seed 7              # the same, another seed
+  python benchmarks/recipes.py DATA --networks simple resnet
 """
 
 from __future__ import annotations
@@ -34,13 +40,31 @@ TODAY = [
     "model.augmentation=[{type: flip}, {type: translation, factor: 0.1}]",
 ]
 ENTRANTS = ("seed", "today", "fast")
+NETWORKS = ("simple", "mid", "resnet", "inception", "resnet_aug")  # the seed's own networks
 
 
-def _overrides(entrant: str, data: Path, size: int, runs: Path) -> tuple[Path, list[str]]:
-    common = [f"data.dir={data}", f"output.runs_dir={runs}", "output.tensorboard=false"]
-    if entrant == "fast":
-        return ROOT / "configs/fast.yaml", common
+def _recipe(network: str) -> Path:
+    """A seed network's modern recipe (mid's is the fast recipe itself)."""
+    return ROOT / ("configs/fast.yaml" if network == "mid" else f"configs/recipes/{network}.yaml")
+
+
+def _overrides(
+    entrant: str, data: Path, size: int, runs: Path, seed: int
+) -> tuple[Path, list[str]]:
+    """The config and overrides of an entrant: `seed`, `today`, `fast`, or a network's
+    `NET:2019` (the notebook's config) and `NET:ours` (its modern recipe)."""
+    common = [
+        f"data.dir={data}",
+        f"output.runs_dir={runs}",
+        "output.tensorboard=false",
+        f"seed={seed}",
+    ]
+    network, _, recipe = entrant.partition(":")
+    if entrant == "fast" or recipe == "ours":
+        return _recipe(network if recipe else "mid"), common
     base = [f"data.img_size={size}", "training.epochs=1000", *common]  # stopped by the budget
+    if recipe == "2019":
+        return ROOT / f"configs/{network}.yaml", base
     return ROOT / "configs/mid.yaml", base + (TODAY if entrant == "today" else [])
 
 
@@ -56,7 +80,7 @@ def _child(args: argparse.Namespace) -> None:
     from animalcnn.models.configs import load_config
     from animalcnn.training.session import TrainingFailed, start
 
-    config, overrides = _overrides(args.entrant, args.data, args.size, Path(args.runs))
+    config, overrides = _overrides(args.entrant, args.data, args.size, Path(args.runs), args.seed)
     cfg = load_config(config, overrides)
     backends.activate(backends.choose(cfg.training.backend))
     classes, split = read_split(cfg.data.dir / cfg.data.test_split)
@@ -110,6 +134,8 @@ def _spawn(entrant: str, args: argparse.Namespace) -> dict:
         str(args.size),
         "--runs",
         runs,
+        "--seed",
+        str(args.seed),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=os.environ)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
@@ -135,6 +161,24 @@ def _figure(results: dict[str, dict], out: Path, budget: float) -> None:
     write_png(Chart(f"Test accuracy against time, {budget:.0f} s budget each", [panel]), out)
 
 
+def _networks(args: argparse.Namespace) -> None:
+    """Each network's notebook recipe against its modern one, at the same budget."""
+    print()
+    print("| network | recipe | epochs | seconds | final test acc | best test acc |")
+    print("|---|---|---|---|---|---|")
+    for network in args.networks:
+        finals = []
+        for recipe in ("2019", "ours"):
+            curve = _spawn(f"{network}:{recipe}", args)["curve"]
+            finals.append(curve[-1][1])
+            print(
+                f"| {network} | {recipe} | {len(curve)} | {curve[-1][0]:.0f} | "
+                f"{curve[-1][1]:.2%} | {max(a for _, a in curve):.2%} |",
+                flush=True,
+            )
+        print(f"| {network} | ours - 2019 | | | {100 * (finals[1] - finals[0]):+.1f} points | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="dataset root (train/ and a test split)")
@@ -143,6 +187,10 @@ def main() -> None:
         "--size", type=int, default=None, help="image size of seed and today (default: fast.yaml's)"
     )
     parser.add_argument("--entrants", nargs="+", choices=ENTRANTS, default=list(ENTRANTS))
+    parser.add_argument(
+        "--networks", nargs="+", choices=NETWORKS, help="each network's two recipes instead"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="every entrant's config seed")
     parser.add_argument("--out", type=Path, help="write the figure here (PNG)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--entrant", help=argparse.SUPPRESS)
@@ -157,8 +205,12 @@ def main() -> None:
         return
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores; data {args.data}; "
-        f"budget {args.budget:.0f} s each; seed and today at {args.size}px"
+        f"budget {args.budget:.0f} s each; seed {args.seed}; the notebook's configs at "
+        f"{args.size}px"
     )
+    if args.networks:
+        _networks(args)
+        return
     results = {entrant: _spawn(entrant, args) for entrant in args.entrants}
     seed_final = results["seed"]["curve"][-1][1] if "seed" in results else None
     seed_time = results["seed"]["curve"][-1][0] if "seed" in results else None

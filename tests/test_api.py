@@ -62,6 +62,7 @@ def test_a_run_scores_predicts_and_draws(trained_run: Path, tmp_path: Path, data
     result = run.evaluate(tta="flip")
     assert 0.0 <= result.accuracy <= 1.0 and (run.path / EVALUATION).is_file()
     assert result.tta == "flip" and result.per_class.keys() == set(run.metrics.classes)
+    assert run.test.state == "scored" and run.test.evaluation == result
     assert f"test accuracy {result.accuracy:.2%}" in repr(run)
     labels = run.predict(dataset / "inf")
     assert len(labels) == 6 and set(labels["predicted"]) <= set(run.metrics.classes)

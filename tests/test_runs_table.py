@@ -63,6 +63,21 @@ def test_differing_settings_are_columns_and_shared_ones_the_caption(three):
     assert "params " in view.caption and "precision" not in keys
 
 
+def test_the_pipeline_finds_reads_once_filters_and_ranks(three, tmp_path: Path):
+    from animalcnn.reporting.runs_table import read_runs
+    from animalcnn.reporting.runs_table.find import expand_runs
+    from animalcnn.reporting.runs_table.ranking import parse_query
+
+    folders, notes = expand_runs([three[0].parent, tmp_path / "typo"])
+    assert sorted(folders) == sorted(three) and notes == [f"{tmp_path / 'typo'}: no such folder"]
+    query, order = parse_query("best_val_accuracy >= 0.5", "training.learning_rate")
+    found = read_runs(folders, query, order)
+    assert found.read == 3 and [r["name"] for r in found.rows] == ["augmented", "fast"]
+    assert [f.name for f in found.folders] == ["augmented", "fast"]
+    assert found.rows[0]["best"] and not found.rows[1]["best"]
+    assert all(r["test_result"].state == "none" and r["test_data"] is None for r in found.rows)
+
+
 def test_the_table_never_passes_the_width_and_names_what_it_left_out(three):
     rows, _ = ranked(collect(three), three)
     for width in (60, 80, 100, 140):

@@ -24,7 +24,7 @@ from animalcnn.schemas import (
 
 from .conftest import CONFIGS
 
-SHIPPED = sorted(CONFIGS.glob("*.yaml"))
+SHIPPED = sorted([*CONFIGS.glob("*.yaml"), *(CONFIGS / "recipes").glob("*.yaml")])
 SWEEPS = sorted((CONFIGS / "sweeps").glob("*.yaml"))
 SCHEMA_LINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$")
 

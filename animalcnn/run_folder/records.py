@@ -223,6 +223,12 @@ class ResumeState(BaseModel):
     plateau: dict[str, Any] = Field(default_factory=dict)
     rng: list[list[int]] = Field(default_factory=list)
 
+    @property
+    def epochs_without_improvement(self) -> int:
+        """EarlyStopping's count, when the state was saved, of epochs since val_loss last
+        improved."""
+        return int(self.early_stopping.get("wait", 0))
+
     @model_validator(mode="after")
     def _rows_are_epochs(self) -> ResumeState:
         for row in self.rows:

@@ -64,7 +64,7 @@ def _inconsistency(state: ResumeState, plan: list[Phase]) -> str | None:
     if state.phase > 0:
         last = plan[state.phase - 1]
         ran = sum(r["phase"] == last.name for r in state.rows)
-        stopped = state.early_stopping.get("wait", 0) >= last.val_patience
+        stopped = state.epochs_without_improvement >= last.val_patience
         if ran < last.epochs and not stopped:
             return f"phase {last.name} ran {ran} of its {last.epochs} epochs"
     return None
