@@ -6,9 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from animalcnn.reporting.runs_table.rows import (
-    differing,
-)
+from animalcnn.reporting.runs_table.rows import differing
 
 
 def format_cell(value: Any, kind: str = "") -> str:

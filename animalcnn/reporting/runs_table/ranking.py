@@ -8,10 +8,7 @@ from typing import Any
 from animalcnn.config.loading import is_config_key
 from animalcnn.errors import RunFolderError
 from animalcnn.reporting.query import Query, SortKey, order, parse_sort, parse_where
-from animalcnn.reporting.runs_table.rows import (
-    COMPARE_COLUMNS,
-    value_of,
-)
+from animalcnn.reporting.runs_table.rows import COMPARE_COLUMNS, value_of
 from animalcnn.run_folder import RunFolder
 
 

@@ -11,19 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from animalcnn.atomic import atomic_write
-from animalcnn.reporting.runs_table.columns import (
-    CELL_PADDING,
-    dotted_header,
-    fit,
-    folded,
-    layout,
-)
-from animalcnn.reporting.runs_table.rows import (
-    COMPARE_COLUMNS,
-    differing,
-    flag_text,
-    value_of,
-)
+from animalcnn.reporting.runs_table.columns import CELL_PADDING, dotted_header, fit, folded, layout
+from animalcnn.reporting.runs_table.rows import COMPARE_COLUMNS, differing, flag_text, value_of
 from animalcnn.run_folder import significant
 
 
