@@ -169,8 +169,8 @@ class Run:
 
     @property
     def history(self) -> pd.DataFrame:
-        """One row per epoch: `history.csv`."""
-        return self.folder.history()
+        """One row per epoch: `history.csv`, as a table."""
+        return self.folder.history().frame()
 
     @property
     def status(self) -> str:

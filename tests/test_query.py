@@ -101,12 +101,18 @@ def test_sort_keys_take_a_direction_and_put_missing_values_last():
 
 
 def _run(
-    runs: Path, name: str, arch: str, val: float | None, time_s: float | None, lr: float
+    runs: Path,
+    name: str,
+    arch: str,
+    val: float | None,
+    time_s: float | None,
+    lr: float,
+    params: dict | None = None,
 ) -> Path:
     """A run folder with known values and no model: what compare reads of it."""
     folder = runs / name
     folder.mkdir(parents=True)
-    model = {"arch": arch, "params": {}}
+    model = {"arch": arch, "params": params or {}}
     write_config(
         folder / "config.yaml",
         runs / "no-data",
@@ -214,3 +220,22 @@ def test_runs_show_as_one_line_in_a_shell_and_as_the_table_in_a_notebook(known_r
     assert page.count('class="badge best"') == 1 and "<script" not in page
     with pytest.raises(UserError, match="no such folder"):
         animalcnn.runs(known_runs / "absent")
+
+
+def test_a_query_on_a_deeper_config_key_reads_each_config_once(tmp_path: Path):
+    """`model.params.dense` is deeper than a setting (`model.params`): the query reads it
+    from the config each row was read with, not from the folder again."""
+    from animalcnn.reporting.runs_table.ranking import select
+    from animalcnn.reporting.runs_table.rows import collect
+
+    folders = [
+        _run(tmp_path, "wide", "mid", 0.9, 10.0, 1e-3, {"dense": 256}),
+        _run(tmp_path, "narrow", "mid", 0.8, 10.0, 1e-3, {"dense": 64}),
+    ]
+    rows = collect(folders)
+    for folder in folders:
+        (folder / "config.yaml").unlink()
+    query, sort = parse_query("model.params.dense >= 128", None)
+    kept, kept_folders = select(rows, folders, query, sort)
+    assert [r["run"] for r in kept] == ["wide"] and kept_folders == folders[:1]
+    assert rows[1]["config"]["model"]["params"]["dense"] == 64

@@ -279,3 +279,28 @@ def test_run_folders_of_the_previous_release_open_in_compare_evaluate_and_resume
     assert metrics["status"] == "completed" and metrics["epochs_run"] == 4
     assert metrics["format"] == 1 and metrics["precision"] == "float32"  # upgraded on write
     assert "mixed_precision" not in metrics
+
+
+def test_history_rows_are_records_both_ways(run_copy: Path):
+    """`history.csv` is written from and read into `EpochRow`s: a figure Keras did not log
+    (NaN) comes back as None, and a damaged row is one error naming the row and column."""
+    from animalcnn.errors import RunFolderError
+    from animalcnn.run_folder import EpochRow, RunFolder
+
+    run = RunFolder(run_copy)
+    trained = run.history().rows
+    assert [r.epoch for r in trained] == list(range(1, len(trained) + 1))
+    assert all(r.phase == "train" and r.seconds > 0 and 0 <= r.val_accuracy <= 1 for r in trained)
+    rows = [*trained, EpochRow(epoch=len(trained) + 1, phase="train", loss=float("nan"))]
+    run.write_history(rows)
+    back = run.history()
+    assert back.rows == rows and back.rows[-1].loss is None and back.rows[-1].val_loss is None
+    assert back.frame()["loss"].isna().tolist() == [False] * len(trained) + [True]
+    text = (run_copy / "history.csv").read_text().replace(f"\n{len(trained) + 1},", "\nsix,")
+    (run_copy / "history.csv").write_text(text)
+    with pytest.raises(RunFolderError) as info:
+        run.history()
+    assert str(info.value) == (
+        f"{run_copy / 'history.csv'}: damaged (row {len(rows)}: epoch: "
+        "input should be a valid integer, unable to parse string as an integer)"
+    )

@@ -96,7 +96,7 @@ def runs_curves(rows: list[dict[str, Any]], folders: list[Path]) -> Chart | None
     for r, folder in zip(rows, folders, strict=True):
         run = RunFolder(folder)
         try:
-            histories[r["label"]] = run.history()
+            histories[r["label"]] = run.history().frame()
             classes = max(classes, len(run.metrics().classes))
         except RunFolderError:
             continue

@@ -100,7 +100,7 @@ def run_section(row: dict[str, Any], folder: Path, examples: bool = True) -> Run
     return RunSection(
         row["label"],
         row,
-        run.history(),
+        run.history().frame(),
         scored,
         gallery,
         _examples(test_dir, classes) if examples else {},

@@ -12,6 +12,7 @@ Reading a run folder never imports TensorFlow.
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from collections.abc import Iterator
@@ -38,8 +39,10 @@ from animalcnn.run_folder.records import (
     MODEL,
     STATE,
     TEST_FILES,
+    EpochRow,
     Evaluation,
     HeldOutTest,
+    History,
     Metrics,
     ResumeState,
     TestResult,
@@ -47,7 +50,6 @@ from animalcnn.run_folder.records import (
 
 if TYPE_CHECKING:  # imported on use: reading metrics stays fast (compare)
     import keras
-    import pandas as pd
 
     from animalcnn.config import ExperimentConfig
 
@@ -314,28 +316,30 @@ class RunFolder:
         except ConfigError as exc:
             raise RunFolderError(str(exc)) from None
 
-    def history(self) -> pd.DataFrame:
-        """`history.csv`; a damaged one is a one-line error naming it."""
-        import pandas as pd
-
+    def history(self) -> History:
+        """`history.csv` as its rows (none before the first epoch); a damaged file is a
+        one-line error naming it and the row at fault."""
         path = self.path / HISTORY
         if not path.exists():
-            return pd.DataFrame(columns=HISTORY_COLUMNS)
+            return History()
         try:
-            history = pd.read_csv(path)
-        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                missing = [c for c in HISTORY_COLUMNS if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise RunFolderError(f"{path}: damaged (missing columns {missing})")
+                rows = [{k: v or None for k, v in row.items()} for row in reader]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise RunFolderError(f"{path}: unreadable ({type(exc).__name__})") from None
-        missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
-        numeric = [c for c in HISTORY_COLUMNS if c != "phase" and c not in missing]
-        if missing or not all(pd.api.types.is_numeric_dtype(history[c]) for c in numeric):
-            what = f"missing columns {missing}" if missing else "non-numeric values"
-            raise RunFolderError(f"{path}: damaged ({what})")
-        return history
+        try:
+            return History(rows=rows)
+        except ValidationError as err:
+            e = err.errors()[0]
+            row, column, msg = e["loc"][1], e["loc"][-1], e["msg"].lower()
+            raise RunFolderError(f"{path}: damaged (row {row + 1}: {column}: {msg})") from None
 
-    def write_history(self, rows: list[dict[str, Any]]) -> None:
-        import pandas as pd
-
-        self.write_text(HISTORY, pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
+    def write_history(self, rows: list[EpochRow]) -> None:
+        self.write_text(HISTORY, History(rows=rows).frame().to_csv(index=False))
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

@@ -5,9 +5,13 @@ them never imports TensorFlow."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
@@ -28,7 +32,8 @@ HISTORY_COLUMNS = ["epoch", "phase", *EPOCH_METRICS, "lr", "seconds"]
 
 
 class EpochRow(BaseModel):
-    """One epoch's figures, as `metrics.json` keeps the best one."""
+    """One epoch's figures: a row of `history.csv` and of `state.json`, and the best one
+    in `metrics.json`. A figure Keras did not log (or logged as NaN) is None."""
 
     model_config = ConfigDict(extra="allow")
     epoch: int
@@ -37,11 +42,31 @@ class EpochRow(BaseModel):
     accuracy: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
+    lr: float | None = None  # at the epoch's start
+    seconds: float | None = None  # training and validation
+
+    @field_validator(*EPOCH_METRICS, "lr", "seconds", mode="before")
+    @classmethod
+    def _nan_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, float) and math.isnan(value) else value
 
     def value(self, metric: str) -> float | None:
         """A history column's value (loss, accuracy, val_loss, val_accuracy)."""
         found = getattr(self, metric, None)
         return found if isinstance(found, int | float) else None
+
+
+class History(BaseModel):
+    """`history.csv`: one row an epoch, in order, across the run's phases."""
+
+    rows: list[EpochRow] = Field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as a table with the file's columns (what the figures and notebooks
+        take); missing figures are NaN."""
+        import pandas as pd
+
+        return pd.DataFrame([row.model_dump() for row in self.rows], columns=HISTORY_COLUMNS)
 
 
 class Process(BaseModel):
@@ -216,8 +241,8 @@ class ResumeState(BaseModel):
     format: int = STATE_FORMAT
     phase: int  # index of the phase to continue (or start)
     phase_start: int  # epochs completed when that phase began
-    rows: list[dict[str, Any]]
-    best: dict[str, Any] | None
+    rows: list[EpochRow]
+    best: EpochRow | None
     train_seconds: float
     early_stopping: dict[str, Any] = Field(default_factory=dict)
     plateau: dict[str, Any] = Field(default_factory=dict)
@@ -230,10 +255,9 @@ class ResumeState(BaseModel):
         return int(self.early_stopping.get("wait", 0))
 
     @model_validator(mode="after")
-    def _rows_are_epochs(self) -> ResumeState:
-        for row in self.rows:
-            if not isinstance(row.get("epoch"), int) or not isinstance(row.get("phase"), str):
-                raise ValueError("each row needs an integer epoch and a phase name")
+    def _rows_have_phases(self) -> ResumeState:
+        if any(row.phase is None for row in [*self.rows, *([self.best] if self.best else [])]):
+            raise ValueError("each row needs a phase name")
         return self
 
     @property

@@ -26,7 +26,7 @@ from rich.progress import (
 from animalcnn.config.schema import Tta
 from animalcnn.console import NotebookOutput, fields_lines, text_bar
 from animalcnn.data.decoding import Images
-from animalcnn.run_folder import EPOCH_METRICS, MODEL, RunFolder
+from animalcnn.run_folder import EPOCH_METRICS, MODEL, EpochRow, RunFolder
 from animalcnn.training.resume import RestoreCounters, ResumeCheckpoint
 
 NOTEBOOK_REDRAW_S = 0.5  # how often a notebook's progress output is redrawn within an epoch
@@ -46,9 +46,9 @@ class RunRecorder(keras.callbacks.Callback):
         super().__init__()
         self.run = run
         self.n_train = n_train
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[EpochRow] = []
         self.phase = ""
-        self.best: dict[str, Any] | None = None
+        self.best: EpochRow | None = None
         self.train_seconds = 0.0
         self.images_per_second = 0.0  # of the last epoch's training part
 
@@ -65,29 +65,34 @@ class RunRecorder(keras.callbacks.Callback):
         train_time = max(self._test_start - self._start, 1e-9)
         self.train_seconds += train_time
         self.images_per_second = self.n_train / train_time
-        row = {
-            "epoch": epoch + 1,
-            "phase": self.phase,
-            **{metric: logs.get(metric) for metric in EPOCH_METRICS},
-            "lr": self._lr,
-            "seconds": round(now - self._start, 3),
-        }
+        row = EpochRow(
+            epoch=epoch + 1,
+            phase=self.phase,
+            **{metric: _number(logs.get(metric)) for metric in EPOCH_METRICS},
+            lr=self._lr,
+            seconds=round(now - self._start, 3),
+        )
         self.rows.append(row)
         self.run.write_history(self.rows)
-        val_loss = row["val_loss"]
+        val_loss = row.val_loss
         if (
             val_loss is not None
             and math.isfinite(val_loss)
-            and (self.best is None or val_loss < self.best["val_loss"])
+            and (self.best is None or val_loss < self.best.val_loss)
         ):
-            self.best = dict(row)
+            self.best = row
             self.run.save_model(MODEL, self.model)
         self.run.update_metrics(
             epochs_run=len(self.rows),
-            best_epoch=self.best["epoch"] if self.best else None,
-            best=self.best,
+            best_epoch=self.best.epoch if self.best else None,
+            best=self.best.model_dump() if self.best else None,
             images_per_second=round(self.images_per_second, 1),
         )
+
+
+def _number(value: Any) -> float | None:
+    """A logged figure as a Python float (Keras may log numpy or backend scalars)."""
+    return None if value is None else float(value)
 
 
 # Ctrl-C, a pre-empted or cancelled job, a closed terminal or dropped SSH session.
@@ -213,11 +218,11 @@ class ConsoleProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._bar.stop()
         rows = self.recorder.rows
-        r = {k: float("nan") if v is None else v for k, v in rows[-1].items()}
+        r = {k: float("nan") if v is None else v for k, v in rows[-1].model_dump().items()}
         phase = f"[{r['phase']}] " if self.show_phase else ""
         left = self.total_epochs - r["epoch"]
-        pace = sum(row["seconds"] for row in rows) / len(rows)
-        best = self.recorder.best is not None and self.recorder.best["epoch"] == r["epoch"]
+        pace = sum(row.seconds or 0.0 for row in rows) / len(rows)
+        best = self.recorder.best is not None and self.recorder.best.epoch == r["epoch"]
         fields = [
             f"{phase}epoch {r['epoch']:>3}/{self.total_epochs}",
             f"loss {r['loss']:.4f}",

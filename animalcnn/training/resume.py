@@ -48,14 +48,14 @@ def load_state(run: RunFolder, plan: list[Phase]) -> ResumeState | None:
 
 def _inconsistency(state: ResumeState, plan: list[Phase]) -> str | None:
     n = len(state.rows)
-    if [r["epoch"] for r in state.rows] != list(range(1, n + 1)):
+    if [r.epoch for r in state.rows] != list(range(1, n + 1)):
         return "its rows are not epochs 1, 2, ..."
     if not 0 <= state.phase <= len(plan):
         return f"phase {state.phase} is past the config's {len(plan)} phase(s)"
     if not 0 <= state.phase_start <= n:
         return f"phase_start {state.phase_start} is past its {n} epochs"
     names = [p.name for p in plan]
-    if any(r["phase"] not in names[: state.phase + 1] for r in state.rows):
+    if any(r.phase not in names[: state.phase + 1] for r in state.rows):
         return "its rows name phases the run has not reached"
     if state.best is not None and state.best not in state.rows:
         return "its best epoch is not among its rows"
@@ -63,7 +63,7 @@ def _inconsistency(state: ResumeState, plan: list[Phase]) -> str | None:
         return f"{n} epochs, more than the config's phases hold"
     if state.phase > 0:
         last = plan[state.phase - 1]
-        ran = sum(r["phase"] == last.name for r in state.rows)
+        ran = sum(r.phase == last.name for r in state.rows)
         stopped = state.epochs_without_improvement >= last.val_patience
         if ran < last.epochs and not stopped:
             return f"phase {last.name} ran {ran} of its {last.epochs} epochs"

@@ -44,6 +44,7 @@ from animalcnn.run_folder import (
     SUMMARY,
     TEST_FILES,
     HeldOutTest,
+    History,
     ResumeState,
     RunFolder,
 )
@@ -441,16 +442,15 @@ class TrainingSession:
 
     def _first_nan_epoch(self) -> int | None:
         rows = self.recorder.rows
-        return next(
-            (r["epoch"] for r in rows if r["loss"] is None or not np.isfinite(r["loss"])), None
-        )
+        return next((r.epoch for r in rows if r.loss is None or not np.isfinite(r.loss)), None)
 
     def _record_end(self, status: str, reason: str, seconds: float) -> None:
         run, recorder = self.run_folder, self.recorder
         epochs = len(recorder.rows)
         if epochs:
             with contextlib.suppress(OSError):  # a full disk: the figure can wait
-                write_png(history_chart(run.history(), run.name), run.file(HISTORY_PNG))
+                chart = history_chart(History(rows=recorder.rows).frame(), run.name)
+                write_png(chart, run.file(HISTORY_PNG))
         previous = (run.metrics().wall_time_s or 0.0) if self.state is not None else 0.0
         run.update_metrics(
             status=status,

@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from animalcnn.config.loading import is_config_key
-from animalcnn.errors import RunFolderError
 from animalcnn.reporting.query import Query, SortKey, order, parse_sort, parse_where
 from animalcnn.reporting.runs_table.rows import COMPARE_COLUMNS, value_of
-from animalcnn.run_folder import RunFolder
 
 
 def _default_order(pairs: list[tuple[dict[str, Any], Path]]) -> list[tuple[dict[str, Any], Path]]:
@@ -67,18 +65,16 @@ def sort_value(row: dict[str, Any], key: str) -> Any:
     return value_of(row, key)
 
 
-def _config_value(folder: Path, key: str) -> Any:
-    """A dotted key's value in a run's config (`model.params.filters`), or None."""
-    try:
-        value: Any = RunFolder(folder).config().model_dump(mode="json")
-    except RunFolderError:
-        return None
+def _config_value(row: dict[str, Any], key: str) -> Any:
+    """A dotted key's value in the config the row was read from (`model.params.filters`),
+    or None."""
+    value: Any = row["config"]
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
 
 
-def query_value(row: dict[str, Any], folder: Path, key: str) -> Any:
+def query_value(row: dict[str, Any], key: str) -> Any:
     """A run's value for a query key: `tag` and `tags` as a list, `flags` as the flags,
     a column, a setting, or a deeper config value."""
     if key in ("tag", "tags"):
@@ -87,7 +83,7 @@ def query_value(row: dict[str, Any], folder: Path, key: str) -> Any:
         return list(row["flags"] or [])
     if key in row or key in row["settings"]:
         return value_of(row, key)
-    return _config_value(folder, key)
+    return _config_value(row, key)
 
 
 def select(
@@ -98,6 +94,6 @@ def select(
     kept = [
         (r, f)
         for r, f in zip(rows, folders, strict=True)
-        if where.matches(lambda key, r=r, f=f: query_value(r, f, key))
+        if where.matches(lambda key, r=r: query_value(r, key))
     ]
     return ranked([r for r, _ in kept], [f for _, f in kept], sort)

@@ -49,6 +49,7 @@ def run_row(path: Path) -> dict[str, Any]:
         "label": path.name,
         "best": False,
         "settings": {},
+        "config": None,  # the config as read, for queries on keys deeper than a setting
         "test_result": TestResult(state="none"),
     }  # every key of every row, so that no reader guesses which are there
     try:
@@ -60,7 +61,8 @@ def run_row(path: Path) -> dict[str, Any]:
         row["status"] = f"damaged: {str(exc).split(': ', 1)[-1]}"
         return row
     with suppress(RunFolderError):  # a config this version cannot read: no settings
-        row["settings"] = settings(run.config().model_dump(mode="json"))
+        row["config"] = run.config().model_dump(mode="json")
+        row["settings"] = settings(row["config"])
     best = m.best
     row.update(
         name=m.name,
