@@ -31,7 +31,7 @@ demo: install $(DEMO_DATA)/train
 # One pytest worker per CPU (pytest-xdist): most tests wait on tracing, process start-up
 # or a subprocess, so two workers on two cores finish the suite in about two thirds of the
 # time. TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= logical
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: install
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 

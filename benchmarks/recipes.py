@@ -19,6 +19,7 @@ budget counts training and validation, not the test scoring). Usage:
   python benchmarks/recipes.py DATA                       # 10-minute budget each
   python benchmarks/recipes.py DATA --budget 300 --out docs/figures/recipes.png
   python benchmarks/recipes.py DATA --seed 7              # the same, another seed
+  python benchmarks/recipes.py DATA --seeds 42 7 --out docs/figures/recipes.png  # both
   python benchmarks/recipes.py DATA --networks simple resnet
 """
 
@@ -148,13 +149,31 @@ def _first_reaching(curve: list[tuple[float, float]], target: float) -> float | 
     return next((t for t, acc in curve if acc >= target - 1e-9), None)
 
 
+COLOURS = {"seed": "#7f7f7f", "today": "#1f77b4", "fast": "#d62728"}  # an entrant's colour
+LABELS = {
+    "seed": "notebook's recipe",
+    "today": "best of the notebook's options",
+    "fast": "fast.yaml",
+}
+
+
 def _figure(results: dict[str, dict], out: Path, budget: float) -> None:
+    """Test accuracy against seconds, an entrant a colour; a second seed dashed."""
     from animalcnn.figures.charts import Chart, Panel, Series, write_png
 
-    series = [
-        Series(name, [t for t, _ in r["curve"]], [a for _, a in r["curve"]])
-        for name, r in results.items()
-    ]
+    first_seed = next(iter(results)).partition(", ")[2]
+    series = []
+    for name, r in results.items():
+        entrant, _, seed = name.partition(", ")
+        series.append(
+            Series(
+                f"{LABELS.get(entrant, entrant)}, {seed}",
+                [t for t, _ in r["curve"]],
+                [a for _, a in r["curve"]],
+                colour=COLOURS.get(entrant),
+                dashed=seed != first_seed,
+            )
+        )
     panel = Panel(
         "", "seconds of training (validation included)", "test accuracy", series, percent="y"
     )
@@ -191,6 +210,9 @@ def main() -> None:
         "--networks", nargs="+", choices=NETWORKS, help="each network's two recipes instead"
     )
     parser.add_argument("--seed", type=int, default=42, help="every entrant's config seed")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="the entrants once per seed (default: --seed)"
+    )
     parser.add_argument("--out", type=Path, help="write the figure here (PNG)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--entrant", help=argparse.SUPPRESS)
@@ -203,35 +225,49 @@ def main() -> None:
     if args.child:
         _child(args)
         return
+    args.seeds = args.seeds or [args.seed]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores; data {args.data}; "
-        f"budget {args.budget:.0f} s each; seed {args.seed}; the notebook's configs at "
+        f"budget {args.budget:.0f} s each; seeds {args.seeds}; the notebook's configs at "
         f"{args.size}px"
     )
     if args.networks:
         _networks(args)
         return
-    results = {entrant: _spawn(entrant, args) for entrant in args.entrants}
+    every: dict[str, dict] = {}
+    for seed in args.seeds:
+        args.seed = seed
+        results = {entrant: _spawn(entrant, args) for entrant in args.entrants}
+        _table(results, seed)
+        every.update({f"{name}, seed {seed}": r for name, r in results.items()})
+    if args.out:
+        _figure(every, args.out, args.budget)
+        curves = args.out.with_suffix(".json")
+        curves.write_text(json.dumps(every, indent=1) + "\n")
+        print(f"\nwrote {args.out} and {curves} (the curves)")
+
+
+def _table(results: dict[str, dict], seed: int) -> None:
+    """One seed's entrants: epochs, seconds, test accuracy, and when each reaches the
+    seed recipe's final accuracy."""
     seed_final = results["seed"]["curve"][-1][1] if "seed" in results else None
     seed_time = results["seed"]["curve"][-1][0] if "seed" in results else None
     print()
     print(
-        "| recipe | epochs | seconds | final test acc | best test acc | "
+        "| recipe | seed | epochs | seconds | final test acc | best test acc | "
         "reaches seed's final acc at |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         curve = r["curve"]
         reach = _first_reaching(curve, seed_final) if seed_final is not None else None
         share = f" ({reach / seed_time:.0%} of seed's time)" if reach and seed_time else ""
         print(
-            f"| {name} | {len(curve)} | {curve[-1][0]:.0f} | {curve[-1][1]:.2%} | "
+            f"| {name} | {seed} | {len(curve)} | {curve[-1][0]:.0f} | {curve[-1][1]:.2%} | "
             f"{max(a for _, a in curve):.2%} | "
-            f"{'never' if reach is None else f'{reach:.0f} s'}{share} |"
+            f"{'never' if reach is None else f'{reach:.0f} s'}{share} |",
+            flush=True,
         )
-    if args.out:
-        _figure(results, args.out, args.budget)
-        print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

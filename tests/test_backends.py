@@ -49,6 +49,30 @@ def _run(env: dict[str, str], *args: object) -> subprocess.CompletedProcess:
     )
 
 
+# Commands in turn in one interpreter without TensorFlow, through the entry point each
+# `animalcnn CMD` runs (one start-up for them all): each command's exit code and stderr.
+COMMANDS = """
+import json, sys
+from animalcnn.cli import app
+for argv in json.loads(sys.argv[1]):
+    try:
+        app(argv, prog_name="animalcnn")
+    except SystemExit as exc:
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+    print(f"\\n@@ {code}", file=sys.stderr, flush=True)
+"""
+
+
+def _commands(env: dict[str, str], *commands: tuple) -> list[tuple[int, str]]:
+    argv = json.dumps([[str(a) for a in command] for command in commands])
+    done = subprocess.run(
+        [sys.executable, "-c", COMMANDS, argv], capture_output=True, text=True, env=env, timeout=400
+    )
+    parts = done.stderr.split("\n@@ ")
+    assert done.returncode == 0 and len(parts) == len(commands) + 1, done.stderr
+    return [(int(p.split("\n", 1)[0]), err) for err, p in zip(parts, parts[1:], strict=False)]
+
+
 def _interrupted_after_first_epoch(env: dict[str, str], config: Path) -> None:
     """`train` stopped by Ctrl-C once its first epoch line is out."""
     proc = subprocess.Popen(
@@ -133,28 +157,28 @@ def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_p
     assert_histories_close(
         pd.read_csv(uninterrupted / "history.csv"), pd.read_csv(run / "history.csv"), 70, 10
     )
-    for args in (
+    commands = [
         ("evaluate", run),
         ("explain", run, dataset / "inf", "--out", tmp_path / "x"),
         ("predict", run, dataset / "inf", "--csv", tmp_path / "theirs.csv"),
         ("export", run, "--format", "tflite"),
-    ):
-        done = _run(env, *args)
-        if args[0] == "export":  # TensorFlow's own formats need TensorFlow
-            assert done.returncode == 2 and "tflite: needs TensorFlow" in done.stderr
-            continue
-        assert done.returncode == 0, (args, done.stderr)
-        assert "Traceback" not in done.stderr
+        # lr-find runs its 100 rising rates over several epochs' batches (5 an epoch)
+        ("lr-find", config, "--out", tmp_path / "lr"),
+    ]
     if backend == "torch":  # torch.onnx cannot trace a random augmentation's generator
-        done = _run(env, "export", run, "--format", "onnx", "--out", tmp_path / "m.onnx")
-        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
-        assert "onnx: this model cannot be exported on torch (" in done.stderr
-        assert not (tmp_path / "m.onnx").exists()
+        commands.append(("export", run, "--format", "onnx", "--out", tmp_path / "m.onnx"))
+    for args, (code, err) in zip(commands, _commands(env, *commands), strict=True):
+        assert "Traceback" not in err, (args, err)
+        if args[0] == "export" and args[3] == "tflite":  # TensorFlow's own formats need it
+            assert code == 2 and "tflite: needs TensorFlow" in err
+        elif args[0] == "export":
+            assert code == 2 and len(err.strip().splitlines()) == 1, err
+            assert "onnx: this model cannot be exported on torch (" in err
+            assert not (tmp_path / "m.onnx").exists()
+        else:
+            assert code == 0, (args, err)
     assert json.loads((run / "evaluation.json").read_text())["images"] == 20
     assert len(list((tmp_path / "x").glob("*_gradcam.png"))) == 6
-    # lr-find runs its 100 rising rates over several epochs' batches (5 batches an epoch)
-    done = _run(env, "lr-find", config, "--out", tmp_path / "lr")
-    assert done.returncode == 0, done.stderr
     assert len(pd.read_csv(tmp_path / "lr" / "lr_find.csv")) > 3 * 5
     # The same model file on TensorFlow (this process): the same predictions.
     code, _, err = cli("predict", run, dataset / "inf", "--csv", tmp_path / "ours.csv")

@@ -407,20 +407,21 @@ _LOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]+\] ")
 def test_epoch_lines_wrap_between_fields_never_inside_a_number_and_show_eta_and_best():
     from rich.console import Console
 
+    from animalcnn.run_folder import EpochRow
     from animalcnn.training.callbacks import ConsoleProgress
 
     class Recorder:
         rows = [
-            {
-                "epoch": 12,
-                "phase": "head",
-                "loss": 0.123456,
-                "accuracy": 0.98765,
-                "val_loss": 1.23456,
-                "val_accuracy": 0.5,
-                "lr": 1e-4,
-                "seconds": 12.5,
-            }
+            EpochRow(
+                epoch=12,
+                phase="head",
+                loss=0.123456,
+                accuracy=0.98765,
+                val_loss=1.23456,
+                val_accuracy=0.5,
+                lr=1e-4,
+                seconds=12.5,
+            )
         ]
         best = rows[0]
         images_per_second = 1234.5

@@ -71,7 +71,33 @@ def _train_until(config: Path, runs_dir: Path, sig: int) -> subprocess.Completed
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_each_stop_signal_stops_at_the_next_batch_and_a_second_at_once(sig: int):
+    """SIGTERM (a pre-empted job) and SIGHUP (a closed terminal) take Ctrl-C's path: the
+    first is a request kept until the next batch boundary, the second stops at once; the
+    handlers before it are put back. (SIGINT and SIGKILL go end to end below.)"""
+    import io
+
+    from rich.console import Console
+
+    from animalcnn.training.callbacks import StopOnSignal
+
+    before = signal.getsignal(sig)
+    out = io.StringIO()
+    stop = StopOnSignal(Console(file=out, width=200))
+    with stop.installed():
+        stop.on_train_batch_end(0)  # nothing requested: training goes on
+        os.kill(os.getpid(), sig)
+        assert stop.requested == signal.Signals(sig).name
+        with pytest.raises(KeyboardInterrupt):
+            stop.on_train_batch_end(1)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), sig)
+    assert signal.getsignal(sig) == before
+    assert f"{signal.Signals(sig).name}: stopping (again to stop at once)" in out.getvalue()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupt_then_resume_matches_an_uninterrupted_run(
     cli, tmp_path: Path, dataset: Path, uninterrupted: pd.DataFrame, sig: int
 ):

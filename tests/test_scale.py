@@ -150,9 +150,9 @@ def test_only_the_chief_keeps_the_run_folder(tf_config, chief):
 MW_EPOCHS = 6
 
 
-def _mw_config(tmp_path: Path, dataset: Path, strategy: str) -> Path:
+def _mw_config(tmp_path: Path, dataset: Path, strategy: str, name: str = "") -> Path:
     return write_config(
-        tmp_path / f"{strategy}.yaml",
+        tmp_path / f"{name or strategy}.yaml",
         dataset,
         tmp_path / strategy,
         training={"epochs": MW_EPOCHS, "lr_patience": 1, "val_patience": 50},
@@ -223,40 +223,32 @@ def _assert_trains_like_one_process(run: Path, one_process: pd.DataFrame) -> Non
 
 
 @pytest.mark.slow
-def test_two_workers_train_as_one_process_does(dataset: Path, tmp_path: Path, one_process):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    config = _mw_config(tmp_path, dataset, "multi_worker")
-    # Twice in one process: the second config must reuse the cluster, not collide with it.
-    (c0, out0, err0), (c1, out1, err1) = _workers(["train", str(config), str(config)], scratch)
-    assert c0 == 0 and c1 == 0, err0 + err1
-    for out in (out0, out1):
-        assert out.count("CollectiveAllReduceStrategy over 2 replicas") == 2
-    assert out1.count("this worker's share; the chief keeps the run folder") == 2
-    runs = sorted((tmp_path / "multi_worker").iterdir())  # the chief's, and only those
-    assert len(runs) == 2
-    for run in runs:
-        metrics = json.loads((run / "metrics.json").read_text())
-        assert metrics["status"] == "completed" and metrics["replicas"] == 2
-        _assert_trains_like_one_process(run, one_process)
-    assert not list(scratch.iterdir()), "worker 1's scratch copies are removed"
-
-
-@pytest.mark.slow
-def test_interrupting_the_chief_stops_the_cluster_and_both_resume(
+def test_two_workers_train_as_one_process_does_and_resume_together(
     dataset: Path, tmp_path: Path, one_process
 ):
-    config = _mw_config(tmp_path, dataset, "multi_worker")
+    """Two configs in one process reuse the cluster (a second one would collide with
+    it); the chief interrupted during the second stops the cluster, and both resume it.
+    Each run trains as one process does."""
+    first = _mw_config(tmp_path, dataset, "multi_worker")
+    second = _mw_config(tmp_path, dataset, "multi_worker", name="second")
     runs = tmp_path / "multi_worker"
-    chief, worker = _workers(["train", str(config)], tmp_path, interrupt_when=runs / "*/state.json")
+    chief, worker = _workers(
+        ["train", str(first), str(second)], tmp_path, interrupt_when=runs / "second-*/state.json"
+    )
     assert chief[0] == 130, chief[2]
+    for out in (chief[1], worker[1]):
+        assert out.count("CollectiveAllReduceStrategy over 2 replicas") == 2
+    assert "this worker's share; the chief keeps the run folder" in worker[1]
     assert f"train --resume {runs}" in chief[2] and "on every worker" in chief[2]
     # The other worker loses its peer mid-step: it fails, saying so in one line.
     assert worker[0] == 1 and "Traceback" not in worker[2]
     (failure,) = [line for line in worker[2].splitlines() if line.startswith("failed:")]
     assert re.fullmatch(r"failed: .+: failed: \w+: .{8,} \(see error\.log\)", failure), failure
     assert "Graph execution error" not in failure
-    run = _run_folder(runs)
+    done, run = sorted(runs.iterdir())  # the chief's, and only those: multi_worker-, second-
+    metrics = json.loads((done / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["replicas"] == 2
+    _assert_trains_like_one_process(done, one_process)
     cut = len(json.loads((run / "state.json").read_text())["rows"])
     assert 1 <= cut < MW_EPOCHS
     assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
@@ -269,7 +261,7 @@ def test_interrupting_the_chief_stops_the_cluster_and_both_resume(
     assert "this worker's share" in out1
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
     _assert_trains_like_one_process(run, one_process)
-    assert not list(scratch.iterdir())
+    assert not list(scratch.iterdir()), "worker 1's scratch copies are removed"
 
 
 def test_a_batch_splits_evenly_over_devices_and_processes():
@@ -335,8 +327,25 @@ def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_
     )
     train = ["train", str(config), "--runs-dir"]
     one = _jax([*train, str(tmp_path / "one")])
-    devices = _jax([*train, str(tmp_path / "devices")], XLA_FLAGS=TWO_DEVICES)
-    assert "DataParallel over 2 devices" in _ended(devices)[0]
+    # The two-device process trains a second config after it (one start-up for both): a
+    # batch that two devices cannot split, refused before it has a run folder.
+    odd = write_config(
+        tmp_path / "odd.yaml",
+        data,
+        tmp_path / "runs",
+        data={"batch_size": 9},
+        training={"backend": "jax"},
+    )
+    devices = _jax(
+        ["train", str(config), str(odd), "--runs-dir", str(tmp_path / "devices")],
+        XLA_FLAGS=TWO_DEVICES,
+    )
+    out, err = _ended(devices, 1)
+    assert "DataParallel over 2 devices" in out and f"{odd}: error" in out
+    assert err.strip().endswith(
+        "data.batch_size: 9 does not split evenly over 2 devices (JAX's DataParallel gives "
+        "each as many images); use a multiple of 2"
+    )
     _ended(one)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -373,16 +382,6 @@ def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_
         assert_histories_close(
             history.drop(columns="seconds"), reference.drop(columns="seconds"), 30, 3, samples=0
         )
-    odd = _jax([*train, str(tmp_path / "odd"), "--set", "data.batch_size=9"], XLA_FLAGS=TWO_DEVICES)
-    assert (
-        _ended(odd, 2)[1]
-        .strip()
-        .endswith(
-            "data.batch_size: 9 does not split evenly over 2 devices (JAX's DataParallel gives "
-            "each as many images); use a multiple of 2"
-        )
-    )
-    assert not (tmp_path / "odd").exists()
 
 
 def test_only_a_workers_own_scratch_folder_is_removed(tmp_path: Path, capsys):

@@ -131,7 +131,7 @@ print("joined", study.study_name)
 
 def test_processes_started_together_on_an_empty_database_all_join(server, dataset, tmp_path):
     grid = _grid(tmp_path, dataset, "lr", {"training.learning_rate": [0.001, 0.002]})
-    for round_ in range(6):
+    for round_ in range(3):
         url = server.database(f"join{round_}")
         processes = [
             subprocess.Popen(
