@@ -343,6 +343,7 @@ def test_an_output_path_holding_a_users_file_is_refused_and_ours_is_replaced(
         "lr_find.png": ("lr-find", config, "--out", tmp_path),
         f"{images[0].stem}_gradcam.png": ("explain", run_copy, *images, "--out", tmp_path),
     }
+    replaced = set()
     for name, args in commands.items():
         mine = tmp_path / name
         mine.write_text("mine")
@@ -354,8 +355,10 @@ def test_an_output_path_holding_a_users_file_is_refused_and_ours_is_replaced(
         mine.unlink()
         code, _, err = cli(*args)  # now a new path: written ...
         assert code == 0 and mine.stat().st_size > len("mine"), (name, err)
-        code, _, err = cli(*args)  # ... and, being ours, replaced
-        assert code == 0, (name, err)
+        if args not in replaced:  # ... and, being ours, replaced (once a command)
+            code, _, err = cli(*args)
+            assert code == 0, (name, err)
+            replaced.add(args)
     link = tmp_path / "link.csv"  # a link is never ours, even to a file of ours
     link.symlink_to(tmp_path / "runs.csv")
     code, _, err = cli("compare", run_copy, "--csv", link)
