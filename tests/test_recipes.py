@@ -18,7 +18,7 @@ from animalcnn.models.configs import load_config
 from animalcnn.training.optimizers import StepSchedule, learning_rate, loss, make_optimizer
 from animalcnn.training.phases import phases
 
-from .conftest import write_config
+from .conftest import ROOT, write_config
 
 RECIPE = {
     "epochs": 6,
@@ -359,28 +359,30 @@ def test_a_float16_recipe_run_resumes_exactly(tmp_path, dataset):
     pd.testing.assert_frame_equal(ours, theirs)
 
 
-BACKBONE_STEP = """
-import json, sys
-import keras, numpy as np
-from animalcnn.config.schema import TrainingConfig
-from animalcnn.models.pretrained import BACKBONE_LAYER
-from animalcnn.training.optimizers import make_optimizer
-from animalcnn.training.phases import Phase
+def backbone_steps() -> dict[str, list[float]]:
+    """One step of ones as gradients through each optimizer's finetune phase: how far
+    each variable (backbone kernel and bias, head kernel and bias) moved."""
+    from animalcnn.config.schema import TrainingConfig
+    from animalcnn.models.pretrained import BACKBONE_LAYER
+    from animalcnn.training.phases import Phase
 
-backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name=BACKBONE_LAYER)
-model = keras.Sequential([keras.Input((4,)), backbone, keras.layers.Dense(2)])
-out = {}
-for kind in ("sgd", "adam", "adamw"):
-    t = TrainingConfig(optimizer=kind, momentum=0.0, weight_decay=0.0)
-    phase = Phase("finetune", 2, 0.01, 2, 2, "plateau", 0.0, "all", 0.1)
-    opt = make_optimizer(t, phase, 5, model)
-    before = [np.array(v) for v in model.trainable_variables]
-    opt.apply([keras.ops.ones(v.shape) for v in model.trainable_variables],
-              model.trainable_variables)
-    out[kind] = [float(np.abs(np.array(v) - b).max())
-                 for v, b in zip(model.trainable_variables, before)]
-print(json.dumps(out))
-"""
+    backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name=BACKBONE_LAYER)
+    model = keras.Sequential([keras.Input((4,)), backbone, keras.layers.Dense(2)])
+    out = {}
+    for kind in ("sgd", "adam", "adamw"):
+        t = TrainingConfig(optimizer=kind, momentum=0.0, weight_decay=0.0)
+        phase = Phase("finetune", 2, 0.01, 2, 2, "plateau", 0.0, "all", 0.1)
+        opt = make_optimizer(t, phase, 5, model)
+        before = [np.array(v) for v in model.trainable_variables]
+        opt.apply(
+            [keras.ops.ones(v.shape) for v in model.trainable_variables],
+            model.trainable_variables,
+        )
+        out[kind] = [
+            float(np.abs(np.array(v) - b).max())
+            for v, b in zip(model.trainable_variables, before, strict=True)
+        ]
+    return out
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
@@ -395,12 +397,21 @@ def test_the_backbone_steps_at_its_share_of_the_rate(backend):
 
     if not backends.installed(backend):
         pytest.skip(f"{backend} is not installed here")
-    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(
-        [sys.executable, "-c", BACKBONE_STEP], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    steps = json.loads(done.stdout.strip().splitlines()[-1])
+    if backend == "tensorflow":  # this process's backend
+        steps = backbone_steps()
+    else:
+        env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""}
+        code = "import json, tests.test_recipes as t; print(json.dumps(t.backbone_steps()))"
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        steps = json.loads(done.stdout.strip().splitlines()[-1])
     for kind, (kernel, bias, head_kernel, head_bias) in steps.items():
         assert head_kernel == pytest.approx(0.01, rel=1e-3), kind  # the head at the rate
         assert kernel == pytest.approx(0.001, rel=1e-3) and bias == pytest.approx(0.001, rel=1e-3)
@@ -429,10 +440,11 @@ def test_the_backbone_factor_is_checked_and_reaches_the_finetune_phase(tmp_path,
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_validation_with_tta_records_the_averaged_views(tmp_path, dataset, backend):
+def test_validation_with_tta_records_the_averaged_views(tmp_path, dataset, backend, cli):
     """`training.tta`: the history's val_loss and val_accuracy are those of the mean of
     each validation image's views, as `evaluation.inference` computes them for the saved
-    best model (with an EMA of the weights too, which on JAX must survive the pass)."""
+    best model (with an EMA of the weights too, which on JAX must survive the pass). JAX
+    trains in a process of its own, TensorFlow in this one."""
     import os
     import subprocess
     import sys
@@ -456,15 +468,18 @@ def test_validation_with_tta_records_the_averaged_views(tmp_path, dataset, backe
             "backend": backend,
         },
     )
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(
-        [sys.executable, "-m", "animalcnn", "train", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    if backend == "tensorflow":
+        code, _, err = cli("train", config)
+        assert code == 0, err
+    else:
+        done = subprocess.run(
+            [sys.executable, "-m", "animalcnn", "train", str(config)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
     (run,) = (tmp_path / "runs").iterdir()
     folder = RunFolder(run)
     history = pd.read_csv(run / "history.csv")

@@ -318,17 +318,18 @@ def _jax_hosts(args: list[str], scratch: Path) -> list[subprocess.Popen]:
 @JAX_ONLY
 def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_path: Path):
     data = make_dataset(tmp_path / "data", 11, 2, unlabeled=0, size=32, classes=SHAPES[:3])
-    config = write_config(
-        tmp_path / "j.yaml",
-        data,
-        tmp_path / "runs",
-        data={"batch_size": 10, "val_fraction": 0.09},
-        training={"epochs": MW_EPOCHS, "backend": "jax", "learning_rate": 0.01},
-    )
+    sections = {
+        "data": {"batch_size": 10, "val_fraction": 0.09},
+        "training": {"epochs": MW_EPOCHS, "backend": "jax", "learning_rate": 0.01},
+    }
+    config = write_config(tmp_path / "j.yaml", data, tmp_path / "runs", **sections)
     train = ["train", str(config), "--runs-dir"]
-    one = _jax([*train, str(tmp_path / "one")])
-    # The two-device process trains a second config after it (one start-up for both): a
-    # batch that two devices cannot split, refused before it has a run folder.
+    # One process with two devices (one start-up for three configs): the reference on one
+    # device (strategy none), the config over both, and a batch that two devices cannot
+    # split, refused before it has a run folder.
+    one = write_config(
+        tmp_path / "one.yaml", data, tmp_path / "runs", distribute={"strategy": "none"}, **sections
+    )
     odd = write_config(
         tmp_path / "odd.yaml",
         data,
@@ -337,7 +338,7 @@ def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_
         training={"backend": "jax"},
     )
     devices = _jax(
-        ["train", str(config), str(odd), "--runs-dir", str(tmp_path / "devices")],
+        ["train", str(one), str(config), str(odd), "--runs-dir", str(tmp_path / "devices")],
         XLA_FLAGS=TWO_DEVICES,
     )
     out, err = _ended(devices, 1)
@@ -346,7 +347,8 @@ def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_
         "data.batch_size: 9 does not split evenly over 2 devices (JAX's DataParallel gives "
         "each as many images); use a multiple of 2"
     )
-    _ended(one)
+    (reference_run,) = (tmp_path / "devices").glob("one-*")
+    assert json.loads((reference_run / "metrics.json").read_text())["replicas"] == 1
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     hosts = tmp_path / "hosts"
@@ -372,9 +374,9 @@ def test_jax_splits_batches_over_devices_and_hosts_and_trains_as_one_device(tmp_
     for proc in _jax_hosts(["train", "--resume", str(run)], scratch):
         assert f"after epoch {cut}" in _ended(proc)[0]
     assert not list(scratch.iterdir()), "worker 1's scratch copies are removed"
-    reference = pd.read_csv(_run_folder(tmp_path / "one") / "history.csv")
+    reference = pd.read_csv(reference_run / "history.csv")
     for layout in ("devices", "hosts"):
-        run = _run_folder(tmp_path / layout)
+        (run,) = (tmp_path / layout).glob("j-*")
         metrics = json.loads((run / "metrics.json").read_text())
         assert metrics["images"]["train"] == 30 and metrics["images"]["val"] == 3
         assert metrics["status"] == "completed" and metrics["replicas"] == 2
