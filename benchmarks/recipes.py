@@ -6,7 +6,7 @@ train and validate, its test split scored after every epoch, off the clock):
 
   seed    configs/mid.yaml (the notebook's recipe) at the fast recipe's image size
   today   the best that the notebook's options allow (mid, flip + translation,
-          batch 64: the issue's sweep on real photographs)
+          batch 64: the winner of configs/sweeps/today.yaml)
   fast    configs/fast.yaml
 
 With `--networks`, each seed network's two recipes at the same budget instead: the
