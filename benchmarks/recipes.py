@@ -4,14 +4,13 @@ and writes a figure; asserts nothing.
 Three entrants, each `animalcnn train` in a fresh process on DATA (its train split to
 train and validate, its test split scored after every epoch, off the clock):
 
-  seed    configs/mid.yaml (the notebook's recipe) at the fast recipe's image size
+  seed    configs/mid.yaml (the notebook's recipe) at 64 px
   today   the best that the notebook's options allow (mid, flip + translation,
           batch 64: the winner of configs/sweeps/today.yaml)
   fast    configs/fast.yaml
 
 With `--networks`, each seed network's two recipes at the same budget instead: the
-notebook's (`configs/NET.yaml` at the fast recipe's image size) against ours
-(`configs/recipes/NET.yaml`; mid's is `configs/fast.yaml`).
+notebook's (`configs/NET.yaml` at 64 px) against ours (`configs/recipes/NET.yaml`).
 
 Each trains until its own schedule ends, it early-stops, or the budget runs out (the
 budget counts training and validation, not the test scoring). Usage:
@@ -21,6 +20,8 @@ budget counts training and validation, not the test scoring). Usage:
   python benchmarks/recipes.py DATA --seed 7              # the same, another seed
   python benchmarks/recipes.py DATA --seeds 42 7 --out docs/figures/recipes.png  # both
   python benchmarks/recipes.py DATA --networks simple resnet
+  # fast.yaml again at both seeds, the other entrants' curves kept from the JSON:
+  python benchmarks/recipes.py DATA --seeds 42 7 --entrants fast --keep --out FIG.png
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ NETWORKS = ("simple", "mid", "resnet", "inception", "resnet_aug")  # the seed's 
 
 
 def _recipe(network: str) -> Path:
-    """A seed network's modern recipe (mid's is the fast recipe itself)."""
-    return ROOT / ("configs/fast.yaml" if network == "mid" else f"configs/recipes/{network}.yaml")
+    """A seed network's modern recipe."""
+    return ROOT / f"configs/recipes/{network}.yaml"
 
 
 def _overrides(
@@ -61,8 +62,10 @@ def _overrides(
         f"seed={seed}",
     ]
     network, _, recipe = entrant.partition(":")
-    if entrant == "fast" or recipe == "ours":
-        return _recipe(network if recipe else "mid"), common
+    if entrant == "fast":
+        return ROOT / "configs/fast.yaml", common
+    if recipe == "ours":
+        return _recipe(network), common
     base = [f"data.img_size={size}", "training.epochs=1000", *common]  # stopped by the budget
     if recipe == "2019":
         return ROOT / f"configs/{network}.yaml", base
@@ -203,7 +206,7 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="dataset root (train/ and a test split)")
     parser.add_argument("--budget", type=float, default=600, help="seconds per entrant")
     parser.add_argument(
-        "--size", type=int, default=None, help="image size of seed and today (default: fast.yaml's)"
+        "--size", type=int, default=64, help="image size of the notebook's configs (seed, today)"
     )
     parser.add_argument("--entrants", nargs="+", choices=ENTRANTS, default=list(ENTRANTS))
     parser.add_argument(
@@ -214,14 +217,15 @@ def main() -> None:
         "--seeds", type=int, nargs="+", help="the entrants once per seed (default: --seed)"
     )
     parser.add_argument("--out", type=Path, help="write the figure here (PNG)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="take the entrants not run now from --out's curves (JSON), to rerun one",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--entrant", help=argparse.SUPPRESS)
     parser.add_argument("--runs", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.size is None:
-        import yaml
-
-        args.size = yaml.safe_load((ROOT / "configs/fast.yaml").read_text())["data"]["img_size"]
     if args.child:
         _child(args)
         return
@@ -234,15 +238,23 @@ def main() -> None:
     if args.networks:
         _networks(args)
         return
+    curves = args.out.with_suffix(".json") if args.out else None
+    if args.keep and (curves is None or not curves.is_file()):
+        raise SystemExit("--keep takes the other entrants from --out's JSON: none found")
+    earlier = json.loads(curves.read_text()) if args.keep else {}
     every: dict[str, dict] = {}
     for seed in args.seeds:
         args.seed = seed
-        results = {entrant: _spawn(entrant, args) for entrant in args.entrants}
+        ran = {entrant: _spawn(entrant, args) for entrant in args.entrants}
+        results = {
+            e: ran[e] if e in ran else earlier[f"{e}, seed {seed}"]
+            for e in ENTRANTS
+            if e in ran or f"{e}, seed {seed}" in earlier
+        }
         _table(results, seed)
         every.update({f"{name}, seed {seed}": r for name, r in results.items()})
     if args.out:
         _figure(every, args.out, args.budget)
-        curves = args.out.with_suffix(".json")
         curves.write_text(json.dumps(every, indent=1) + "\n")
         print(f"\nwrote {args.out} and {curves} (the curves)")
 

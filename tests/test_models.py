@@ -32,9 +32,23 @@ def test_summary_json_gives_the_notebook_counts(cli, name):
     assert counts["trainable"] == total - frozen and counts["classes"] == 5
 
 
+def test_the_fast_recipe_is_the_narrow_vgg(cli):
+    # 32-64-128 filters, two conv-BN-relu a block at 56 px; the BN moving statistics
+    # (mean and variance of 448 channels) are the non-trainable ones.
+    code, out, err = cli("summary", CONFIGS / "fast.yaml", "--json")
+    assert code == 0, err
+    counts = json.loads(out)
+    assert (counts["total"], counts["non_trainable"]) == (288_997, 896)
+
+
 @pytest.mark.parametrize(
     ("arch", "params"),
-    [("mid", {"filters": [8, 16]}), ("mid", {"filters": [8]}), ("inception", {"blocks": 2})],
+    [
+        ("mid", {"filters": [8, 16]}),
+        ("mid", {"filters": [8]}),
+        ("inception", {"blocks": 2}),
+        ("vgg", {"filters": [8, 8, 16], "convs": 1}),
+    ],
 )
 def test_smallest_input_builds_and_one_less_does_not(arch, params):
     def build(size: int):
@@ -59,5 +73,6 @@ def test_the_registry_lists_every_builtin():
         "resnet",
         "resnet50v2",
         "simple",
+        "vgg",
         "xception",
     ]

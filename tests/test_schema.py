@@ -65,7 +65,7 @@ BAD = {
     "an unknown option": ({"training": {"epoch": 3}}, "training.epoch: unknown field"),
     "a value out of range": ({"training": {"epochs": 0}}, "training.epochs: input should be"),
     "a wrong type": ({"data": {"img_size": "big"}}, "data.img_size: input should be"),
-    "an unknown architecture": ({"model": {"arch": "vgg"}}, "model.arch: "),
+    "an unknown architecture": ({"model": {"arch": "vgg16"}}, "model.arch: "),
     "an option another architecture has": (
         {"model": {"arch": "mid", "params": {"stages": [64]}}},
         "model.params.stages: unknown field",
