@@ -74,7 +74,7 @@ def test_resolved_config_round_trips(tmp_path):
         ("dataa: {}\n", None, "dataa: unknown field (did you mean 'data'?)"),
         ("data: {val_fraction: 1.5}\n", None, "data.val_fraction: input should be less than 1"),
         ("training: {learning_rate: 0}\n", None, "training.learning_rate: input should be greater"),
-        ("model: {arch: vgg}\n", None, "model.arch: unknown architecture 'vgg'; known: "),
+        ("model: {arch: vgg16}\n", None, "model.arch: unknown architecture 'vgg16'; known: "),
         ("model: {arch: mid, params: {widht: 3}}\n", None, "model.params.widht: unknown field"),
         ("model: {arch: inception}\ndata: {img_size: 45}\n", None, "needs at least 46"),
         ("model: {arch: mid}\ndata: {img_size: 35}\n", None, "needs at least 36"),
