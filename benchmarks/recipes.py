@@ -45,11 +45,6 @@ ENTRANTS = ("seed", "today", "fast")
 NETWORKS = ("simple", "mid", "resnet", "inception", "resnet_aug")  # the seed's own networks
 
 
-def _recipe(network: str) -> Path:
-    """A seed network's modern recipe."""
-    return ROOT / f"configs/recipes/{network}.yaml"
-
-
 def _overrides(
     entrant: str, data: Path, size: int, runs: Path, seed: int
 ) -> tuple[Path, list[str]]:
@@ -65,7 +60,7 @@ def _overrides(
     if entrant == "fast":
         return ROOT / "configs/fast.yaml", common
     if recipe == "ours":
-        return _recipe(network), common
+        return ROOT / f"configs/recipes/{network}.yaml", common
     base = [f"data.img_size={size}", "training.epochs=1000", *common]  # stopped by the budget
     if recipe == "2019":
         return ROOT / f"configs/{network}.yaml", base

@@ -205,7 +205,7 @@ def vgg(spec: ModelSpec, p: VGGParams) -> keras.Model:
             name = f"block{i}_conv{j}"
             x = layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=False, name=name)(x)
             # Keras's default momentum (0.99) leaves the moving statistics far from the
-            # batch ones for the first thousand steps; a small dataset has few steps.
+            # batch ones for the first few hundred steps: a small dataset's first epochs.
             x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
             x = layers.Activation("relu", name=f"{name}_relu")(x)
             stride = 1
