@@ -188,6 +188,21 @@ def test_on_the_journal_another_hosts_trial_is_judged_by_its_run_folders_heartbe
     assert queued.user_attrs["run"] == str(run)  # so the point resumes its run folder
 
 
+def test_a_point_being_suggested_elsewhere_is_not_queued_again(tmp_path, tiny):
+    """Another process takes the next trial while the first is still suggesting its point's
+    values (outside the lock): the half-suggested point counts as taken."""
+    from animalcnn.sweep.search import Sweep
+
+    grid = {**LR, "data.batch_size": {"values": [8, 16]}}
+    runs = tmp_path / "runs"
+    spec, study = _study(_sweep(tmp_path, tiny, "midway", parameters=grid), runs)
+    first, _ = Sweep(spec, study, runs / spec.name).take()
+    first.suggest_categorical("training.learning_rate", [0.002, 0.003])  # one of two so far
+    second, _ = Sweep(spec, study, runs / spec.name).take()
+    assert len(study.get_trials()) == 4  # the grid's points, none twice
+    assert second.number == 1 and first.number == 0
+
+
 @pytest.mark.parametrize("queued_again", [False, True])
 def test_a_trial_failed_by_another_process_still_records_its_value(
     cli, tmp_path, tiny, monkeypatch, queued_again

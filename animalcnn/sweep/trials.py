@@ -34,8 +34,9 @@ def planned(spec: SweepSpec) -> int:
 
 
 def point_of(trial: optuna.trial.FrozenTrial, keys: list[str]) -> tuple:
-    """A trial's grid point: its parameters, or the ones it was queued with."""
-    params = trial.params or trial.system_attrs.get("fixed_params") or {}
+    """A trial's grid point: the parameters it was queued with, and those it has suggested
+    (a trial another process is still suggesting has only some of them)."""
+    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
     return tuple(params.get(k) for k in keys)
 
 
