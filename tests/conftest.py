@@ -49,13 +49,16 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_config(path: Path, data_dir: Path, runs_dir: Path, **sections: dict) -> Path:
-    """A tiny, fast config (simple network, 32x32, 2 epochs), with sections overridden."""
+    """A tiny, fast config (simple network, 32x32, 2 epochs, float32), with sections
+    overridden. Float32 whatever the CPU: `mixed_precision: auto` computes in bfloat16
+    where the CPU has AMX, and a test's figures must not hang on the machine it runs on
+    (the tests of mixed precision ask for it by name)."""
     cfg = {
         "name": path.stem,
         "seed": 7,
         "data": {"dir": str(data_dir), "img_size": 32, "batch_size": 16},
         "model": {"arch": "simple", "params": {"activation": "relu"}},
-        "training": {"epochs": 2, "learning_rate": 0.003},
+        "training": {"epochs": 2, "learning_rate": 0.003, "mixed_precision": "off"},
         "output": {"runs_dir": str(runs_dir), "tensorboard": False},
     }
     for key, value in sections.items():
