@@ -23,6 +23,62 @@ def test_each_format_passes_its_parity_check(cli, run_copy: Path, fmt: str, name
     assert hidden == ([] if fmt == "savedmodel" else [f".{name}.animalcnn-export"])  # no scratch
 
 
+@pytest.fixture(scope="module")
+def augmented_bfloat16(tmp_path_factory, dataset: Path) -> Path:
+    """A run trained in mixed bfloat16 with a flip layer: neither may reach an artifact."""
+    from typer.testing import CliRunner
+
+    from animalcnn.cli import app
+
+    from .conftest import write_config
+
+    tmp = tmp_path_factory.mktemp("bf16")
+    config = write_config(
+        tmp / "bf16.yaml",
+        dataset,
+        tmp / "runs",
+        model={"augmentation": [{"type": "flip"}]},
+        training={"epochs": 1, "mixed_precision": "bfloat16"},
+    )
+    try:
+        result = CliRunner().invoke(app, ["train", str(config)])
+    finally:
+        import keras
+
+        keras.mixed_precision.set_global_policy("float32")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    (run,) = (tmp / "runs").iterdir()
+    return run
+
+
+def test_the_exported_model_is_float32_without_augmentation(augmented_bfloat16: Path):
+    """TFLite's and ONNX Runtime's CPU kernels take no bfloat16, and ONNX Runtime refuses
+    a flip layer's random ops: the export copy has neither, and the trained weights."""
+    from animalcnn.models import for_export
+    from animalcnn.run_folder import RunFolder
+
+    model = RunFolder.open(augmented_bfloat16).best_model()
+    assert {layer.dtype_policy.name for layer in model.layers} >= {"mixed_bfloat16"}
+    copy = for_export(model)
+    assert [layer.name for layer in copy.layers] == [
+        layer.name for layer in model.layers if layer.name != "aug_0_flip"
+    ]
+    assert {layer.dtype_policy.name for layer in copy._flatten_layers()} == {"float32"}
+    for a, b in zip(copy.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    probs = copy.predict(images, verbose=0)  # float32 against bfloat16's rounding
+    np.testing.assert_allclose(probs, model.predict(images, verbose=0), atol=2e-2)
+    assert for_export(copy) is copy
+
+
+@pytest.mark.parametrize(("fmt", "name"), FORMATS[1:])
+def test_a_bfloat16_run_with_augmentation_exports(cli, augmented_bfloat16: Path, fmt, name):
+    code, out, err = cli("export", augmented_bfloat16, "--format", fmt)
+    assert code == 0, err
+    assert f"wrote {augmented_bfloat16 / 'export' / name}" in out and "(ok)" in out
+
+
 def test_an_artifact_that_disagrees_fails(cli, run_copy: Path, tmp_path: Path, monkeypatch):
     from animalcnn.deploy import export
 

@@ -29,6 +29,7 @@ from animalcnn.data.discovery import training_folder
 from animalcnn.data.files import file_digest, list_images
 from animalcnn.errors import DataError, UserError, gist
 from animalcnn.evaluation.evaluate import warn_unfinished
+from animalcnn.models import for_export
 from animalcnn.run_folder import RunFolder
 
 # format: (Keras's name for it, file suffix; a SavedModel is a folder)
@@ -129,12 +130,13 @@ def check_target(run: RunFolder, target: Path, fmt: str) -> None:
 
 def export(run: RunFolder, fmt: str, out: Path | None = None) -> tuple[Path, float]:
     """Write the artifact (default `<run>/export/model<suffix>`) and return it with the
-    largest difference between its probabilities and `model.keras`'s."""
+    largest difference between its probabilities and `model.keras`'s, as exported:
+    in float32 and without its augmentation layers (`models.for_export`)."""
     keras_format, suffix = FORMATS[fmt]
     target = out if out is not None else run.file(EXPORT_DIR) / f"model{suffix or '_savedmodel'}"
     check_target(run, target, fmt)
     warn_unfinished(run, "exporting")
-    model = run.best_model()
+    model = for_export(run.best_model())
     images = sample_images(run)
     reference = model.predict(images, verbose=0)
     model(images[:1])  # called once directly: ONNX export requires it (predict is not, on JAX)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # The built-in architectures register themselves when imported (they import Keras only
 # when a builder runs), so the registry is full wherever `animalcnn.models` is used.
@@ -32,3 +32,59 @@ def load_model(path: Path, arch: str, compile: bool = False) -> keras.Model:
     if after_load is not None:
         after_load(model)
     return model
+
+
+AUGMENTATION_PREFIX = "aug_"  # the stem's augmentation layers (`ModelSpec.stem`)
+
+
+def for_export(model: keras.Model) -> keras.Model:
+    """The model as an exported artifact runs it: the same weights, computing in float32
+    throughout, without the augmentation layers (identities at inference); itself where
+    that changes nothing. TFLite's and ONNX Runtime's CPU kernels take no bfloat16 or
+    float16, and ONNX Runtime refuses the random ops that an augmentation layer leaves in
+    the traced graph."""
+    layers = list(model._flatten_layers(include_self=False))
+    if all(layer.dtype_policy.name == "float32" for layer in layers) and not any(
+        layer.name.startswith(AUGMENTATION_PREFIX) for layer in model.layers
+    ):
+        return model
+    config = _float32_policies(_without_augmentation(model.get_config()))
+    copy = model.__class__.from_config(config)
+    for layer in copy.layers:
+        layer.set_weights(model.get_layer(layer.name).get_weights())
+    return copy
+
+
+def _without_augmentation(config: dict[str, Any]) -> dict[str, Any]:
+    """A functional model's config with its augmentation layers left out, each layer
+    that read one reading what it read."""
+    source: dict[str, Any] = {}
+    kept = []
+    for layer in config["layers"]:
+        if layer["name"].startswith(AUGMENTATION_PREFIX):
+            history = layer["inbound_nodes"][0]["args"][0]["config"]["keras_history"]
+            source[layer["name"]] = source.get(history[0], history)
+        else:
+            kept.append(layer)
+    return {**config, "layers": _rewired(kept, source)}
+
+
+def _rewired(node: Any, source: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "keras_history" in node and node["keras_history"][0] in source:
+            return {**node, "keras_history": source[node["keras_history"][0]]}
+        return {key: _rewired(value, source) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return type(node)(_rewired(value, source) for value in node)
+    return node
+
+
+def _float32_policies(node: Any) -> Any:
+    """A model config with every layer's dtype policy (nested models' too) float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy":
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return type(node)(_float32_policies(value) for value in node)
+    return node
