@@ -336,7 +336,7 @@ def test_a_float16_recipe_run_resumes_exactly(tmp_path, dataset):
                 dataset,
                 tmp_path / name,
                 training={
-                    "epochs": 4,
+                    "epochs": 3,
                     "mixed_precision": "float16",
                     "optimizer": "adamw",
                     "weight_decay": 0.05,
