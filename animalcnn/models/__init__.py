@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 # The built-in architectures register themselves when imported (they import Keras only
 # when a builder runs), so the registry is full wherever `animalcnn.models` is used.
 from animalcnn.models import custom, pretrained, registry  # noqa: F401
-from animalcnn.models.spec import ModelSpec
+from animalcnn.models.spec import AUGMENTATION_PREFIX, ModelSpec
 
 if TYPE_CHECKING:
     import keras
@@ -32,9 +32,6 @@ def load_model(path: Path, arch: str, compile: bool = False) -> keras.Model:
     if after_load is not None:
         after_load(model)
     return model
-
-
-AUGMENTATION_PREFIX = "aug_"  # the stem's augmentation layers (`ModelSpec.stem`)
 
 
 def for_export(model: keras.Model) -> keras.Model:

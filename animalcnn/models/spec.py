@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from animalcnn.config import ExperimentConfig
 
 
+# The names of the stem's augmentation layers begin so (export leaves them out).
+AUGMENTATION_PREFIX = "aug_"
+
+
 class PixelScale(NamedTuple):
     """How an input convention maps raw 0-255 pixels (`factor * x + offset`), and the size
     of one unit of the [0, 1] scale in it (to state noise in the same units everywhere)."""
@@ -57,7 +61,7 @@ class ModelSpec:
         pixels = SCALES[scale]
         x = layers.Rescaling(pixels.factor, pixels.offset, name="rescale")(inputs)
         for i, aug in enumerate(self.augmentation):
-            x = aug.layer(pixels, self.seed + i, f"aug_{i}_{aug.type}")(x)
+            x = aug.layer(pixels, self.seed + i, f"{AUGMENTATION_PREFIX}{i}_{aug.type}")(x)
         return inputs, x
 
     def classifier(self, x: keras.KerasTensor) -> keras.KerasTensor:
