@@ -142,22 +142,9 @@ def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_p
     assert f"{config}: training on {backend} in a process of its own" in out.replace("\n", "")
     _interrupted_after_first_epoch(env, config)
     (run,) = runs.iterdir()
-    resumed = _run(env, "train", "--resume", run)
-    assert resumed.returncode == 0, resumed.stderr
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["backend"] == backend and metrics["status"] == "completed"
-    backends_of = {
-        json.loads((r / "metrics.json").read_text())["backend"]: r
-        for r in (tmp_path / "whole").iterdir()
-    }
-    assert set(backends_of) == {"tensorflow", backend}
-    uninterrupted = backends_of[backend]
-    assert cli("compare", *backends_of.values(), "--csv", tmp_path / "c.csv")[0] == 0
-    assert sorted(pd.read_csv(tmp_path / "c.csv")["backend"]) == sorted(["tensorflow", backend])
-    assert_histories_close(
-        pd.read_csv(uninterrupted / "history.csv"), pd.read_csv(run / "history.csv"), 70, 10
-    )
+    # The resume first, then what a user does with the run: one start-up for them all.
     commands = [
+        ("train", "--resume", run),
         ("evaluate", run),
         ("explain", run, dataset / "inf", "--out", tmp_path / "x"),
         ("predict", run, dataset / "inf", "--csv", tmp_path / "theirs.csv"),
@@ -175,6 +162,19 @@ def test_a_run_trains_resumes_and_is_used_without_tensorflow(cli, dataset, tmp_p
             assert code == 0 and (tmp_path / "m.onnx").is_file(), err
         else:
             assert code == 0, (args, err)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["backend"] == backend and metrics["status"] == "completed"
+    backends_of = {
+        json.loads((r / "metrics.json").read_text())["backend"]: r
+        for r in (tmp_path / "whole").iterdir()
+    }
+    assert set(backends_of) == {"tensorflow", backend}
+    uninterrupted = backends_of[backend]
+    assert cli("compare", *backends_of.values(), "--csv", tmp_path / "c.csv")[0] == 0
+    assert sorted(pd.read_csv(tmp_path / "c.csv")["backend"]) == sorted(["tensorflow", backend])
+    assert_histories_close(
+        pd.read_csv(uninterrupted / "history.csv"), pd.read_csv(run / "history.csv"), 70, 10
+    )
     assert json.loads((run / "evaluation.json").read_text())["images"] == 20
     assert len(list((tmp_path / "x").glob("*_gradcam.png"))) == 6
     assert len(pd.read_csv(tmp_path / "lr" / "lr_find.csv")) > 3 * 5
